@@ -1,0 +1,3 @@
+from devicebucket.cli import main
+
+main()

@@ -1,0 +1,301 @@
+"""The ``devicebucket`` command line: a thin layer over a store and the runner.
+
+Output is JSON on stdout (indented on a terminal). An error is one line on stderr and exit
+status 1; usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import traceback
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import Progress
+
+from .errors import DeviceBucketError, InvalidValueError
+from .exchange import HEADER, dump_record, parse_records
+from .factory import open_store
+from .runner import Automation, load_automation, run_automations
+from .store import DeviceInfo, Job, Snapshot, Store
+
+__all__ = ["main"]
+
+T = TypeVar("T")
+
+
+class _Group(click.Group):
+    """Turns every expected failure into one line on stderr, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DeviceBucketError as exc:
+            raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            where = f": {exc.filename}" if exc.filename else ""
+            raise click.ClickException(f"{exc.strerror or exc}{where}") from None
+
+
+def _with_store(ctx: click.Context, fn: Callable[[Store], Awaitable[T]]) -> T:
+    async def run() -> T:
+        store = open_store(ctx.obj)
+        try:
+            return await fn(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def _emit(value: Any) -> None:
+    if sys.stdout.isatty():
+        click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+    else:
+        click.echo(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+
+
+def _iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
+
+
+def _device_json(info: DeviceInfo) -> dict[str, Any]:
+    return {
+        "device": info.device,
+        "keys": info.keys,
+        "size": info.size,
+        "updated_at": _iso(info.updated_at),
+        "jobs": list(info.jobs),
+    }
+
+
+def _job_json(job: Job) -> dict[str, Any]:
+    return {
+        "job": job.job,
+        "automation": job.automation,
+        "schema": job.schema,
+        "created_at": _iso(job.created_at),
+        "updated_at": _iso(job.updated_at),
+    }
+
+
+@contextmanager
+def _progress(description: str, total: float | None) -> Iterator[Callable[[float], None]]:
+    """A progress bar on stderr when it is a terminal; otherwise nothing is shown."""
+    console = Console(stderr=True)
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda amount: bar.advance(task, amount)
+
+
+def parse_assignments(assignments: tuple[str, ...]) -> dict[str, Any]:
+    """``KEY=VALUE`` stores the string VALUE; ``KEY:=JSON`` stores the parsed JSON."""
+    data: dict[str, Any] = {}
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InvalidValueError("expected KEY=VALUE or KEY:=JSON, got an argument without '='")
+        if key.endswith(":"):
+            key = key[:-1]
+            try:
+                data[key] = json.loads(value)
+            except ValueError:
+                raise InvalidValueError(
+                    f"the value of key {key!r} after ':=' is not valid JSON"
+                ) from None
+        else:
+            data[key] = value
+    return data
+
+
+job_option = click.option(
+    "--job", metavar="ID", help="The job bucket of this job, not the device bucket."
+)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--db",
+    metavar="URL",
+    envvar="DEVICEBUCKET_URL",
+    help="Store URL (sqlite:///file.db). Default: $DEVICEBUCKET_URL,"
+    " else a file in the user data directory.",
+)
+@click.version_option(package_name="devicebucket")
+@click.pass_context
+def main(ctx: click.Context, db: str | None) -> None:
+    """Persistent device and job buckets for device-automation fleets."""
+    ctx.obj = db
+
+
+@main.command()
+@click.argument("device")
+@job_option
+@click.pass_context
+def get(ctx: click.Context, device: str, job: str | None) -> None:
+    """Print a bucket ({} if it was never written)."""
+    snapshot = _with_store(ctx, lambda store: store.get(device, job=job))
+    _emit(snapshot.data)
+
+
+@main.command(name="set")
+@click.argument("device")
+@click.argument("assignments", nargs=-1, metavar="[KEY=VALUE | KEY:=JSON]...")
+@job_option
+@click.option("--json", "json_text", metavar="OBJECT", help="A JSON object to merge.")
+@click.pass_context
+def set_(
+    ctx: click.Context,
+    device: str,
+    assignments: tuple[str, ...],
+    job: str | None,
+    json_text: str | None,
+) -> None:
+    """Merge keys into a bucket and print the bucket after the write.
+
+    KEY=VALUE stores VALUE as a string; KEY:=JSON stores parsed JSON (numbers, true, objects).
+    """
+    if (json_text is None) == (not assignments):
+        raise click.UsageError("give either --json OBJECT or KEY=VALUE arguments")
+    if json_text is not None:
+        try:
+            data = json.loads(json_text)
+        except ValueError:
+            raise InvalidValueError("--json is not valid JSON") from None
+    else:
+        data = parse_assignments(assignments)
+    snapshot = _with_store(ctx, lambda store: store.merge(device, data, job=job))
+    _emit(snapshot.data)
+
+
+@main.command()
+@click.argument("device")
+@click.argument("keys", nargs=-1, required=True)
+@job_option
+@click.pass_context
+def delete(ctx: click.Context, device: str, keys: tuple[str, ...], job: str | None) -> None:
+    """Remove keys from a bucket and print the bucket after the write."""
+    snapshot = _with_store(ctx, lambda store: store.delete(device, keys, job=job))
+    _emit(snapshot.data)
+
+
+@main.command()
+@click.argument("device")
+@job_option
+@click.pass_context
+def clear(ctx: click.Context, device: str, job: str | None) -> None:
+    """Remove every key of a bucket."""
+    snapshot: Snapshot = _with_store(ctx, lambda store: store.clear(device, job=job))
+    _emit(snapshot.data)
+
+
+@main.command()
+@click.option("--after", metavar="ID", help="List devices whose id sorts after this one.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000))
+@click.pass_context
+def devices(ctx: click.Context, after: str | None, limit: int) -> None:
+    """List devices: device-bucket key count, size of all buckets, last update, jobs."""
+    found = _with_store(ctx, lambda store: store.devices(after=after, limit=limit))
+    _emit([_device_json(info) for info in found])
+
+
+@main.command()
+@click.pass_context
+def jobs(ctx: click.Context) -> None:
+    """List registered jobs with their bucket schemas."""
+    found = _with_store(ctx, lambda store: store.jobs())
+    _emit([_job_json(job) for job in found])
+
+
+@main.command()
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="File to write (default: stdout).",
+)
+@click.pass_context
+def export(ctx: click.Context, output: Path | None) -> None:
+    """Export everything (buckets, versions, jobs, schemas) as JSON Lines."""
+
+    async def write(store: Store, out: TextIO) -> None:
+        out.write(json.dumps(HEADER) + "\n")
+        with _progress("exporting", None) as advance:
+            async for record in store.export():
+                out.write(dump_record(record) + "\n")
+                advance(1)
+
+    if output is None:
+        _with_store(ctx, lambda store: write(store, sys.stdout))
+        return
+    partial = output.with_name(output.name + ".partial")
+    with partial.open("w", encoding="utf-8") as out:
+        _with_store(ctx, lambda store: write(store, out))
+    partial.replace(output)
+
+
+@main.command(name="import")
+@click.argument(
+    "file", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path)
+)
+@click.pass_context
+def import_(ctx: click.Context, file: Path) -> None:
+    """Restore an export exactly. A malformed file is refused before anything is written.
+
+    Buckets and jobs in the file replace those with the same ids; others are kept.
+    """
+    stream = sys.stdin if str(file) == "-" else file.open(encoding="utf-8")
+    size = None if str(file) == "-" else file.stat().st_size
+    with stream, _progress("reading", size) as advance:
+
+        def lines() -> Iterator[str]:
+            for line in stream:
+                advance(len(line.encode()))
+                yield line
+
+        records = parse_records(lines())
+    count = _with_store(ctx, lambda store: store.import_records(records))
+    _emit({"imported": count})
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--device", required=True, metavar="ID", help="The device the automations run on.")
+@click.option("--job", metavar="ID", help="Run in this job's context (registers the job).")
+@click.option(
+    "--replace-schema", is_flag=True, help="Replace a different schema already stored for the job."
+)
+@click.pass_context
+def run(
+    ctx: click.Context, files: tuple[Path, ...], device: str, job: str | None, replace_schema: bool
+) -> None:
+    """Run automations (files with `async def main(agent)`) concurrently on one device."""
+    try:
+        automations: list[Automation] = [load_automation(path, i) for i, path in enumerate(files)]
+    except DeviceBucketError:
+        raise
+    except Exception:  # the automation's own import failed: show its traceback
+        traceback.print_exc()
+        ctx.exit(1)
+    results = _with_store(
+        ctx,
+        lambda store: run_automations(
+            store, automations, device, job, replace_schema=replace_schema
+        ),
+    )
+    failed = [r for r in results if r.error is not None]
+    for result in failed:
+        assert result.error is not None
+        click.echo(f"automation {result.automation.name} failed:", err=True)
+        traceback.print_exception(result.error, file=sys.stderr)
+    if failed:
+        ctx.exit(1)

@@ -1,0 +1,346 @@
+"""Pure rules of devicebucket: ids, JSON values, limits, the merge and the job schema check.
+
+Nothing in this module does I/O; every store applies these same rules, so a bucket behaves
+the same on SQLite, on PostgreSQL and behind the HTTP server.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Final, TypeAlias, cast
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError, ValidationError, best_match
+
+from .errors import ConflictError, InvalidSchemaError, InvalidValueError, SchemaViolationError
+
+__all__ = [
+    "ID_ALPHABET",
+    "Clear",
+    "Delete",
+    "Limits",
+    "Merge",
+    "Operation",
+    "apply_operation",
+    "check_id",
+    "check_schema",
+    "check_version",
+    "decode",
+    "encode",
+    "json_path",
+    "normalize_data",
+    "normalize_keys",
+    "validate_against_schema",
+]
+
+ID_ALPHABET: Final = "A-Z a-z 0-9 . _ - : @"
+_ID_RE: Final = re.compile(r"[A-Za-z0-9._\-:@]{1,256}")
+_PLAIN_KEY_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SHOWN_CHARS: Final = 64
+
+JSONObject: TypeAlias = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Limits on what a bucket may hold. The defaults are the contract's."""
+
+    max_bucket_bytes: int = 1024 * 1024
+    max_key_chars: int = 1024
+    max_depth: int = 64
+
+    def __post_init__(self) -> None:
+        for name in ("max_bucket_bytes", "max_key_chars", "max_depth"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 1:
+                raise ValueError(f"limit {name} must be a positive integer")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Limits:
+        """Limits from ``DEVICEBUCKET_MAX_BUCKET_BYTES``, ``_MAX_KEY_CHARS`` and ``_MAX_DEPTH``."""
+        env = os.environ if environ is None else environ
+        values: dict[str, int] = {}
+        for name in ("max_bucket_bytes", "max_key_chars", "max_depth"):
+            raw = env.get(f"DEVICEBUCKET_{name.upper()}")
+            if raw is not None:
+                try:
+                    values[name] = int(raw)
+                except ValueError:
+                    raise ValueError(f"DEVICEBUCKET_{name.upper()} must be an integer") from None
+        return cls(**values)
+
+
+# --- ids -------------------------------------------------------------------------------
+
+
+def check_id(value: object, what: str = "device id") -> str:
+    """Return ``value`` if it is a valid device or job id, else raise InvalidValueError."""
+    if type(value) is str and _ID_RE.fullmatch(value):
+        return value
+    rule = f"{what} must be 1-256 characters from {ID_ALPHABET}"
+    if not isinstance(value, str):
+        raise InvalidValueError(f"{rule}; got {type(value).__name__}")
+    if not value:
+        raise InvalidValueError(f"{rule}; got an empty string")
+    if len(value) > 256:
+        raise InvalidValueError(f"{rule}; got {len(value)} characters")
+    bad = next(ch for ch in value if not _ID_RE.fullmatch(ch))
+    raise InvalidValueError(f"{rule}; got the character {bad!r}")
+
+
+# --- JSON values -----------------------------------------------------------------------
+
+
+def json_path(parts: Iterable[str | int]) -> str:
+    """Format a path as JSONPath: ``$.config["odd key"][2]``."""
+    out = ["$"]
+    for part in parts:
+        if isinstance(part, int):
+            out.append(f"[{part}]")
+        elif _PLAIN_KEY_RE.fullmatch(part) and len(part) <= _SHOWN_CHARS:
+            out.append(f".{part}")
+        else:
+            shown = part if len(part) <= _SHOWN_CHARS else part[:_SHOWN_CHARS] + "…"
+            out.append(f"[{json.dumps(shown, ensure_ascii=False)}]")
+    return "".join(out)
+
+
+class _Normalizer:
+    """Copies a value into plain JSON types, rejecting anything JSON cannot hold."""
+
+    __slots__ = ("max_depth", "path")
+
+    def __init__(self, max_depth: int) -> None:
+        self.max_depth = max_depth
+        self.path: list[str | int] = []
+
+    def fail(self, problem: str) -> InvalidValueError:
+        return InvalidValueError(f"value at {json_path(self.path)} {problem}")
+
+    def copy(self, value: Any, depth: int) -> Any:
+        kind = type(value)
+        if kind is str or kind is int or kind is bool or value is None:
+            return value
+        if kind is float:
+            if not math.isfinite(value):
+                raise self.fail(f"is {value!r}, which JSON cannot hold")
+            return value
+        if isinstance(value, dict):
+            return self.copy_dict(value, depth + 1)
+        if isinstance(value, (list, tuple)):
+            if depth + 1 > self.max_depth:
+                raise self.fail(f"nests deeper than {self.max_depth} levels")
+            out: list[Any] = []
+            for index, item in enumerate(value):
+                self.path.append(index)
+                out.append(self.copy(item, depth + 1))
+                self.path.pop()
+            return out
+        if isinstance(value, bool):
+            return bool(value)
+        if isinstance(value, int):
+            return int(value)
+        if isinstance(value, float):
+            return self.copy(float(value), depth)
+        if isinstance(value, str):
+            return str(value)
+        raise self.fail(
+            f"has type {kind.__name__}, which is not JSON"
+            " (use dict, list, str, int, float, bool or None)"
+        )
+
+    def copy_dict(self, value: Mapping[Any, Any], depth: int) -> JSONObject:
+        if depth > self.max_depth:
+            raise self.fail(f"nests deeper than {self.max_depth} levels")
+        out: JSONObject = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                if not isinstance(key, str):
+                    raise self.fail(f"has a key of type {type(key).__name__}; keys must be str")
+                key = str(key)
+            self.path.append(key)
+            out[key] = self.copy(item, depth)
+            self.path.pop()
+        return out
+
+
+def normalize_data(data: object, limits: Limits) -> JSONObject:
+    """Check ``data`` for a write and return a fresh copy made of plain JSON types.
+
+    Tuples become lists; subclasses of str, int and float become the base type.
+    Raises InvalidValueError naming the offending path, type or limit.
+    """
+    if not isinstance(data, dict):
+        raise InvalidValueError(
+            f"data must be a JSON object (dict with str keys), got {type(data).__name__}"
+        )
+    for key in data:
+        if isinstance(key, str) and len(key) > limits.max_key_chars:
+            raise InvalidValueError(
+                f"key {json_path([key])} is {len(key)} characters long,"
+                f" over the limit of {limits.max_key_chars}"
+            )
+    return _Normalizer(limits.max_depth).copy_dict(data, 1)
+
+
+def normalize_keys(keys: Iterable[object]) -> tuple[str, ...]:
+    """Check the keys of a delete: each must be a str."""
+    out: list[str] = []
+    for key in keys:
+        if not isinstance(key, str):
+            raise InvalidValueError(f"keys to delete must be str, got {type(key).__name__}")
+        out.append(str(key))
+    return tuple(out)
+
+
+def encode(data: JSONObject) -> str:
+    """The canonical JSON text of a bucket, as stored."""
+    try:
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError as exc:  # e.g. an int with more digits than Python will print
+        raise InvalidValueError(f"bucket cannot be encoded as JSON: {type(exc).__name__}") from None
+
+
+def decode(text: str | bytes) -> JSONObject:
+    """Parse a stored bucket."""
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError("stored bucket is not a JSON object")
+    return value
+
+
+def check_size(text: str, limits: Limits) -> int:
+    """Return the size of an encoded bucket in bytes, or raise if it is over the limit."""
+    size = len(text) if text.isascii() else len(text.encode())
+    if size > limits.max_bucket_bytes:
+        raise InvalidValueError(
+            f"bucket would be {size:,} bytes of JSON, over the limit of"
+            f" {limits.max_bucket_bytes:,} bytes; nothing was written"
+        )
+    return size
+
+
+# --- operations ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Merge:
+    """Shallow merge: every top-level key of ``patch`` is added or overwritten."""
+
+    patch: JSONObject
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """Remove these top-level keys; a missing key is not an error."""
+
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Clear:
+    """Remove every key."""
+
+
+Operation: TypeAlias = Merge | Delete | Clear
+
+
+def check_version(expected: int | None, actual: int) -> None:
+    """Raise ConflictError when a conditional write expected another version."""
+    if expected is not None and expected != actual:
+        raise ConflictError(expected, actual)
+
+
+def apply_operation(current: JSONObject, operation: Operation) -> JSONObject:
+    """The bucket after ``operation``. ``current`` is consumed (it may be changed in place)."""
+    if isinstance(operation, Merge):
+        current.update(operation.patch)
+        return current
+    if isinstance(operation, Delete):
+        for key in operation.keys:
+            current.pop(key, None)
+        return current
+    return {}
+
+
+# --- job bucket schemas ----------------------------------------------------------------
+
+
+def check_schema(schema: object, limits: Limits | None = None) -> JSONObject | bool:
+    """Return a copy of ``schema`` if it is a valid JSON Schema (2020-12), else raise."""
+    if isinstance(schema, bool):
+        return schema
+    if not isinstance(schema, dict):
+        raise InvalidSchemaError(
+            f"bucket schema must be a JSON Schema object, got {type(schema).__name__}"
+        )
+    try:
+        copy = normalize_data(schema, limits or Limits())
+    except InvalidValueError as exc:
+        raise InvalidSchemaError(f"bucket schema is not JSON: {exc}") from None
+    try:
+        Draft202012Validator.check_schema(copy)
+    except SchemaError as exc:
+        where = json_path(list(exc.absolute_path))
+        raise InvalidSchemaError(
+            f"bucket schema is not a valid JSON Schema (draft 2020-12): at {where}: {exc.message}"
+        ) from None
+    return copy
+
+
+@lru_cache(maxsize=256)
+def _validator(schema_text: str) -> Draft202012Validator:
+    return Draft202012Validator(json.loads(schema_text))
+
+
+def _describe(error: ValidationError) -> str:
+    """Say what rule failed without quoting the value that failed it."""
+    rule = str(error.validator)
+    expected = error.validator_value
+    instance = error.instance
+    if rule == "type":
+        return f"rule 'type' failed: expected {_show(expected)}"
+    if rule == "required" and isinstance(instance, dict):
+        missing = [k for k in cast(list[str], expected) if k not in instance]
+        return "rule 'required' failed: missing " + ", ".join(json_path([k]) for k in missing)
+    if rule == "additionalProperties" and isinstance(instance, dict):
+        schema = error.schema if isinstance(error.schema, dict) else {}
+        known = set(schema.get("properties", {}))
+        patterns = list(schema.get("patternProperties", {}))
+        extra = [
+            k for k in instance if k not in known and not any(re.search(p, k) for p in patterns)
+        ]
+        return "rule 'additionalProperties' failed: unexpected " + ", ".join(
+            json_path([k]) for k in extra
+        )
+    if isinstance(expected, (int, float, str)) and not isinstance(expected, bool):
+        return f"rule '{rule}' failed: {rule} is {_show(expected)}"
+    if rule in ("enum", "const"):
+        allowed = f"one of {_show(expected)}" if rule == "enum" else _show(expected)
+        return f"rule '{rule}' failed: value is not {allowed}"
+    return f"rule '{rule}' failed"
+
+
+def _show(value: object) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 120 else text[:120] + "…"
+
+
+def validate_against_schema(data: JSONObject, schema_text: str, job: str) -> None:
+    """Raise SchemaViolationError if ``data`` does not match the job's schema."""
+    error = best_match(_validator(schema_text).iter_errors(data))
+    if error is None:
+        return
+    path = json_path(list(error.absolute_path))
+    raise SchemaViolationError(
+        f"job bucket does not match the schema of job {job!r} at {path}: {_describe(error)};"
+        " nothing was written",
+        path=path,
+        rule=str(error.validator),
+    )

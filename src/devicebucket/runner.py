@@ -1,0 +1,117 @@
+"""Run automations: import each file and await its ``main(agent)``, all at once."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import inspect
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from .agent import Agent
+from .errors import DeviceBucketError
+from .rules import check_schema
+from .store import Store, schema_text
+
+__all__ = ["Automation", "AutomationError", "RunResult", "load_automation", "run_automations"]
+
+
+class AutomationError(DeviceBucketError):
+    """An automation file cannot be run (missing ``main``, import error, schema clash)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Automation:
+    """A loaded automation file."""
+
+    name: str
+    path: Path
+    main: Callable[[Agent], Awaitable[Any]]
+    schema: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """How one automation ended: ``error`` is what it raised, or None."""
+
+    automation: Automation
+    error: BaseException | None
+
+
+def _import(path: Path, index: int) -> ModuleType:
+    name = f"devicebucket_automation_{index}_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise AutomationError(f"{path}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def load_automation(path: str | Path, index: int = 0) -> Automation:
+    """Import an automation file; it must define ``async def main(agent)``.
+
+    An exception raised while importing the file propagates with its traceback.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AutomationError(f"{path}: no such file")
+    module = _import(path, index)
+    main = getattr(module, "main", None)
+    if not inspect.iscoroutinefunction(main):
+        raise AutomationError(f"{path}: defines no `async def main(agent)`")
+    schema = getattr(module, "BUCKET_SCHEMA", None)
+    if schema is not None:
+        try:
+            schema = check_schema(schema)
+        except DeviceBucketError as exc:
+            raise AutomationError(f"{path}: BUCKET_SCHEMA: {exc}") from None
+    return Automation(path.name, path, main, schema)
+
+
+async def register_job(
+    store: Store, job: str, automations: Sequence[Automation], *, replace_schema: bool = False
+) -> None:
+    """Register ``job`` with the one schema its automations agree on (if any defines one)."""
+    with_schema = [a for a in automations if a.schema is not None]
+    texts = {schema_text(a.schema) for a in with_schema}
+    if len(texts) > 1:
+        names = ", ".join(a.name for a in with_schema)
+        raise AutomationError(f"automations {names} define different BUCKET_SCHEMA for job {job!r}")
+    await store.register_job(
+        job,
+        automation=", ".join(a.name for a in automations),
+        schema=with_schema[0].schema if with_schema else None,
+        replace_schema=replace_schema,
+    )
+
+
+async def run_automations(
+    store: Store,
+    automations: Sequence[Automation],
+    device: str,
+    job: str | None = None,
+    *,
+    replace_schema: bool = False,
+) -> list[RunResult]:
+    """Register the job (if any), then run every automation concurrently on ``device``."""
+    agents = [Agent(store, device, job, automation=a.name) for a in automations]
+    if job is not None:
+        await register_job(store, job, automations, replace_schema=replace_schema)
+    outcomes = await asyncio.gather(
+        *(a.main(agent) for a, agent in zip(automations, agents, strict=True)),
+        return_exceptions=True,
+    )
+    return [
+        RunResult(a, outcome if isinstance(outcome, BaseException) else None)
+        for a, outcome in zip(automations, outcomes, strict=True)
+    ]

@@ -1,0 +1,308 @@
+"""The store contract: every backend (SQLite, PostgreSQL, HTTP) is a ``Store``.
+
+Public methods live on the base class: they check ids and values with :mod:`devicebucket.rules`
+and then call a small set of backend hooks (``_get``, ``_write``, ...). A backend only moves
+bytes; the rules are the same everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import random
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, TypeAlias
+
+from .errors import ConflictError, InvalidValueError
+from .rules import (
+    Clear,
+    Delete,
+    Limits,
+    Merge,
+    Operation,
+    check_id,
+    check_schema,
+    normalize_data,
+    normalize_keys,
+)
+
+__all__ = [
+    "BucketRecord",
+    "DeviceInfo",
+    "Job",
+    "Record",
+    "Snapshot",
+    "Store",
+    "UpdateFunction",
+    "schema_text",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One bucket at one version. ``data`` is a fresh copy owned by the caller."""
+
+    data: dict[str, Any]
+    version: int
+    updated_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """A device as listed: its device bucket's key count, the JSON size of all its buckets."""
+
+    device: str
+    keys: int
+    size: int
+    updated_at: float
+    jobs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A registered job and the schema every writer of its job buckets enforces."""
+
+    job: str
+    automation: str | None = None
+    schema: dict[str, Any] | bool | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class BucketRecord:
+    """One bucket as exported: enough to restore it exactly, version included."""
+
+    device: str
+    job: str | None
+    data: dict[str, Any] = field(default_factory=dict)
+    version: int = 1
+    updated_at: float = 0.0
+
+
+Record: TypeAlias = Job | BucketRecord
+UpdateFunction: TypeAlias = Callable[
+    [dict[str, Any]], "Mapping[str, Any] | Awaitable[Mapping[str, Any]]"
+]
+
+
+def schema_text(schema: dict[str, Any] | bool) -> str:
+    """Canonical text of a schema: two schemas are the same when their texts are."""
+    return json.dumps(schema, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _job_id(job: str | None) -> str | None:
+    return None if job is None else check_id(job, "job id")
+
+
+class Store(ABC):
+    """A persistent home for device buckets and job buckets.
+
+    Every write is one atomic read-merge-write and is durable before it returns.
+    Versions start at 0 for a bucket never written and grow by one with each change;
+    a write that changes nothing (``merge({})``) keeps the version.
+    """
+
+    #: Where the store lives, for messages (never includes a password or token).
+    url: str = ""
+
+    def __init__(self, *, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+
+    # --- buckets -----------------------------------------------------------------------
+
+    async def get(self, device: str, *, job: str | None = None) -> Snapshot:
+        """The bucket's data and version; ``{}`` at version 0 if it was never written."""
+        return await self._get(check_id(device), _job_id(job))
+
+    async def merge(
+        self,
+        device: str,
+        data: Mapping[str, Any],
+        *,
+        job: str | None = None,
+        expected_version: int | None = None,
+    ) -> Snapshot:
+        """Shallow-merge ``data`` into the bucket and return the bucket after the write."""
+        device, job_id = check_id(device), _job_id(job)
+        patch = normalize_data(data, self.limits)
+        return await self._write(device, job_id, Merge(patch), _expected(expected_version))
+
+    async def delete(
+        self,
+        device: str,
+        keys: Iterable[str],
+        *,
+        job: str | None = None,
+        expected_version: int | None = None,
+    ) -> Snapshot:
+        """Remove top-level keys; keys that are not there are ignored."""
+        if isinstance(keys, str):
+            raise InvalidValueError("keys to delete must be a list of str, not one str")
+        device, job_id = check_id(device), _job_id(job)
+        operation = Delete(normalize_keys(keys))
+        return await self._write(device, job_id, operation, _expected(expected_version))
+
+    async def clear(
+        self, device: str, *, job: str | None = None, expected_version: int | None = None
+    ) -> Snapshot:
+        """Remove every key. The bucket keeps its version history (the version grows)."""
+        device, job_id = check_id(device), _job_id(job)
+        return await self._write(device, job_id, Clear(), _expected(expected_version))
+
+    async def version(self, device: str, *, job: str | None = None) -> int:
+        """The bucket's current version (0 if never written)."""
+        return (await self.get(device, job=job)).version
+
+    async def update(
+        self,
+        device: str,
+        fn: UpdateFunction,
+        *,
+        job: str | None = None,
+        attempts: int = 100,
+    ) -> Snapshot:
+        """Atomic read-modify-write: merge ``fn(current)``, retrying when another writer won.
+
+        ``fn`` gets a fresh copy of the bucket and returns (or awaits to) a dict to merge.
+        Each attempt is a conditional write on the version that ``fn`` saw, so concurrent
+        updates never lose one another, whatever the store.
+        """
+        for attempt in range(attempts):
+            current = await self.get(device, job=job)
+            patch = fn(current.data)
+            if inspect.isawaitable(patch):
+                patch = await patch
+            try:
+                return await self.merge(device, patch, job=job, expected_version=current.version)
+            except ConflictError:
+                # Jittered exponential backoff, capped, so contenders spread out.
+                await asyncio.sleep(random.uniform(0, min(0.05, 0.0005 * 2**attempt)))
+        raise ConflictError.gave_up(attempts)
+
+    # --- devices and jobs ----------------------------------------------------------------
+
+    async def devices(self, *, after: str | None = None, limit: int = 100) -> list[DeviceInfo]:
+        """Devices with at least one bucket, ordered by id, ``limit`` at a time after ``after``."""
+        if after is not None:
+            check_id(after)
+        if type(limit) is not int or not 1 <= limit <= 10_000:
+            raise InvalidValueError("limit must be an integer from 1 to 10000")
+        return await self._devices(after, limit)
+
+    async def register_job(
+        self,
+        job: str,
+        *,
+        automation: str | None = None,
+        schema: object = None,
+        replace_schema: bool = False,
+    ) -> Job:
+        """Register a job with its automation's bucket schema.
+
+        ``schema=None`` keeps the schema a job already has. A job that has a different
+        schema is refused with JobConflictError unless ``replace_schema``.
+        """
+        job = check_id(job, "job id")
+        checked = None if schema is None else check_schema(schema, self.limits)
+        text = None if checked is None else schema_text(checked)
+        return await self._put_job(job, automation, text, replace_schema)
+
+    async def get_job(self, job: str) -> Job | None:
+        """The job as registered, or None."""
+        return await self._get_job(check_id(job, "job id"))
+
+    async def jobs(self) -> list[Job]:
+        """Every registered job, ordered by id."""
+        return await self._jobs()
+
+    # --- export and import ---------------------------------------------------------------
+
+    def export(self) -> AsyncIterator[Record]:
+        """Every job, then every bucket (ordered by device and job), with versions."""
+        return self._export()
+
+    async def import_records(self, records: Iterable[Record]) -> int:
+        """Write exported records exactly as they are, all or nothing. Returns the count.
+
+        A bucket or job in the records replaces the one in the store; others are kept.
+        """
+        jobs: list[Job] = []
+        buckets: list[BucketRecord] = []
+        for record in records:
+            if isinstance(record, Job):
+                check_id(record.job, "job id")
+                if record.schema is not None:
+                    check_schema(record.schema, self.limits)
+                jobs.append(record)
+            else:
+                check_id(record.device)
+                _job_id(record.job)
+                if type(record.version) is not int or record.version < 1:
+                    raise InvalidValueError("bucket version must be an integer >= 1")
+                data = normalize_data(record.data, self.limits)
+                buckets.append(
+                    BucketRecord(record.device, record.job, data, record.version, record.updated_at)
+                )
+        await self._import(jobs, buckets)
+        return len(jobs) + len(buckets)
+
+    # --- life cycle ----------------------------------------------------------------------
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections. The store may not be used afterwards."""
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.url}>"
+
+    # --- backend hooks -------------------------------------------------------------------
+
+    @abstractmethod
+    async def _get(self, device: str, job: str | None) -> Snapshot: ...
+
+    @abstractmethod
+    async def _write(
+        self, device: str, job: str | None, operation: Operation, expected_version: int | None
+    ) -> Snapshot:
+        """Apply ``operation`` atomically (see ``rules.apply_operation``) and make it durable."""
+
+    @abstractmethod
+    async def _devices(self, after: str | None, limit: int) -> list[DeviceInfo]: ...
+
+    @abstractmethod
+    async def _put_job(
+        self, job: str, automation: str | None, schema: str | None, replace_schema: bool
+    ) -> Job: ...
+
+    @abstractmethod
+    async def _get_job(self, job: str) -> Job | None: ...
+
+    @abstractmethod
+    async def _jobs(self) -> list[Job]: ...
+
+    @abstractmethod
+    def _export(self) -> AsyncIterator[Record]: ...
+
+    @abstractmethod
+    async def _import(self, jobs: list[Job], buckets: list[BucketRecord]) -> None: ...
+
+
+def _expected(version: int | None) -> int | None:
+    if version is not None and (type(version) is not int or version < 0):
+        raise InvalidValueError("expected_version must be an integer >= 0")
+    return version

@@ -1,0 +1,54 @@
+"""Shared fixtures: every store implementation the conformance suite runs against."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from devicebucket import SQLiteStore, Store
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+STORE_KINDS = ["sqlite"]
+
+
+@pytest.fixture(params=STORE_KINDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """A fresh, empty store of each kind."""
+    kind = request.param
+    if kind == "sqlite":
+        opened: Store = SQLiteStore(tmp_path / "store.db")
+    else:  # pragma: no cover - new kinds are added above
+        raise AssertionError(kind)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    """A SQLite URL of a fresh file (absolute path)."""
+    return f"sqlite:///{tmp_path / 'fleet.db'}"
+
+
+@pytest.fixture
+def cli(db_url: str) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run ``devicebucket --db URL ...`` in a subprocess, as a user would."""
+
+    def run(*args: str, input: str | None = None, db: str | None = db_url) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "devicebucket"]
+        if db is not None:
+            command += ["--db", db]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DEVICEBUCKET_")}
+        return subprocess.run(
+            [*command, *args], input=input, capture_output=True, text=True, env=env, timeout=120
+        )
+
+    return run

@@ -1,0 +1,252 @@
+"""The store conformance suite: every store passes every test here."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from devicebucket import (
+    BucketRecord,
+    ConflictError,
+    InvalidSchemaError,
+    InvalidValueError,
+    Job,
+    JobConflictError,
+    SchemaViolationError,
+    Store,
+)
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"step": {"type": "integer", "minimum": 0}, "cookie": {"type": "string"}},
+    "required": ["step"],
+}
+
+
+async def test_never_written_bucket_is_empty_at_version_zero(store: Store) -> None:
+    snapshot = await store.get("pixel-1")
+    assert snapshot.data == {}
+    assert snapshot.version == 0
+    assert await store.devices() == []
+
+
+async def test_merge_is_shallow_and_keeps_other_keys(store: Store) -> None:
+    await store.merge("pixel-1", {"a": 1, "nested": {"x": 1, "y": 2}})
+    after = await store.merge("pixel-1", {"b": 2, "nested": {"z": 3}})
+    assert after.data == {"a": 1, "b": 2, "nested": {"z": 3}}
+    assert (await store.get("pixel-1")).data == after.data
+
+
+async def test_none_is_stored_as_null_not_deleted(store: Store) -> None:
+    await store.merge("pixel-1", {"a": 1})
+    after = await store.merge("pixel-1", {"a": None})
+    assert after.data == {"a": None}
+
+
+async def test_versions_grow_by_one_per_change(store: Store) -> None:
+    assert (await store.merge("d", {"a": 1})).version == 1
+    assert (await store.merge("d", {"a": 2})).version == 2
+    assert (await store.delete("d", ["a"])).version == 3
+    assert (await store.merge("d", {"b": 1})).version == 4
+    assert (await store.clear("d")).version == 5
+    assert await store.version("d") == 5
+
+
+async def test_writes_that_change_nothing_keep_the_version(store: Store) -> None:
+    await store.merge("d", {"a": 1, "b": [1, 2]})
+    assert (await store.merge("d", {})).version == 1
+    assert (await store.merge("d", {"a": 1, "b": [1, 2]})).version == 1
+    assert (await store.delete("d", ["missing"])).version == 1
+    # 1 and 1.0 and True are different JSON values: each is a change.
+    assert (await store.merge("d", {"a": 1.0})).version == 2
+    assert (await store.merge("d", {"a": True})).version == 3
+
+
+async def test_set_empty_on_missing_bucket_creates_nothing(store: Store) -> None:
+    assert (await store.merge("d", {})).version == 0
+    assert (await store.clear("d")).version == 0
+    assert await store.devices() == []
+
+
+async def test_result_is_a_fresh_copy(store: Store) -> None:
+    patch = {"list": [1, 2], "obj": {"k": "v"}}
+    result = await store.merge("d", patch)
+    result.data["list"].append(3)
+    result.data["obj"]["k"] = "changed"
+    patch["list"].append(99)
+    read = await store.get("d")
+    assert read.data == {"list": [1, 2], "obj": {"k": "v"}}
+    read.data["new"] = 1
+    assert (await store.get("d")).data == {"list": [1, 2], "obj": {"k": "v"}}
+
+
+async def test_device_and_job_buckets_are_separate(store: Store) -> None:
+    await store.merge("d", {"shared": 1})
+    await store.merge("d", {"session": 2}, job="signup")
+    await store.merge("d", {"session": 3}, job="warmup")
+    await store.merge("e", {"shared": 4})
+    assert (await store.get("d")).data == {"shared": 1}
+    assert (await store.get("d", job="signup")).data == {"session": 2}
+    assert (await store.get("d", job="warmup")).data == {"session": 3}
+    assert (await store.get("e", job="signup")).data == {}
+
+
+async def test_delete_and_clear(store: Store) -> None:
+    await store.merge("d", {"a": 1, "b": 2, "c": 3})
+    assert (await store.delete("d", ["a", "c", "zz"])).data == {"b": 2}
+    cleared = await store.clear("d")
+    assert cleared.data == {}
+    assert (await store.get("d")).data == {}
+    with pytest.raises(InvalidValueError, match="list of str"):
+        await store.delete("d", "b")
+
+
+async def test_conditional_write_on_expected_version(store: Store) -> None:
+    first = await store.merge("d", {"a": 1})
+    second = await store.merge("d", {"a": 2}, expected_version=first.version)
+    assert second.version == 2
+    with pytest.raises(ConflictError, match="expected version 1, the bucket is at version 2"):
+        await store.merge("d", {"a": 3}, expected_version=first.version)
+    with pytest.raises(ConflictError):
+        await store.delete("d", ["a"], expected_version=0)
+    with pytest.raises(ConflictError):
+        await store.clear("d", expected_version=5)
+    assert (await store.get("d")).data == {"a": 2}
+    # Expecting version 0 means "only if it was never written".
+    assert (await store.merge("new", {"x": 1}, expected_version=0)).version == 1
+
+
+async def test_update_never_loses_an_increment(store: Store) -> None:
+    async def increment() -> None:
+        await store.update("d", lambda bucket: {"n": bucket.get("n", 0) + 1})
+
+    await asyncio.gather(*(increment() for _ in range(40)))
+    assert (await store.get("d")).data == {"n": 40}
+
+
+async def test_update_accepts_an_async_function(store: Store) -> None:
+    async def fn(bucket: dict[str, object]) -> dict[str, object]:
+        return {"seen": sorted(bucket)}
+
+    await store.merge("d", {"a": 1})
+    assert (await store.update("d", fn)).data == {"a": 1, "seen": ["a"]}
+
+
+async def test_concurrent_writers_of_distinct_keys_lose_nothing(store: Store) -> None:
+    await asyncio.gather(*(store.merge("d", {f"k{i}": i}) for i in range(200)))
+    snapshot = await store.get("d")
+    assert snapshot.data == {f"k{i}": i for i in range(200)}
+    assert snapshot.version == 200
+
+
+async def test_a_rejected_write_in_a_batch_leaves_the_others(store: Store) -> None:
+    results = await asyncio.gather(
+        store.merge("d", {"a": 1}),
+        store.merge("d", {"b": 1}, expected_version=99),
+        store.merge("d", {"c": 1}),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], ConflictError)
+    assert (await store.get("d")).data == {"a": 1, "c": 1}
+
+
+async def test_size_limit_rejects_the_merged_bucket(store: Store) -> None:
+    limit = store.limits.max_bucket_bytes
+    await store.merge("d", {"a": "x" * (limit // 2)})
+    with pytest.raises(InvalidValueError, match="over the limit of 1,048,576 bytes"):
+        await store.merge("d", {"b": "y" * (limit // 2)})
+    assert set((await store.get("d")).data) == {"a"}
+
+
+async def test_job_schema_validates_the_merged_bucket(store: Store) -> None:
+    await store.register_job("signup", automation="signup.py", schema=SCHEMA)
+    assert (await store.get("d", job="signup")).data == {}  # never written: {} though required
+    with pytest.raises(SchemaViolationError, match=r"at \$: rule 'required' failed: missing \$.step"):
+        await store.merge("d", {"cookie": "c"}, job="signup")
+    await store.merge("d", {"step": 1}, job="signup")
+    with pytest.raises(SchemaViolationError, match=r"at \$.step: rule 'type' failed") as info:
+        await store.merge("d", {"step": "hunter2-secret"}, job="signup")
+    assert "hunter2-secret" not in str(info.value)
+    assert info.value.path == "$.step"
+    assert info.value.rule == "type"
+    assert (await store.get("d", job="signup")).data == {"step": 1}
+    # The device bucket is never checked against a job schema.
+    await store.merge("d", {"step": "anything"})
+
+
+async def test_unregistered_job_has_no_schema(store: Store) -> None:
+    assert await store.get_job("adhoc") is None
+    assert (await store.merge("d", {"anything": [1]}, job="adhoc")).data == {"anything": [1]}
+
+
+async def test_register_job_refuses_invalid_and_conflicting_schemas(store: Store) -> None:
+    with pytest.raises(InvalidSchemaError, match="not a valid JSON Schema"):
+        await store.register_job("j", schema={"type": "no-such-type"})
+    with pytest.raises(InvalidSchemaError, match="must be a JSON Schema object"):
+        await store.register_job("j", schema=["type"])
+    assert await store.get_job("j") is None
+    job = await store.register_job("j", automation="a.py", schema=SCHEMA)
+    assert job.schema == SCHEMA
+    # The same schema again (keys in another order) is fine.
+    reordered = dict(reversed(list(SCHEMA.items())))
+    await store.register_job("j", automation="a.py", schema=reordered)
+    with pytest.raises(JobConflictError, match="different bucket schema"):
+        await store.register_job("j", schema={"type": "object"})
+    # No schema given keeps the stored one.
+    kept = await store.register_job("j", automation="b.py")
+    assert kept.schema == SCHEMA
+    assert kept.automation == "b.py"
+    replaced = await store.register_job("j", schema={"type": "object"}, replace_schema=True)
+    assert replaced.schema == {"type": "object"}
+    assert [j.job for j in await store.jobs()] == ["j"]
+
+
+async def test_devices_lists_counts_sizes_and_jobs_in_pages(store: Store) -> None:
+    await store.merge("b-dev", {"x": 1, "y": 2})
+    await store.merge("b-dev", {"s": 1}, job="j2")
+    await store.merge("b-dev", {"s": 1}, job="j1")
+    await store.merge("a-dev", {"x": 1})
+    await store.merge("c-dev", {"s": 1}, job="j1")
+    listed = await store.devices()
+    assert [d.device for d in listed] == ["a-dev", "b-dev", "c-dev"]
+    b = listed[1]
+    assert b.keys == 2
+    assert b.jobs == ("j1", "j2")
+    assert b.size == len('{"x":1,"y":2}') + 2 * len('{"s":1}')
+    assert b.updated_at > 0
+    assert listed[2].keys == 0
+    page = await store.devices(after="a-dev", limit=1)
+    assert [d.device for d in page] == ["b-dev"]
+    with pytest.raises(InvalidValueError, match="limit"):
+        await store.devices(limit=0)
+
+
+async def test_export_then_import_restores_exactly(store: Store, tmp_path: object) -> None:
+    await store.register_job("signup", automation="s.py", schema=SCHEMA)
+    await store.merge("d1", {"token": "t", "n": [1, {"deep": None}]})
+    await store.merge("d1", {"n": 2})
+    await store.merge("d1", {"step": 3}, job="signup")
+    await store.merge("d2", {"ü": "ñ"})
+    exported = [record async for record in store.export()]
+    assert [type(r) for r in exported] == [Job, BucketRecord, BucketRecord, BucketRecord]
+    await store.clear("d1")
+    await store.merge("d3", {"kept": True})
+    assert await store.import_records(exported) == 4
+    assert (await store.get("d1")).data == {"token": "t", "n": 2}
+    assert (await store.get("d1")).version == 2
+    assert (await store.get("d1", job="signup")).version == 1
+    assert (await store.get("d3")).data == {"kept": True}
+    again = [r async for r in store.export() if not (isinstance(r, BucketRecord) and r.device == "d3")]
+    assert again == exported
+
+
+async def test_import_is_all_or_nothing(store: Store) -> None:
+    await store.merge("d1", {"a": 1})
+    good = BucketRecord("d2", None, {"b": 1}, 1, 1.0)
+    bad = BucketRecord("d!", None, {"b": 1}, 1, 1.0)
+    with pytest.raises(InvalidValueError, match="device id"):
+        await store.import_records([good, bad])
+    with pytest.raises(InvalidValueError, match="version"):
+        await store.import_records([BucketRecord("d2", None, {}, 0, 1.0)])
+    assert [d.device for d in await store.devices()] == ["d1"]
