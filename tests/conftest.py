@@ -18,14 +18,17 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 STORE_KINDS = ["sqlite"]
 
 
+async def open_test_store(kind: str, tmp_path: Path) -> Store:
+    """A fresh, empty store of ``kind`` whose files live under ``tmp_path``."""
+    if kind == "sqlite":
+        return SQLiteStore(tmp_path / "store.db")
+    raise AssertionError(f"unknown store kind {kind}")  # pragma: no cover
+
+
 @pytest.fixture(params=STORE_KINDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     """A fresh, empty store of each kind."""
-    kind = request.param
-    if kind == "sqlite":
-        opened: Store = SQLiteStore(tmp_path / "store.db")
-    else:  # pragma: no cover - new kinds are added above
-        raise AssertionError(kind)
+    opened = await open_test_store(request.param, tmp_path)
     try:
         yield opened
     finally:
@@ -42,7 +45,9 @@ def db_url(tmp_path: Path) -> str:
 def cli(db_url: str) -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run ``devicebucket --db URL ...`` in a subprocess, as a user would."""
 
-    def run(*args: str, input: str | None = None, db: str | None = db_url) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, input: str | None = None, db: str | None = db_url
+    ) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "devicebucket"]
         if db is not None:
             command += ["--db", db]

@@ -162,7 +162,9 @@ async def test_size_limit_rejects_the_merged_bucket(store: Store) -> None:
 async def test_job_schema_validates_the_merged_bucket(store: Store) -> None:
     await store.register_job("signup", automation="signup.py", schema=SCHEMA)
     assert (await store.get("d", job="signup")).data == {}  # never written: {} though required
-    with pytest.raises(SchemaViolationError, match=r"at \$: rule 'required' failed: missing \$.step"):
+    with pytest.raises(
+        SchemaViolationError, match=r"at \$: rule 'required' failed: missing \$.step"
+    ):
         await store.merge("d", {"cookie": "c"}, job="signup")
     await store.merge("d", {"step": 1}, job="signup")
     with pytest.raises(SchemaViolationError, match=r"at \$.step: rule 'type' failed") as info:
@@ -237,7 +239,9 @@ async def test_export_then_import_restores_exactly(store: Store, tmp_path: objec
     assert (await store.get("d1")).version == 2
     assert (await store.get("d1", job="signup")).version == 1
     assert (await store.get("d3")).data == {"kept": True}
-    again = [r async for r in store.export() if not (isinstance(r, BucketRecord) and r.device == "d3")]
+    again = [
+        r async for r in store.export() if not (isinstance(r, BucketRecord) and r.device == "d3")
+    ]
     assert again == exported
 
 

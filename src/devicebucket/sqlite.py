@@ -4,12 +4,12 @@ How it is fast and safe at once:
 
 * Reads run inline on the caller's thread, on that thread's own connection: a primary-key
   lookup costs a few microseconds, far less than a hop to a worker thread would.
-* Writes are grouped per event loop: a write joins the loop's pending batch, and once per
-  loop iteration the batch runs in one ``BEGIN IMMEDIATE`` transaction with one fsync
-  (``synchronous=FULL``). Concurrent writers share the commit; a lone writer pays one
-  loop iteration more than bare sqlite3. Each write in the batch reads, merges, checks
-  and writes in order, so later writes see earlier ones, and a rejected write changes
-  nothing while the rest of its batch commits.
+* Writes are grouped per event loop (group commit). The first writer to arrive leads: it
+  yields to the loop once, so every writer that is ready joins its batch, then runs the
+  batch in one ``BEGIN IMMEDIATE`` transaction with one fsync (``synchronous=FULL``) and
+  answers the others. A lone writer pays one loop iteration more than bare sqlite3.
+  Each write in the batch reads, merges, checks and writes in order, so later writes see
+  earlier ones, and a rejected write changes nothing while the rest of its batch commits.
 * Processes and threads coordinate through SQLite's own write lock (``busy_timeout``).
 """
 
@@ -81,7 +81,8 @@ class _Pending:
     job: str
     operation: Operation
     expected_version: int | None
-    future: asyncio.Future[Snapshot]
+    future: asyncio.Future[Snapshot] | None = None
+    result: Snapshot | BaseException | None = None
 
 
 class _ThreadState(threading.local):
@@ -91,7 +92,7 @@ class _ThreadState(threading.local):
         self.conn: sqlite3.Connection | None = None
         self.pid = 0
         self.pending: list[_Pending] = []
-        self.flush_scheduled = False
+        self.leading = False
 
 
 def _job_from_row(row: tuple[Any, ...]) -> Job:
@@ -184,7 +185,7 @@ class SQLiteStore(Store):
     def _errors(self) -> Iterator[None]:
         try:
             yield
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise self._fail(exc) from None
 
     async def close(self) -> None:
@@ -267,24 +268,31 @@ class SQLiteStore(Store):
     async def _write(
         self, device: str, job: str | None, operation: Operation, expected_version: int | None
     ) -> Snapshot:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Snapshot] = loop.create_future()
         state = self._state
-        state.pending.append(_Pending(device, job or "", operation, expected_version, future))
-        if not state.flush_scheduled:
-            state.flush_scheduled = True
-            loop.call_soon(self._flush, loop)
-        return await future
+        mine = _Pending(device, job or "", operation, expected_version)
+        state.pending.append(mine)
+        if state.leading:
+            # Another writer on this loop leads the batch; it will answer us.
+            mine.future = asyncio.get_running_loop().create_future()
+            return await mine.future
+        # Lead: yield once so every writer that is ready joins this batch, then commit it.
+        state.leading = True
+        try:
+            await asyncio.sleep(0)
+        finally:
+            try:
+                while state.pending:
+                    self._commit(state.pending[: self.max_batch])
+                    del state.pending[: self.max_batch]
+            finally:
+                state.leading = False
+        if isinstance(mine.result, BaseException):
+            raise mine.result
+        assert mine.result is not None
+        return mine.result
 
-    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Commit this thread's pending writes in one transaction, then answer each."""
-        state = self._state
-        batch = state.pending[: self.max_batch]
-        del state.pending[: self.max_batch]
-        if state.pending:
-            loop.call_soon(self._flush, loop)
-        else:
-            state.flush_scheduled = False
+    def _commit(self, batch: list[_Pending]) -> None:
+        """Apply a batch in one transaction (one fsync), then answer each writer."""
         results: list[Snapshot | BaseException]
         try:
             conn = self._conn()
@@ -296,17 +304,19 @@ class SQLiteStore(Store):
                         results.append(self._apply(conn, pending, now))
                     except DeviceBucketError as exc:
                         results.append(exc)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             results = [self._fail(exc) for _ in batch]
         except BaseException as exc:  # never leave a writer waiting forever
             results = [exc for _ in batch]
         for pending, result in zip(batch, results, strict=True):
-            if pending.future.done():
+            pending.result = result
+            future = pending.future
+            if future is None or future.done():
                 continue
             if isinstance(result, BaseException):
-                pending.future.set_exception(result)
+                future.set_exception(result)
             else:
-                pending.future.set_result(result)
+                future.set_result(result)
 
     def _apply(self, conn: sqlite3.Connection, pending: _Pending, now: float) -> Snapshot:
         row = conn.execute(_SELECT_BUCKET, (pending.device, pending.job)).fetchone()

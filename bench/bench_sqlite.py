@@ -1,0 +1,186 @@
+"""The embedded store through the agent API, next to bare sqlite3 doing the same work.
+
+    .venv/bin/python bench/bench_sqlite.py [--devices 1000] [--rounds 3]
+
+For 1,000 devices with ~1 KB buckets it reports ops/s and p50/p99 latency of
+* get: ``agent.utils.deviceBucket.get()`` vs. bare ``SELECT`` + ``json.loads``;
+* set by one writer: ``set()`` (durable, fsync per commit) vs. bare sqlite3 doing the same
+  read-merge-write in a ``BEGIN IMMEDIATE`` transaction with ``synchronous=FULL``;
+* set by 64 concurrent writers (group commit), against the single-writer figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sqlite3
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from devicebucket import Agent, DeviceBucketUtils, SQLiteStore
+
+PAYLOAD = {f"key{i:02d}": "v" * 40 for i in range(20)}  # ~1 KB of JSON
+
+
+@dataclass
+class Result:
+    name: str
+    ops: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.ops / self.seconds
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e6
+
+
+class Timer:
+    """Accumulates the time and per-operation latencies of one implementation."""
+
+    def __init__(self, name: str) -> None:
+        self.result = Result(name, 0, 0.0, [])
+
+    def sync(self, ops: Sequence[Callable[[], object]]) -> None:
+        start = time.perf_counter()
+        for op in ops:
+            t = time.perf_counter()
+            op()
+            self.result.latencies.append(time.perf_counter() - t)
+        self.result.seconds += time.perf_counter() - start
+        self.result.ops += len(ops)
+
+    async def concurrent(
+        self, ops: Sequence[Callable[[], Awaitable[object]]], concurrency: int = 1
+    ) -> None:
+        async def worker(mine: Sequence[Callable[[], Awaitable[object]]]) -> None:
+            for op in mine:
+                t = time.perf_counter()
+                await op()
+                self.result.latencies.append(time.perf_counter() - t)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(ops[i::concurrency]) for i in range(concurrency)))
+        self.result.seconds += time.perf_counter() - start
+        self.result.ops += len(ops)
+
+
+async def interleaved(
+    name: str,
+    ours: Sequence[Callable[[], Awaitable[object]]],
+    bare: Sequence[Callable[[], object]],
+    block: int = 100,
+) -> tuple[Result, Result]:
+    """Alternate blocks of ours and bare, so both see the same disk and cache conditions."""
+    mine, theirs = Timer(name), Timer(name)
+    for n, start in enumerate(range(0, len(ours), block)):
+        if n % 2:
+            theirs.sync(bare[start : start + block])
+            await mine.concurrent(ours[start : start + block])
+        else:
+            await mine.concurrent(ours[start : start + block])
+            theirs.sync(bare[start : start + block])
+    return mine.result, theirs.result
+
+
+def bare_connection(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("CREATE TABLE IF NOT EXISTS b (device TEXT PRIMARY KEY, data TEXT NOT NULL)")
+    return conn
+
+
+def bare_get(conn: sqlite3.Connection, device: str) -> dict[str, object]:
+    row = conn.execute("SELECT data FROM b WHERE device = ?", (device,)).fetchone()
+    data: dict[str, object] = json.loads(row[0])
+    return data
+
+
+def bare_set(conn: sqlite3.Connection, device: str, patch: Mapping[str, object]) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    row = conn.execute("SELECT data FROM b WHERE device = ?", (device,)).fetchone()
+    data = json.loads(row[0]) if row else {}
+    data.update(patch)
+    conn.execute(
+        "INSERT INTO b VALUES (?, ?) ON CONFLICT (device) DO UPDATE SET data = excluded.data",
+        (device, json.dumps(data, separators=(",", ":"))),
+    )
+    conn.execute("COMMIT")
+
+
+async def run(devices: int, rounds: int, workdir: Path) -> list[tuple[Result, Result | None]]:
+    ids = [f"pixel-{i:05d}" for i in range(devices)]
+    store = SQLiteStore(workdir / "devicebucket.db")
+    agents = [Agent(store, d).utils.deviceBucket for d in ids]
+    conn = bare_connection(workdir / "bare.db")
+    for device, bucket in zip(ids, agents, strict=True):
+        await bucket.set(PAYLOAD)
+        bare_set(conn, device, PAYLOAD)
+
+    rows: list[tuple[Result, Result | None]] = []
+    gets = [bucket.get for bucket in agents] * rounds
+    bare_gets = [partial(bare_get, conn, d) for d in ids] * rounds
+    rows.append(await interleaved("get", gets, bare_gets))
+
+    def setter(bucket: DeviceBucketUtils, n: int) -> Callable[[], Awaitable[object]]:
+        return lambda: bucket.set({"counter": n})
+
+    # Every set writes a new value, so every one is a real, durable change.
+    count = devices * rounds
+    sets = [setter(agents[n % devices], n) for n in range(count)]
+    bare_sets = [partial(bare_set, conn, ids[n % devices], {"counter": n}) for n in range(count)]
+    rows.append(await interleaved("set, 1 writer", sets, bare_sets))
+    many = Timer("set, 64 writers")
+    await many.concurrent([setter(agents[n % devices], -n) for n in range(count * 4)], 64)
+    rows.append((many.result, None))
+    conn.close()
+    await store.close()
+    return rows
+
+
+def report(rows: list[tuple[Result, Result | None]], devices: int) -> str:
+    single = next(r for r, _ in rows if r.name == "set, 1 writer")
+    lines = [
+        f"{devices:,} devices, ~{len(json.dumps(PAYLOAD)):,}-byte buckets, synchronous=FULL",
+        "",
+        "| operation | devicebucket ops/s | p50 µs | p99 µs | bare sqlite3 ops/s"
+        " | p50 µs | p99 µs | ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for ours, bare in rows:
+        if bare is not None:
+            ratio = f"{ours.rate / bare.rate:.2f}× bare"
+            bare_cols = (
+                f"{bare.rate:,.0f} | {bare.percentile(0.5):.0f} | {bare.percentile(0.99):.0f}"
+            )
+        else:
+            ratio = f"{ours.rate / single.rate:.1f}× 1 writer"
+            bare_cols = "– | – | –"
+        lines.append(
+            f"| {ours.name} | {ours.rate:,.0f} | {ours.percentile(0.5):.0f}"
+            f" | {ours.percentile(0.99):.0f} | {bare_cols} | {ratio} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--devices", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3, help="passes of get over all devices")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="devicebucket-bench-") as tmp:
+        rows = asyncio.run(run(args.devices, args.rounds, Path(tmp)))
+    print(report(rows, args.devices))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""The command line, through real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from .conftest import ROOT
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> object:
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def fails(result: subprocess.CompletedProcess[str], message: str) -> None:
+    """One line on stderr naming the problem, exit 1, no traceback."""
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert message in result.stderr, result.stderr
+
+
+def test_set_get_delete_clear(cli: Cli) -> None:
+    assert ok(cli("get", "pixel")) == {}
+    assert ok(cli("set", "pixel", "user=bob", "count:=3", 'cfg:={"a":[1]}')) == {
+        "user": "bob",
+        "count": 3,
+        "cfg": {"a": [1]},
+    }
+    assert ok(cli("set", "pixel", "--json", '{"count": null}'))["count"] is None  # type: ignore[index]
+    assert ok(cli("delete", "pixel", "user", "cfg")) == {"count": None}
+    assert ok(cli("get", "pixel")) == {"count": None}
+    assert ok(cli("clear", "pixel")) == {}
+
+
+def test_job_buckets_devices_and_jobs(cli: Cli, tmp_path: Path) -> None:
+    ok(cli("set", "pixel", "--job", "signup", "step:=1"))
+    ok(cli("set", "pixel", "a=1"))
+    devices = ok(cli("devices"))
+    assert isinstance(devices, list)
+    assert [(d["device"], d["keys"], d["jobs"]) for d in devices] == [("pixel", 1, ["signup"])]
+    assert ok(cli("get", "pixel", "--job", "signup")) == {"step": 1}
+    assert ok(cli("jobs")) == []
+    result = cli(
+        "run", str(ROOT / "examples" / "signup_job.py"), "--device", "pixel", "--job", "j1"
+    )
+    assert result.returncode == 0, result.stderr
+    jobs = ok(cli("jobs"))
+    assert isinstance(jobs, list)
+    assert [j["job"] for j in jobs] == ["j1"]
+    assert jobs[0]["schema"]["additionalProperties"] is False
+
+
+def test_errors_are_one_line_and_change_nothing(cli: Cli) -> None:
+    ok(cli("set", "pixel", "password=hunter2-secret"))
+    fails(cli("set", "pixel", "--json", "[1]"), "data must be a JSON object")
+    fails(cli("set", "pixel", "--json", "{bad"), "--json is not valid JSON")
+    fails(cli("set", "pixel", "n:=nope"), "the value of key 'n' after ':=' is not valid JSON")
+    fails(cli("set", "pixel", "noequals"), "expected KEY=VALUE or KEY:=JSON")
+    fails(cli("get", "bad device"), "device id must be 1-256 characters")
+    fails(cli("get", "pixel", db="ftp://nowhere"), "unsupported store URL")
+    fails(cli("set", "pixel", "--json", '{"k": 1e999}'), "value at $.k is inf")
+    assert ok(cli("get", "pixel")) == {"password": "hunter2-secret"}
+
+
+def test_usage_errors_exit_two(cli: Cli) -> None:
+    result = cli("set", "pixel")
+    assert result.returncode == 2
+    assert "give either --json OBJECT or KEY=VALUE arguments" in result.stderr
+
+
+def test_export_import_into_a_fresh_file_is_identical(cli: Cli, tmp_path: Path) -> None:
+    ok(cli("set", "pixel", "token=t", "n:=[1,2.5,null]"))
+    ok(cli("set", "pixel", "n:=2"))
+    ok(cli("set", "ios-1", "ü=ñ"))
+    assert (
+        cli(
+            "run", str(ROOT / "examples" / "signup_job.py"), "--device", "pixel", "--job", "signup"
+        ).returncode
+        == 0
+    )
+    dump = tmp_path / "dump.jsonl"
+    assert cli("export", "-o", str(dump)).returncode == 0
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    assert ok(cli("import", str(dump), db=fresh)) == {"imported": 4}
+    again = cli("export", db=fresh)
+    assert again.returncode == 0
+    assert again.stdout == dump.read_text()
+    lines = [json.loads(line) for line in again.stdout.splitlines()]
+    assert lines[0] == {"devicebucket": "export", "format": 1}
+    assert {line.get("type") for line in lines[1:]} == {"job", "bucket"}
+
+
+def test_import_refuses_a_malformed_file_before_writing(cli: Cli, tmp_path: Path) -> None:
+    good = cli("export").stdout  # header only
+    bad = tmp_path / "bad.jsonl"
+    record = {
+        "type": "bucket",
+        "device": "d1",
+        "job": None,
+        "version": 1,
+        "updated_at": 1.0,
+        "data": {"a": 1},
+    }
+    bad.write_text(good + json.dumps(record) + "\n" + "{not json\n")
+    fails(cli("import", str(bad)), "line 3: not valid JSON")
+    bad.write_text(good + json.dumps({**record, "version": "1"}) + "\n")
+    fails(cli("import", str(bad)), "line 2: field 'version' must be int")
+    bad.write_text(json.dumps(record) + "\n")
+    fails(cli("import", str(bad)), "not a devicebucket export")
+    missing = cli("import", str(tmp_path / "missing.jsonl"))
+    assert missing.returncode == 2
+    assert "does not exist" in missing.stderr
+    assert ok(cli("devices")) == []
+
+
+def test_run_exits_non_zero_with_the_traceback(cli: Cli, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("async def main(agent):\n    raise ValueError('boom in automation')\n")
+    good = tmp_path / "good.py"
+    good.write_text(
+        "async def main(agent):\n    await agent.utils.deviceBucket.set({'ran': True})\n"
+    )
+    result = cli("run", str(bad), str(good), "--device", "pixel")
+    assert result.returncode == 1
+    assert "automation bad.py failed:" in result.stderr
+    assert "Traceback" in result.stderr
+    assert "ValueError: boom in automation" in result.stderr
+    assert ok(cli("get", "pixel")) == {"ran": True}
+    broken = tmp_path / "broken.py"
+    broken.write_text("import no_such_module_here\n")
+    result = cli("run", str(broken), "--device", "pixel")
+    assert result.returncode == 1
+    assert "ModuleNotFoundError" in result.stderr
+
+
+def test_db_from_environment_and_help(tmp_path: Path) -> None:
+    import os
+    import sys
+
+    env = {**os.environ, "DEVICEBUCKET_URL": f"sqlite:///{tmp_path / 'env.db'}"}
+    run = [sys.executable, "-m", "devicebucket"]
+    subprocess.run([*run, "set", "d", "a=1"], env=env, check=True, capture_output=True)
+    assert (tmp_path / "env.db").exists()
+    help_text = subprocess.run([*run, "--help"], capture_output=True, text=True, check=True).stdout
+    for command in ("get", "set", "delete", "clear", "devices", "jobs", "export", "import", "run"):
+        assert f"  {command} " in help_text
