@@ -150,3 +150,43 @@ def test_db_from_environment_and_help(tmp_path: Path) -> None:
     help_text = subprocess.run([*run, "--help"], capture_output=True, text=True, check=True).stdout
     for command in ("get", "set", "delete", "clear", "devices", "jobs", "export", "import", "run"):
         assert f"  {command} " in help_text
+
+
+def test_on_a_terminal_output_is_indented_and_export_shows_progress(
+    cli: Cli, db_url: str, tmp_path: Path
+) -> None:
+    import os
+    import pty
+    import sys
+
+    for i in range(50):
+        ok(cli("set", f"d{i}", "a=1"))
+    primary, secondary = pty.openpty()
+    env = {**os.environ, "COLUMNS": "100", "TERM": "xterm"}
+    dump = tmp_path / "dump.jsonl"
+    commands = [["get", "d1"], ["export", "-o", str(dump)], ["import", str(dump)]]
+    for args in commands:
+        process = subprocess.run(
+            [sys.executable, "-m", "devicebucket", "--db", db_url, *args],
+            stdout=secondary,
+            stderr=secondary,
+            env=env,
+            timeout=60,
+        )
+        assert process.returncode == 0
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(primary)
+    screen = b"".join(chunks).decode()
+    assert '{\r\n  "a": "1"\r\n}' in screen  # indented JSON on a terminal
+    assert "exporting" in screen
+    assert "reading" in screen
+    assert len(dump.read_text().splitlines()) == 51

@@ -35,6 +35,20 @@ async def test_examples_run_and_second_run_reuses_credentials(
     ]
 
 
+async def test_config_example_keeps_the_credentials(
+    store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    examples = [
+        load_automation(EXAMPLES / name, i)
+        for i, name in enumerate(["credentials.py", "app_config.py"])
+    ]
+    await run_automations(store, examples[:1], "pixel")
+    await run_automations(store, examples[1:], "pixel")
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "Device bucket keys: accountToken, appVersion, lastChecked, loginTimestamp, username"
+    )
+
+
 async def test_job_example_registers_its_schema(store: Store) -> None:
     automation = load_automation(EXAMPLES / "signup_job.py")
     for _ in range(3):

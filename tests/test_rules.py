@@ -1,0 +1,116 @@
+"""The pure rules: ids, paths, limits and schema messages."""
+
+from __future__ import annotations
+
+import pytest
+
+from devicebucket import InvalidSchemaError, Limits, SchemaViolationError
+from devicebucket.rules import (
+    check_id,
+    check_schema,
+    json_path,
+    normalize_data,
+    validate_against_schema,
+)
+from devicebucket.store import schema_text
+
+
+@pytest.mark.parametrize("good", ["a", "pixel-7-01", "emu_5554", "user@host:profile.1", "x" * 256])
+def test_valid_ids(good: str) -> None:
+    assert check_id(good) == good
+
+
+def test_json_path_quotes_only_what_needs_it() -> None:
+    assert json_path([]) == "$"
+    assert json_path(["config", "dark_mode", 0]) == "$.config.dark_mode[0]"
+    assert json_path(["with space", 'q"uote']) == '$["with space"]["q\\"uote"]'
+    assert json_path(["9lives"]) == '$["9lives"]'
+
+
+def test_limits_are_settings() -> None:
+    limits = Limits.from_env(
+        {"DEVICEBUCKET_MAX_BUCKET_BYTES": "100", "DEVICEBUCKET_MAX_DEPTH": "3"}
+    )
+    assert limits == Limits(max_bucket_bytes=100, max_key_chars=1024, max_depth=3)
+    with pytest.raises(ValueError, match="DEVICEBUCKET_MAX_DEPTH must be an integer"):
+        Limits.from_env({"DEVICEBUCKET_MAX_DEPTH": "deep"})
+    with pytest.raises(ValueError, match="max_depth must be a positive integer"):
+        Limits(max_depth=0)
+    assert normalize_data({"a": {"b": [1]}}, limits) == {"a": {"b": [1]}}
+    with pytest.raises(ValueError, match="nests deeper than 3 levels"):
+        normalize_data({"a": {"b": [[1]]}}, limits)
+
+
+def test_normalize_makes_plain_types() -> None:
+    class Name(str):
+        pass
+
+    class Count(int):
+        pass
+
+    out = normalize_data({Name("k"): (Count(3), 1.5, True, None)}, Limits())
+    assert out == {"k": [3, 1.5, True, None]}
+    assert type(next(iter(out))) is str
+    assert type(out["k"][0]) is int
+
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "stage": {"enum": ["start", "done"]},
+        "pin": {"type": "string", "pattern": "^[0-9]{4}$"},
+        "tries": {"type": "integer", "maximum": 3},
+    },
+    "required": ["stage"],
+    "additionalProperties": False,
+}
+
+
+@pytest.mark.parametrize(
+    ("data", "path", "rule", "message"),
+    [
+        ({}, "$", "required", r"at \$: rule 'required' failed: missing \$\.stage"),
+        (
+            {"stage": "secret-stage"},
+            "$.stage",
+            "enum",
+            r"rule 'enum' failed: value is not one of \[\"start\", \"done\"\]",
+        ),
+        (
+            {"stage": "done", "pin": "secret"},
+            "$.pin",
+            "pattern",
+            r"rule 'pattern' failed: pattern is \"\^\[0-9\]\{4\}\$\"",
+        ),
+        (
+            {"stage": "done", "tries": 99},
+            "$.tries",
+            "maximum",
+            r"rule 'maximum' failed: maximum is 3",
+        ),
+        (
+            {"stage": "done", "extra": "secret"},
+            "$",
+            "additionalProperties",
+            r"unexpected \$\.extra",
+        ),
+    ],
+)
+def test_schema_violations_name_path_and_rule_but_no_value(
+    data: dict[str, object], path: str, rule: str, message: str
+) -> None:
+    with pytest.raises(SchemaViolationError, match=message) as info:
+        validate_against_schema(data, schema_text(SCHEMA), "signup")
+    assert info.value.path == path
+    assert info.value.rule == rule
+    assert "secret" not in str(info.value)
+    assert "99" not in str(info.value)
+
+
+def test_schemas_are_checked() -> None:
+    assert check_schema(True) is True
+    assert check_schema(SCHEMA) == SCHEMA
+    with pytest.raises(InvalidSchemaError, match=r"at \$\.properties\.a\.minimum"):
+        check_schema({"properties": {"a": {"minimum": "zero"}}})
+    with pytest.raises(InvalidSchemaError, match="bucket schema is not JSON"):
+        check_schema({"enum": [float("nan")]})

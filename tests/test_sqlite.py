@@ -1,0 +1,85 @@
+"""What only the SQLite store does: WAL, group commit, lock timeouts, schema versions."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from devicebucket import Agent, SQLiteStore, StoreUnavailableError
+
+
+async def test_file_is_in_wal_mode_with_tables(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "nested" / "dir" / "s.db")
+    await store.merge("d", {"a": 1})
+    await store.close()
+    with closing(sqlite3.connect(tmp_path / "nested" / "dir" / "s.db")) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert conn.execute("PRAGMA user_version").fetchone() == (1,)
+        assert conn.execute("SELECT device, job, version FROM buckets").fetchall() == [("d", "", 1)]
+
+
+async def test_concurrent_writes_share_one_commit(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.merge("warm", {"a": 1})  # opens this thread's connection
+    statements: list[str] = []
+    store._conn().set_trace_callback(statements.append)
+    await asyncio.gather(*(store.merge(f"d{i}", {"k": i}) for i in range(50)))
+    assert statements.count("COMMIT") == 1
+    assert statements.count("BEGIN IMMEDIATE") == 1
+    statements.clear()
+    for i in range(3):
+        await store.merge("solo", {"k": i})
+    assert statements.count("COMMIT") == 3
+    await store.close()
+
+
+async def test_batches_are_capped(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db", max_batch=16)
+    await store.merge("warm", {"a": 1})
+    statements: list[str] = []
+    store._conn().set_trace_callback(statements.append)
+    await asyncio.gather(*(store.merge("d", {f"k{i}": i}) for i in range(40)))
+    assert statements.count("COMMIT") == 3
+    assert len((await store.get("d")).data) == 40
+    await store.close()
+
+
+async def test_a_write_lock_held_too_long_fails_clearly_and_reads_go_on(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path, busy_timeout=0.05)
+    await store.merge("d", {"a": 1})
+    with closing(sqlite3.connect(path, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        result = await Agent(store, "d").utils.deviceBucket.set({"b": 2})
+        assert result == {"success": False, "error": f"SQLite store {path}: database is locked"}
+        assert (await store.get("d")).data == {"a": 1}
+        other.execute("ROLLBACK")
+    assert (await store.merge("d", {"b": 2})).data == {"a": 1, "b": 2}
+    await store.close()
+
+
+async def test_a_file_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    store = SQLiteStore(path)
+    with pytest.raises(StoreUnavailableError, match="written by a newer devicebucket"):
+        await store.get("d")
+    await store.close()
+
+
+async def test_export_runs_beside_writes(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    for i in range(5):
+        await store.merge(f"d{i}", {"i": i})
+    exported = []
+    async for record in store.export():
+        exported.append(record)
+        await store.merge("during", {"n": len(exported)})  # the export is a snapshot
+    assert len(exported) == 5
+    assert (await store.get("during")).version == 5
+    await store.close()
