@@ -18,7 +18,7 @@ async def test_file_is_in_wal_mode_with_tables(tmp_path: Path) -> None:
     await store.close()
     with closing(sqlite3.connect(tmp_path / "nested" / "dir" / "s.db")) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert conn.execute("PRAGMA user_version").fetchone() == (1,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (2,)
         assert conn.execute("SELECT device, job, version FROM buckets").fetchall() == [("d", "", 1)]
 
 
@@ -59,6 +59,22 @@ async def test_a_write_lock_held_too_long_fails_clearly_and_reads_go_on(tmp_path
         assert (await store.get("d")).data == {"a": 1}
         other.execute("ROLLBACK")
     assert (await store.merge("d", {"b": 2})).data == {"a": 1, "b": 2}
+    await store.close()
+
+
+async def test_an_older_file_is_upgraded_in_place(tmp_path: Path) -> None:
+    from devicebucket.sqlite import _MIGRATIONS
+
+    path = tmp_path / "v1.db"
+    with closing(sqlite3.connect(path)) as conn:
+        conn.executescript(_MIGRATIONS[0])
+        conn.execute("""INSERT INTO buckets VALUES ('d', '', '{"a":1}', 4, 1, 7, 1.0)""")
+        conn.execute("PRAGMA user_version = 1")
+        conn.commit()
+    store = SQLiteStore(path)
+    assert (await store.get("d")).version == 4
+    token, secret = await store.create_token("d")
+    assert await store.authenticate(secret) == token
     await store.close()
 
 

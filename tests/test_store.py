@@ -13,6 +13,7 @@ from devicebucket import (
     InvalidValueError,
     Job,
     JobConflictError,
+    NotFoundError,
     SchemaViolationError,
     Store,
 )
@@ -254,3 +255,30 @@ async def test_import_is_all_or_nothing(store: Store) -> None:
     with pytest.raises(InvalidValueError, match="version"):
         await store.import_records([BucketRecord("d2", None, {}, 0, 1.0)])
     assert [d.device for d in await store.devices()] == ["d1"]
+
+
+async def test_delete_device_removes_all_its_buckets(store: Store) -> None:
+    await store.merge("d1", {"a": 1})
+    await store.merge("d1", {"s": 1}, job="j")
+    await store.merge("d2", {"a": 1})
+    assert await store.delete_device("d1") == 2
+    assert [d.device for d in await store.devices()] == ["d2"]
+    assert (await store.get("d1", job="j")).data == {}
+    assert await store.delete_device("d1") == 0
+
+
+async def test_tokens_are_issued_listed_checked_and_revoked(store: Store) -> None:
+    token, secret = await store.create_token("pixel-1")
+    admin, admin_secret = await store.create_token(None)
+    assert secret.startswith(f"dbk_{token.id}_")
+    assert token.device == "pixel-1"
+    assert admin.is_admin
+    assert {t.id for t in await store.tokens()} == {token.id, admin.id}
+    assert await store.authenticate(secret) == token
+    assert await store.authenticate(admin_secret) == admin
+    assert await store.authenticate(secret[:-1] + ("A" if secret[-1] != "A" else "B")) is None
+    assert await store.authenticate("not-a-token") is None
+    await store.revoke_token(token.id)
+    assert await store.authenticate(secret) is None
+    with pytest.raises(NotFoundError, match="no token with id"):
+        await store.revoke_token(token.id)

@@ -39,10 +39,11 @@ from .rules import (
     validate_against_schema,
 )
 from .store import BucketRecord, DeviceInfo, Job, Record, Snapshot, Store, schema_text
+from .tokens import Token
 
 __all__ = ["SQLiteStore"]
 
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 _MIGRATIONS = (
     """
     CREATE TABLE buckets (
@@ -61,6 +62,14 @@ _MIGRATIONS = (
         schema TEXT,
         created_at REAL NOT NULL,
         updated_at REAL NOT NULL
+    );
+    """,
+    """
+    CREATE TABLE tokens (
+        id TEXT PRIMARY KEY,
+        device TEXT,
+        hash TEXT NOT NULL,
+        created_at REAL NOT NULL
     );
     """,
 )
@@ -372,6 +381,46 @@ class SQLiteStore(Store):
                 return Job(
                     job, automation, None if schema is None else decode_schema(schema), row[3], now
                 )
+
+    async def _delete_device(self, device: str) -> int:
+        with self._errors():
+            conn = self._conn()
+            with _transaction(conn):
+                return conn.execute("DELETE FROM buckets WHERE device = ?", (device,)).rowcount
+
+    async def _put_token(self, ident: str, device: str | None, token_hash: str) -> Token:
+        now = time.time()
+        with self._errors():
+            conn = self._conn()
+            with _transaction(conn):
+                conn.execute(
+                    "INSERT INTO tokens VALUES (?, ?, ?, ?)", (ident, device, token_hash, now)
+                )
+        return Token(ident, device, now)
+
+    async def _tokens(self) -> list[Token]:
+        with self._errors():
+            rows = (
+                self._conn()
+                .execute("SELECT id, device, created_at FROM tokens ORDER BY created_at, id")
+                .fetchall()
+            )
+        return [Token(*row) for row in rows]
+
+    async def _delete_token(self, ident: str) -> bool:
+        with self._errors():
+            conn = self._conn()
+            with _transaction(conn):
+                return conn.execute("DELETE FROM tokens WHERE id = ?", (ident,)).rowcount > 0
+
+    async def _find_token(self, ident: str) -> tuple[Token, str] | None:
+        with self._errors():
+            row = (
+                self._conn()
+                .execute("SELECT id, device, created_at, hash FROM tokens WHERE id = ?", (ident,))
+                .fetchone()
+            )
+        return None if row is None else (Token(row[0], row[1], row[2]), row[3])
 
     async def _import(self, jobs: list[Job], buckets: list[BucketRecord]) -> None:
         with self._errors():

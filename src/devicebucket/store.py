@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeAlias
 
-from .errors import ConflictError, InvalidValueError
+from .errors import ConflictError, InvalidValueError, NotFoundError
 from .rules import (
     Clear,
     Delete,
@@ -29,6 +29,7 @@ from .rules import (
     normalize_data,
     normalize_keys,
 )
+from .tokens import Token, hash_token, new_token, token_id, token_matches
 
 __all__ = [
     "BucketRecord",
@@ -37,6 +38,7 @@ __all__ = [
     "Record",
     "Snapshot",
     "Store",
+    "Token",
     "UpdateFunction",
     "schema_text",
 ]
@@ -220,6 +222,45 @@ class Store(ABC):
         """Every registered job, ordered by id."""
         return await self._jobs()
 
+    async def delete_device(self, device: str) -> int:
+        """Remove every bucket of a device (reset or retired); returns how many there were."""
+        return await self._delete_device(check_id(device))
+
+    # --- access tokens -------------------------------------------------------------------
+
+    async def create_token(self, device: str | None) -> tuple[Token, str]:
+        """Issue a token for one device (``None``: an admin token). The secret is returned
+        once, here; the store keeps only its hash."""
+        if device is not None:
+            check_id(device)
+        ident, secret = new_token()
+        token = await self._put_token(ident, device, hash_token(secret))
+        return token, secret
+
+    async def tokens(self) -> list[Token]:
+        """Every token, without secrets, ordered by creation."""
+        return await self._tokens()
+
+    async def revoke_token(self, ident: str) -> None:
+        """Revoke a token by id; NotFoundError if there is none."""
+        if not await self._delete_token(ident):
+            raise NotFoundError(f"no token with id {ident[:32]!r}")
+
+    async def authenticate(self, presented: str) -> Token | None:
+        """The token a presented secret belongs to, or None (compared in constant time)."""
+        ident = token_id(presented)
+        if ident is None:
+            return None
+        found = await self._find_token(ident)
+        if found is None:
+            return None
+        token, stored_hash = found
+        return token if token_matches(presented, stored_hash) else None
+
+    async def ping(self) -> None:
+        """Raise StoreUnavailableError if the store cannot be reached."""
+        await self._get("devicebucket.health", None)
+
     # --- export and import ---------------------------------------------------------------
 
     def export(self) -> AsyncIterator[Record]:
@@ -297,6 +338,22 @@ class Store(ABC):
 
     @abstractmethod
     def _export(self) -> AsyncIterator[Record]: ...
+
+    @abstractmethod
+    async def _delete_device(self, device: str) -> int: ...
+
+    @abstractmethod
+    async def _put_token(self, ident: str, device: str | None, token_hash: str) -> Token: ...
+
+    @abstractmethod
+    async def _tokens(self) -> list[Token]: ...
+
+    @abstractmethod
+    async def _delete_token(self, ident: str) -> bool: ...
+
+    @abstractmethod
+    async def _find_token(self, ident: str) -> tuple[Token, str] | None:
+        """The token with this id and its stored hash."""
 
     @abstractmethod
     async def _import(self, jobs: list[Job], buckets: list[BucketRecord]) -> None: ...
