@@ -6,33 +6,52 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
-from devicebucket import SQLiteStore, Store
+from devicebucket import HTTPStore, SQLiteStore, Store
+from devicebucket.server import create_app
+
+from .servers import ADMIN, ThreadedServer
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
-STORE_KINDS = ["sqlite"]
+STORE_KINDS = ["sqlite", "http"]
 
 
-async def open_test_store(kind: str, tmp_path: Path) -> Store:
-    """A fresh, empty store of ``kind`` whose files live under ``tmp_path``."""
+@asynccontextmanager
+async def open_test_store(kind: str, tmp_path: Path) -> AsyncIterator[Store]:
+    """A fresh, empty store of ``kind`` whose files live under ``tmp_path``.
+
+    ``http`` is an HTTPStore talking to a real server (uvicorn on a free loopback port)
+    whose own store is a fresh SQLite file.
+    """
     if kind == "sqlite":
-        return SQLiteStore(tmp_path / "store.db")
-    raise AssertionError(f"unknown store kind {kind}")  # pragma: no cover
+        store: Store = SQLiteStore(tmp_path / "store.db")
+        try:
+            yield store
+        finally:
+            await store.close()
+    elif kind == "http":
+        app = create_app(SQLiteStore(tmp_path / "server.db"), admin_token=ADMIN)
+        with ThreadedServer(app) as server:
+            store = HTTPStore(server.url, token=ADMIN, retries=1, backoff=0.01)
+            try:
+                yield store
+            finally:
+                await store.close()
+    else:  # pragma: no cover
+        raise AssertionError(f"unknown store kind {kind}")
 
 
 @pytest.fixture(params=STORE_KINDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     """A fresh, empty store of each kind."""
-    opened = await open_test_store(request.param, tmp_path)
-    try:
+    async with open_test_store(request.param, tmp_path) as opened:
         yield opened
-    finally:
-        await opened.close()
 
 
 @pytest.fixture

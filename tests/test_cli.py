@@ -159,7 +159,7 @@ def test_on_a_terminal_output_is_indented_and_export_shows_progress(
     import pty
     import sys
 
-    for i in range(50):
+    for i in range(3):
         ok(cli("set", f"d{i}", "a=1"))
     primary, secondary = pty.openpty()
     env = {**os.environ, "COLUMNS": "100", "TERM": "xterm"}
@@ -189,4 +189,4 @@ def test_on_a_terminal_output_is_indented_and_export_shows_progress(
     assert '{\r\n  "a": "1"\r\n}' in screen  # indented JSON on a terminal
     assert "exporting" in screen
     assert "reading" in screen
-    assert len(dump.read_text().splitlines()) == 51
+    assert len(dump.read_text().splitlines()) == 4

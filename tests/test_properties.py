@@ -53,11 +53,12 @@ class Harness:
 
     def __init__(self, kind: str, tmp_path: Path) -> None:
         self.runner = asyncio.Runner()
-        self.store: Store = self.runner.run(open_test_store(kind, tmp_path))
+        self.opened = open_test_store(kind, tmp_path)
+        self.store: Store = self.runner.run(self.opened.__aenter__())
         self.devices = (f"device-{n}" for n in itertools.count())
 
     def close(self) -> None:
-        self.runner.run(self.store.close())
+        self.runner.run(self.opened.__aexit__(None, None, None))
         self.runner.close()
 
 

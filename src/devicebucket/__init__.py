@@ -13,6 +13,7 @@ from .agent import (
     JobBucketUtils,
 )
 from .errors import (
+    AccessDeniedError,
     ConflictError,
     DeviceBucketError,
     InvalidSchemaError,
@@ -23,11 +24,14 @@ from .errors import (
     StoreUnavailableError,
 )
 from .factory import default_url, open_store
+from .remote import HTTPStore
 from .rules import Limits
 from .sqlite import SQLiteStore
 from .store import BucketRecord, DeviceInfo, Job, Snapshot, Store
+from .tokens import Token
 
 __all__ = [
+    "AccessDeniedError",
     "Agent",
     "BucketRecord",
     "BucketResult",
@@ -39,6 +43,7 @@ __all__ = [
     "DeviceBucketUtils",
     "DeviceInfo",
     "Failure",
+    "HTTPStore",
     "InvalidSchemaError",
     "InvalidValueError",
     "Job",
@@ -51,6 +56,7 @@ __all__ = [
     "Snapshot",
     "Store",
     "StoreUnavailableError",
+    "Token",
     "default_url",
     "open_store",
 ]

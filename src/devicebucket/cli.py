@@ -12,6 +12,7 @@ import sys
 import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
@@ -24,7 +25,9 @@ from .errors import DeviceBucketError, InvalidValueError
 from .exchange import HEADER, dump_record, parse_records
 from .factory import open_store
 from .runner import Automation, load_automation, run_automations
+from .serve import serve_command
 from .store import DeviceInfo, Job, Snapshot, Store
+from .tokens import Token
 
 __all__ = ["main"]
 
@@ -44,9 +47,16 @@ class _Group(click.Group):
             raise click.ClickException(f"{exc.strerror or exc}{where}") from None
 
 
+@dataclass(frozen=True, slots=True)
+class _Settings:
+    db: str | None
+    token: str | None
+
+
 def _with_store(ctx: click.Context, fn: Callable[[Store], Awaitable[T]]) -> T:
     async def run() -> T:
-        store = open_store(ctx.obj)
+        settings: _Settings = ctx.obj
+        store = open_store(settings.db, token=settings.token)
         try:
             return await fn(store)
         finally:
@@ -130,11 +140,17 @@ job_option = click.option(
     help="Store URL (sqlite:///file.db). Default: $DEVICEBUCKET_URL,"
     " else a file in the user data directory.",
 )
+@click.option(
+    "--token",
+    metavar="TOKEN",
+    envvar="DEVICEBUCKET_TOKEN",
+    help="Bearer token for an http(s):// store. Default: $DEVICEBUCKET_TOKEN.",
+)
 @click.version_option(package_name="devicebucket")
 @click.pass_context
-def main(ctx: click.Context, db: str | None) -> None:
+def main(ctx: click.Context, db: str | None, token: str | None) -> None:
     """Persistent device and job buckets for device-automation fleets."""
-    ctx.obj = db
+    ctx.obj = _Settings(db, token)
 
 
 @main.command()
@@ -299,3 +315,49 @@ def run(
         traceback.print_exception(result.error, file=sys.stderr)
     if failed:
         ctx.exit(1)
+
+
+main.add_command(serve_command)
+
+
+@main.group()
+def token() -> None:
+    """Issue, list and revoke access tokens (stored only as hashes)."""
+
+
+def _token_json(token: Token) -> dict[str, Any]:
+    return {
+        "id": token.id,
+        "device": token.device,
+        "admin": token.is_admin,
+        "created_at": _iso(token.created_at),
+    }
+
+
+@token.command(name="create")
+@click.argument("device", required=False)
+@click.option("--admin", is_flag=True, help="An admin token (may do everything).")
+@click.pass_context
+def token_create(ctx: click.Context, device: str | None, admin: bool) -> None:
+    """Issue a token for DEVICE (or --admin). The secret is printed once, here."""
+    if admin == (device is not None):
+        raise click.UsageError("give either a DEVICE or --admin")
+    created, secret = _with_store(ctx, lambda store: store.create_token(device))
+    _emit({**_token_json(created), "token": secret})
+
+
+@token.command(name="list")
+@click.pass_context
+def token_list(ctx: click.Context) -> None:
+    """List tokens: id, device, admin, creation time (never the secrets)."""
+    found = _with_store(ctx, lambda store: store.tokens())
+    _emit([_token_json(t) for t in found])
+
+
+@token.command(name="revoke")
+@click.argument("token_id")
+@click.pass_context
+def token_revoke(ctx: click.Context, token_id: str) -> None:
+    """Revoke the token with this id; it stops working at once."""
+    _with_store(ctx, lambda store: store.revoke_token(token_id))
+    _emit({"revoked": token_id})

@@ -7,6 +7,7 @@ contains a stored value.
 from __future__ import annotations
 
 __all__ = [
+    "AccessDeniedError",
     "ConflictError",
     "DeviceBucketError",
     "InvalidSchemaError",
@@ -66,3 +67,7 @@ class NotFoundError(DeviceBucketError, LookupError):
 
 class StoreUnavailableError(DeviceBucketError):
     """The store could not be reached or could not complete the operation."""
+
+
+class AccessDeniedError(DeviceBucketError):
+    """The server refused the token (missing, invalid, revoked, or not allowed here)."""

@@ -19,7 +19,7 @@ from typing import Any
 from .errors import InvalidValueError
 from .store import BucketRecord, Job, Record
 
-__all__ = ["FORMAT", "HEADER", "dump_record", "parse_records"]
+__all__ = ["FORMAT", "HEADER", "RecordParser", "dump_record", "parse_records"]
 
 FORMAT = 1
 HEADER: dict[str, Any] = {"devicebucket": "export", "format": FORMAT}
@@ -56,58 +56,70 @@ def _field(line: dict[str, Any], name: str, kinds: tuple[type, ...], number: int
     return value
 
 
+class RecordParser:
+    """Parses an export one line at a time, so a long export never sits in memory twice."""
+
+    def __init__(self) -> None:
+        self.number = 0
+        self.header_seen = False
+
+    def feed(self, raw: str) -> Record | None:
+        """The record on this line, None for the header or a blank line; raises if malformed."""
+        self.number += 1
+        number = self.number
+        if not raw.strip():
+            return None
+        try:
+            line = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise InvalidValueError(f"line {number}: not valid JSON") from None
+        if not isinstance(line, dict):
+            raise InvalidValueError(f"line {number}: expected a JSON object")
+        if not self.header_seen:
+            if line.get("devicebucket") != "export":
+                raise InvalidValueError("line 1: not a devicebucket export (header missing)")
+            if line.get("format") != FORMAT:
+                raise InvalidValueError(f"line 1: export format is not {FORMAT}")
+            self.header_seen = True
+            return None
+        return _record(line, number)
+
+    def finish(self) -> None:
+        if not self.header_seen:
+            raise InvalidValueError("empty file: not a devicebucket export")
+
+
+def _record(line: dict[str, Any], number: int) -> Record:
+    kind = line.get("type")
+    number_kinds = (int, float)
+    if kind == "job":
+        schema = line.get("schema")
+        if schema is not None and not isinstance(schema, (dict, bool)):
+            raise InvalidValueError(f"line {number}: field 'schema' must be an object or null")
+        return Job(
+            job=_field(line, "job", (str,), number),
+            automation=_field(line, "automation", (str, type(None)), number),
+            schema=schema,
+            created_at=float(_field(line, "created_at", number_kinds, number)),
+            updated_at=float(_field(line, "updated_at", number_kinds, number)),
+        )
+    if kind == "bucket":
+        return BucketRecord(
+            device=_field(line, "device", (str,), number),
+            job=_field(line, "job", (str, type(None)), number),
+            data=_field(line, "data", (dict,), number),
+            version=_field(line, "version", (int,), number),
+            updated_at=float(_field(line, "updated_at", number_kinds, number)),
+        )
+    raise InvalidValueError(f"line {number}: unknown record type {str(kind)[:32]!r}")
+
+
 def parse_records(lines: Iterable[str]) -> list[Record]:
     """Parse a whole export, or raise InvalidValueError naming the first bad line.
 
     Everything is parsed before anything is written, so a malformed file writes nothing.
     """
-    records: list[Record] = []
-    header_seen = False
-    for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        try:
-            line = json.loads(raw)
-        except ValueError:
-            raise InvalidValueError(f"line {number}: not valid JSON") from None
-        if not isinstance(line, dict):
-            raise InvalidValueError(f"line {number}: expected a JSON object")
-        if not header_seen:
-            if line.get("devicebucket") != "export":
-                raise InvalidValueError("line 1: not a devicebucket export (header missing)")
-            if line.get("format") != FORMAT:
-                raise InvalidValueError(
-                    f"line 1: export format {line.get('format')!r} is not {FORMAT}"
-                )
-            header_seen = True
-            continue
-        kind = line.get("type")
-        number_kinds = (int, float)
-        if kind == "job":
-            schema = line.get("schema")
-            if schema is not None and not isinstance(schema, (dict, bool)):
-                raise InvalidValueError(f"line {number}: field 'schema' must be an object or null")
-            records.append(
-                Job(
-                    job=_field(line, "job", (str,), number),
-                    automation=_field(line, "automation", (str, type(None)), number),
-                    schema=schema,
-                    created_at=float(_field(line, "created_at", number_kinds, number)),
-                    updated_at=float(_field(line, "updated_at", number_kinds, number)),
-                )
-            )
-        elif kind == "bucket":
-            records.append(
-                BucketRecord(
-                    device=_field(line, "device", (str,), number),
-                    job=_field(line, "job", (str, type(None)), number),
-                    data=_field(line, "data", (dict,), number),
-                    version=_field(line, "version", (int,), number),
-                    updated_at=float(_field(line, "updated_at", number_kinds, number)),
-                )
-            )
-        else:
-            raise InvalidValueError(f"line {number}: unknown record type {kind!r}")
-    if not header_seen:
-        raise InvalidValueError("empty file: not a devicebucket export")
+    parser = RecordParser()
+    records = [record for raw in lines if (record := parser.feed(raw)) is not None]
+    parser.finish()
     return records

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from platformdirs import user_data_path
 
 from .errors import InvalidValueError
+from .remote import HTTPStore
 from .rules import Limits
 from .sqlite import SQLiteStore
 from .store import Store
+from .urls import redact_url, scheme_of, sqlite_path
 
-__all__ = ["default_url", "open_store", "redact_url"]
+__all__ = ["default_url", "open_store", "redact_url", "sqlite_path"]
 
 ENV_URL = "DEVICEBUCKET_URL"
+ENV_TOKEN = "DEVICEBUCKET_TOKEN"
 
 
 def default_url() -> str:
@@ -26,40 +27,30 @@ def default_url() -> str:
     return f"sqlite:///{user_data_path('devicebucket') / 'devicebucket.db'}"
 
 
-def redact_url(url: str) -> str:
-    """The URL without its password, fit for a message."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    netloc = f"{parts.username}:***@{host}" if parts.username else host
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def sqlite_path(url: str) -> Path:
-    """The file of a ``sqlite:///relative.db`` or ``sqlite:////absolute.db`` URL, or a bare path."""
-    if url.startswith("sqlite://"):
-        rest = url.removeprefix("sqlite://")
-        if not rest.startswith("/") or rest == "/":
-            raise InvalidValueError("a SQLite URL looks like sqlite:///path/to/file.db")
-        rest = rest[1:]
-        return Path(rest).expanduser()
-    return Path(url).expanduser()
-
-
-def open_store(url: str | None = None, *, limits: Limits | None = None) -> Store:
+def open_store(
+    url: str | None = None,
+    *,
+    token: str | None = None,
+    limits: Limits | None = None,
+    timeout: float = 10.0,
+) -> Store:
     """Open the store ``url`` names; ``None`` means ``DEVICEBUCKET_URL`` or the default file.
 
     * ``sqlite:///fleet.db`` (relative), ``sqlite:////var/lib/fleet.db`` (absolute), or a
       plain file path: the embedded SQLite store.
+    * ``http://host:8787`` or ``https://...``: a devicebucket server, with ``token``
+      (default ``DEVICEBUCKET_TOKEN``) and a ``timeout`` in seconds per request.
     """
     url = url or default_url()
     limits = limits or Limits.from_env()
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    scheme = scheme_of(url)
     if scheme in ("", "sqlite"):
         return SQLiteStore(sqlite_path(url), limits=limits)
+    if scheme in ("http", "https"):
+        return HTTPStore(
+            url, token=token or os.environ.get(ENV_TOKEN), limits=limits, timeout=timeout
+        )
     raise InvalidValueError(
         f"unsupported store URL {redact_url(url)!r}: use sqlite:///path/to/file.db"
+        " or http(s)://host:port"
     )

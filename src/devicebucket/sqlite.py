@@ -39,7 +39,7 @@ from .rules import (
     validate_against_schema,
 )
 from .store import BucketRecord, DeviceInfo, Job, Record, Snapshot, Store, schema_text
-from .tokens import Token
+from .tokens import Token, hash_token, new_token, token_id, token_matches
 
 __all__ = ["SQLiteStore"]
 
@@ -388,15 +388,17 @@ class SQLiteStore(Store):
             with _transaction(conn):
                 return conn.execute("DELETE FROM buckets WHERE device = ?", (device,)).rowcount
 
-    async def _put_token(self, ident: str, device: str | None, token_hash: str) -> Token:
+    async def _issue_token(self, device: str | None) -> tuple[Token, str]:
+        ident, secret = new_token()
         now = time.time()
         with self._errors():
             conn = self._conn()
             with _transaction(conn):
                 conn.execute(
-                    "INSERT INTO tokens VALUES (?, ?, ?, ?)", (ident, device, token_hash, now)
+                    "INSERT INTO tokens VALUES (?, ?, ?, ?)",
+                    (ident, device, hash_token(secret), now),
                 )
-        return Token(ident, device, now)
+        return Token(ident, device, now), secret
 
     async def _tokens(self) -> list[Token]:
         with self._errors():
@@ -413,14 +415,13 @@ class SQLiteStore(Store):
             with _transaction(conn):
                 return conn.execute("DELETE FROM tokens WHERE id = ?", (ident,)).rowcount > 0
 
-    async def _find_token(self, ident: str) -> tuple[Token, str] | None:
+    async def _authenticate(self, presented: str) -> Token | None:
+        query = "SELECT id, device, created_at, hash FROM tokens WHERE id = ?"
         with self._errors():
-            row = (
-                self._conn()
-                .execute("SELECT id, device, created_at, hash FROM tokens WHERE id = ?", (ident,))
-                .fetchone()
-            )
-        return None if row is None else (Token(row[0], row[1], row[2]), row[3])
+            row = self._conn().execute(query, (token_id(presented),)).fetchone()
+        if row is None or not token_matches(presented, row[3]):
+            return None
+        return Token(row[0], row[1], row[2])
 
     async def _import(self, jobs: list[Job], buckets: list[BucketRecord]) -> None:
         with self._errors():

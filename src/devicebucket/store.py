@@ -29,7 +29,7 @@ from .rules import (
     normalize_data,
     normalize_keys,
 )
-from .tokens import Token, hash_token, new_token, token_id, token_matches
+from .tokens import Token, token_id
 
 __all__ = [
     "BucketRecord",
@@ -233,9 +233,7 @@ class Store(ABC):
         once, here; the store keeps only its hash."""
         if device is not None:
             check_id(device)
-        ident, secret = new_token()
-        token = await self._put_token(ident, device, hash_token(secret))
-        return token, secret
+        return await self._issue_token(device)
 
     async def tokens(self) -> list[Token]:
         """Every token, without secrets, ordered by creation."""
@@ -248,14 +246,9 @@ class Store(ABC):
 
     async def authenticate(self, presented: str) -> Token | None:
         """The token a presented secret belongs to, or None (compared in constant time)."""
-        ident = token_id(presented)
-        if ident is None:
+        if not isinstance(presented, str) or token_id(presented) is None:
             return None
-        found = await self._find_token(ident)
-        if found is None:
-            return None
-        token, stored_hash = found
-        return token if token_matches(presented, stored_hash) else None
+        return await self._authenticate(presented)
 
     async def ping(self) -> None:
         """Raise StoreUnavailableError if the store cannot be reached."""
@@ -343,7 +336,8 @@ class Store(ABC):
     async def _delete_device(self, device: str) -> int: ...
 
     @abstractmethod
-    async def _put_token(self, ident: str, device: str | None, token_hash: str) -> Token: ...
+    async def _issue_token(self, device: str | None) -> tuple[Token, str]:
+        """Create a token (see ``tokens.new_token``) and keep only its hash."""
 
     @abstractmethod
     async def _tokens(self) -> list[Token]: ...
@@ -352,8 +346,8 @@ class Store(ABC):
     async def _delete_token(self, ident: str) -> bool: ...
 
     @abstractmethod
-    async def _find_token(self, ident: str) -> tuple[Token, str] | None:
-        """The token with this id and its stored hash."""
+    async def _authenticate(self, presented: str) -> Token | None:
+        """The token of a well-formed presented secret, or None (``tokens.token_matches``)."""
 
     @abstractmethod
     async def _import(self, jobs: list[Job], buckets: list[BucketRecord]) -> None: ...

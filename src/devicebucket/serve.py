@@ -1,0 +1,94 @@
+"""``devicebucket serve``: run the HTTP server with uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import sys
+
+import click
+import uvicorn
+
+from .factory import default_url, open_store
+from .server import ADMIN_TOKEN_ENV
+
+__all__ = ["is_loopback", "serve_command"]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (or ``localhost``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+async def _ensure_admin_token(url: str) -> str | None:
+    """The first time a store is served, create an admin token; return its secret once."""
+    store = open_store(url)
+    try:
+        if any(t.is_admin for t in await store.tokens()):
+            return None
+        _, secret = await store.create_token(None)
+        return secret
+    finally:
+        await store.close()
+
+
+@click.command(name="serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8787, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="PEM certificate.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="PEM private key.")
+@click.option(
+    "--allow-plain-http", is_flag=True, help="Listen on a non-loopback address without TLS."
+)
+@click.option("--access-log/--no-access-log", default=True, show_default=True)
+@click.pass_context
+def serve_command(
+    ctx: click.Context,
+    host: str,
+    port: int,
+    workers: int,
+    tls_cert: str | None,
+    tls_key: str | None,
+    allow_plain_http: bool,
+    access_log: bool,
+) -> None:
+    """Serve the store over HTTP under /v1 (OpenAPI at /openapi.json, docs at /docs).
+
+    The admin token is $DEVICEBUCKET_ADMIN_TOKEN; without it, one is generated the first
+    time, stored hashed, and printed once.
+    """
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    if not is_loopback(host) and tls_cert is None and not allow_plain_http:
+        raise click.UsageError(
+            f"refusing to serve plain HTTP on non-loopback address {host}:"
+            " give --tls-cert and --tls-key, or --allow-plain-http"
+        )
+    url = ctx.obj.db or default_url()
+    if url.split("://", 1)[0].lower() in ("http", "https"):
+        raise click.UsageError("serve needs a local store (sqlite:// or postgresql://)")
+    if not os.environ.get(ADMIN_TOKEN_ENV):
+        secret = asyncio.run(_ensure_admin_token(url))
+        if secret is not None:
+            click.echo(f"admin token (shown once, stored hashed): {secret}", err=True)
+    # Workers are separate processes: they open the store from the environment.
+    os.environ["DEVICEBUCKET_URL"] = url
+    sys.stderr.flush()
+    uvicorn.run(
+        "devicebucket.server:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        ssl_certfile=tls_cert,
+        ssl_keyfile=tls_key,
+        access_log=access_log,
+        log_level="info",
+    )
