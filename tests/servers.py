@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -65,9 +66,20 @@ def free_port() -> int:
 class ServeProcess:
     """``devicebucket serve`` in a subprocess, as an operator runs it."""
 
-    def __init__(self, db_url: str, *args: str, admin: str | None = ADMIN) -> None:
+    def __init__(
+        self,
+        db_url: str,
+        *args: str,
+        admin: str | None = ADMIN,
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        self.verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=str(tls[0])) if tls else True
+        )
+        if tls:
+            args = (*args, "--tls-cert", str(tls[0]), "--tls-key", str(tls[1]))
         env = {k: v for k, v in os.environ.items() if not k.startswith("DEVICEBUCKET_")}
         if admin is not None:
             env["DEVICEBUCKET_ADMIN_TOKEN"] = admin
@@ -97,7 +109,10 @@ class ServeProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log.read_text()}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                if (
+                    httpx.get(f"{self.url}/healthz", timeout=1, verify=self.verify).status_code
+                    == 200
+                ):
                     return
             except httpx.TransportError:
                 pass
@@ -105,7 +120,11 @@ class ServeProcess:
         raise TimeoutError(f"server did not start: {self.log.read_text()}")
 
     def __enter__(self) -> ServeProcess:
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
         return self
 
     def __exit__(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import ssl
 import weakref
 from collections.abc import AsyncIterator
 from typing import Any
@@ -86,7 +87,7 @@ class HTTPStore(Store):
         retries: int = 3,
         backoff: float = 0.1,
         limits: Limits | None = None,
-        verify: str | bool = True,
+        verify: str | bool | ssl.SSLContext = True,
     ) -> None:
         super().__init__(limits=limits)
         self.base_url = url.rstrip("/")
@@ -95,7 +96,10 @@ class HTTPStore(Store):
         self.retries = retries
         self.backoff = backoff
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._verify = verify
+        # A CA file (a self-signed server certificate, a private CA) or a ready context.
+        self._verify = (
+            ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+        )
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
             weakref.WeakKeyDictionary()
         )

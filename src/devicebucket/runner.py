@@ -81,12 +81,21 @@ def load_automation(path: str | Path, index: int = 0) -> Automation:
 async def register_job(
     store: Store, job: str, automations: Sequence[Automation], *, replace_schema: bool = False
 ) -> None:
-    """Register ``job`` with the one schema its automations agree on (if any defines one)."""
+    """Register ``job`` with the one schema its automations agree on (if any defines one).
+
+    A job already registered with that schema (or run by automations that define none) is
+    left as it is, so a device token, which may not register jobs, can run it.
+    """
     with_schema = [a for a in automations if a.schema is not None]
     texts = {schema_text(a.schema) for a in with_schema}
     if len(texts) > 1:
         names = ", ".join(a.name for a in with_schema)
         raise AutomationError(f"automations {names} define different BUCKET_SCHEMA for job {job!r}")
+    existing = await store.get_job(job)
+    if existing is not None and (
+        not texts or (existing.schema is not None and {schema_text(existing.schema)} == texts)
+    ):
+        return
     await store.register_job(
         job,
         automation=", ".join(a.name for a in automations),

@@ -1,0 +1,207 @@
+"""``devicebucket serve`` as an operator runs it: workers, tokens, TLS, logs, remote CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ipaddress
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from devicebucket import HTTPStore
+
+from .conftest import ROOT
+from .servers import ADMIN, ServeProcess
+from .test_concurrency import WORKERS
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def clients(commands: list[list[str]], url: str, token: str) -> None:
+    env = {**os.environ, "DEVICEBUCKET_TOKEN": token}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, WORKERS, *c[:1], url, *c[1:]],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for c in commands
+    ]
+    errors = [p.communicate(timeout=300)[1] for p in processes]
+    assert [p.returncode for p in processes] == [0] * len(processes), errors
+
+
+def test_two_workers_on_one_file_lose_no_write(db_url: str) -> None:
+    with ServeProcess(db_url, "--workers", "2", "--no-access-log") as server:
+        clients(
+            [["set-distinct", "pixel", f"c{c}", "300", "5"] for c in range(8)], server.url, ADMIN
+        )
+        clients([["increment", "counter", "25"] for _ in range(4)], server.url, ADMIN)
+
+        async def check() -> None:
+            store = HTTPStore(server.url, token=ADMIN)
+            pixel = await store.get("pixel")
+            counter = await store.get("counter")
+            await store.close()
+            assert pixel.data == {f"c{c}-{i}": i for c in range(8) for i in range(300)}
+            assert pixel.version == 2400
+            assert counter.data == {"n": 100}
+            assert counter.version == 100
+
+        asyncio.run(check())
+
+
+def test_admin_token_is_made_once_stored_hashed_and_never_logged(tmp_path: Path, cli: Cli) -> None:
+    db_url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    with ServeProcess(db_url, admin=None) as server:
+        first_log = server.log.read_text()
+    lines = [line for line in first_log.splitlines() if line.startswith("admin token (shown once")]
+    assert len(lines) == 1
+    admin = lines[0].rsplit(" ", 1)[1]
+    with ServeProcess(db_url, admin=None) as server:
+        assert "admin token" not in server.log.read_text()
+        headers = {"Authorization": f"Bearer {admin}"}
+        device = httpx.post(f"{server.url}/v1/devices/pixel/tokens", headers=headers).json()[
+            "token"
+        ]
+        response = httpx.patch(
+            f"{server.url}/v1/devices/pixel/bucket",
+            json={"password": "value-that-must-not-be-logged"},
+            headers={"Authorization": f"Bearer {device}"},
+        )
+        assert response.status_code == 200
+        httpx.get(
+            f"{server.url}/v1/devices/other/bucket", headers={"Authorization": f"Bearer {device}"}
+        )
+        log = server.log.read_text()
+    assert "PATCH /v1/devices/pixel/bucket" in log  # the access log is on
+    for secret in (admin, device, "value-that-must-not-be-logged"):
+        assert secret not in log
+    files = [tmp_path / name for name in ("fresh.db", "fresh.db-wal", "fresh.db-shm")]
+    stored = b"".join(p.read_bytes() for p in files if p.exists())
+    for token in (admin, device):  # tokens are stored only as hashes
+        assert token.encode() not in stored
+
+
+def test_refuses_plain_http_on_a_public_address(db_url: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "devicebucket", "--db", db_url, "serve", "--host", "0.0.0.0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "refusing to serve plain HTTP on non-loopback address 0.0.0.0" in result.stderr
+
+
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_serves_tls_when_given_a_certificate(db_url: str, tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    with ServeProcess(db_url, tls=(cert, key)) as server:
+        assert server.url.startswith("https://")
+
+        async def use() -> None:
+            store = HTTPStore(server.url, token=ADMIN, verify=str(cert))
+            assert (await store.merge("tls-dev", {"a": 1})).data == {"a": 1}
+            await store.close()
+
+        asyncio.run(use())
+
+
+def test_cli_and_runner_work_against_a_server_with_a_device_token(
+    db_url: str, cli: Cli, tmp_path: Path
+) -> None:
+    with ServeProcess(db_url) as server:
+
+        def remote(*args: str, token: str = ADMIN) -> subprocess.CompletedProcess[str]:
+            return cli("--token", token, *args, db=server.url)
+
+        created = json.loads(remote("token", "create", "pixel").stdout)
+        device_token = created["token"]
+        assert created["device"] == "pixel"
+        listed = json.loads(remote("token", "list").stdout)
+        assert created["id"] in {t["id"] for t in listed}
+        assert all("token" not in t for t in listed)
+
+        # The job is registered once by an admin; the device token may then run it.
+        signup = str(ROOT / "examples" / "signup_job.py")
+        assert remote("run", signup, "--device", "pixel", "--job", "signup").returncode == 0
+        run = remote(
+            "run",
+            str(ROOT / "examples" / "credentials.py"),
+            signup,
+            "--device",
+            "pixel",
+            "--job",
+            "signup",
+            token=device_token,
+        )
+        assert run.returncode == 0, run.stderr
+        assert "signup attempt 2 on pixel: stage done" in run.stdout
+        assert (
+            json.loads(remote("get", "pixel", "--job", "signup", token=device_token).stdout)[
+                "attempts"
+            ]
+            == 2
+        )
+        assert json.loads(remote("set", "pixel", "a:=1", token=device_token).stdout)["a"] == 1
+
+        denied = remote("get", "other-device", token=device_token)
+        assert denied.returncode == 1
+        assert denied.stderr.strip() == (
+            f"Error: devicebucket server {server.url}:"
+            " a device token may only use its own device's buckets"
+        )
+        assert remote("devices", token=device_token).returncode == 1
+        assert json.loads(remote("devices").stdout)[0]["device"] == "pixel"
+
+        assert remote("token", "revoke", created["id"]).returncode == 0
+        revoked = remote("get", "pixel", token=device_token)
+        assert revoked.returncode == 1
+        assert "not valid or was revoked" in revoked.stderr
+
+        dump = tmp_path / "remote.jsonl"
+        assert remote("export", "-o", str(dump)).returncode == 0
+        fresh = f"sqlite:///{tmp_path / 'copy.db'}"
+        assert json.loads(cli("import", str(dump), db=fresh).stdout) == {"imported": 3}
+        assert json.loads(cli("get", "pixel", "--job", "signup", db=fresh).stdout)["attempts"] == 2
