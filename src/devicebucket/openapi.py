@@ -157,7 +157,7 @@ def _components() -> dict[str, Any]:
                 "in": "header",
                 "required": False,
                 "description": 'Write only if the bucket is at this version (an ETag like "3")',
-                "schema": {"type": "string"},
+                "schema": {"type": "string", "pattern": r'^(\*|(W/)?"[0-9]{1,18}"|[0-9]{1,18})$'},
             },
             "after": {"name": "after", "in": "query", "required": False, "schema": id_param},
             "limit": {

@@ -222,8 +222,16 @@ class Api:
                 403, "forbidden", "a device token may only use its own device's buckets"
             )
 
-    def route(self, path: str, handlers: dict[str, tuple[Handler, Access]]) -> Route:
-        """One Route a path, so a wrong method gets 405 with the right Allow header."""
+    def route(
+        self,
+        path: str,
+        handlers: dict[str, tuple[Handler, Access]],
+        query: frozenset[str] = frozenset(),
+    ) -> Route:
+        """One Route a path, so a wrong method gets 405 with the right Allow header.
+
+        A query parameter the route does not take is refused (a typo should not be ignored).
+        """
         if "GET" in handlers:
             handlers = {**handlers, "HEAD": handlers["GET"]}
 
@@ -231,6 +239,10 @@ class Api:
             started = time.perf_counter()
             handler, access = handlers[request.method]
             try:
+                unknown = set(request.query_params) - query
+                if unknown:
+                    name = sorted(unknown)[0][:64]
+                    raise HTTPError(400, "bad_request", f"unknown query parameter {name!r}")
                 token = None if access is Access.PUBLIC else await self.authenticate(request)
                 self.authorize(access, token, request)
                 response = await handler(request, token)
@@ -424,7 +436,11 @@ class Api:
             ]
         return [
             *routes,
-            self.route("/v1/devices", {"GET": (self.list_devices, admin)}),
+            self.route(
+                "/v1/devices",
+                {"GET": (self.list_devices, admin)},
+                frozenset({"after", "limit"}),
+            ),
             self.route("/v1/devices/{device}", {"DELETE": (self.delete_device, admin)}),
             self.route("/v1/devices/{device}/tokens", {"POST": (self.create_token, admin)}),
             self.route("/v1/jobs", {"GET": (self.list_jobs, admin)}),
