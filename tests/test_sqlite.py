@@ -99,3 +99,59 @@ async def test_export_runs_beside_writes(tmp_path: Path) -> None:
     assert len(exported) == 5
     assert (await store.get("during")).version == 5
     await store.close()
+
+
+async def test_write_cache_sees_commits_of_other_connections(tmp_path: Path) -> None:
+    one, two = SQLiteStore(tmp_path / "s.db"), SQLiteStore(tmp_path / "s.db")
+    await one.merge("d", {"a": 1})  # cached by one's connection
+    await two.merge("d", {"b": 2})  # committed by another connection
+    after = await one.merge("d", {"c": 3})
+    assert after.data == {"a": 1, "b": 2, "c": 3}
+    assert after.version == 3
+    await two.delete_device("d")
+    assert (await one.merge("d", {"x": 1})).data == {"x": 1}
+    with closing(sqlite3.connect(tmp_path / "s.db", isolation_level=None)) as raw:
+        raw.execute("""UPDATE buckets SET data = '{"raw":1}', version = 9 WHERE device = 'd'""")
+    assert (await one.merge("d", {"y": 2})).data == {"raw": 1, "y": 2}
+    assert (await one.get("d")).version == 10
+    await one.close()
+    await two.close()
+
+
+async def test_write_cache_never_shares_objects_with_callers(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    first = await store.merge("d", {"list": [1], "obj": {"k": "v"}})
+    first.data["list"].append(2)
+    first.data["obj"]["k"] = "changed"
+    first.data["new"] = True
+    second = await store.merge("d", {"x": 1})
+    assert second.data == {"list": [1], "obj": {"k": "v"}, "x": 1}
+    assert second.text == '{"list":[1],"obj":{"k":"v"},"x":1}'
+    await store.close()
+
+
+async def test_a_failed_batch_leaves_no_stale_cache(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path, busy_timeout=0.05)
+    await store.merge("d", {"a": 1})
+    with closing(sqlite3.connect(path, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreUnavailableError, match="database is locked"):
+            await store.merge("d", {"b": 2})
+        other.execute("ROLLBACK")
+    assert (await store.merge("d", {"c": 3})).data == {"a": 1, "c": 3}
+    await store.close()
+
+
+async def test_job_schema_changes_reach_a_cached_writer(tmp_path: Path) -> None:
+    from devicebucket import SchemaViolationError
+
+    writer, admin = SQLiteStore(tmp_path / "s.db"), SQLiteStore(tmp_path / "s.db")
+    await writer.merge("d", {"n": "text"}, job="j")  # no schema yet: cached as none
+    await admin.register_job(
+        "j", schema={"properties": {"n": {"type": "string"}, "m": {"type": "integer"}}}
+    )
+    with pytest.raises(SchemaViolationError, match=r"\$\.m"):
+        await writer.merge("d", {"m": "not an int"}, job="j")
+    await writer.close()
+    await admin.close()

@@ -44,6 +44,7 @@ from .errors import (
 from .exchange import HEADER, RecordParser, dump_record
 from .factory import open_store
 from .openapi import openapi_document
+from .rules import encode
 from .store import DeviceInfo, Job, Snapshot, Store
 from .tokens import Token
 
@@ -103,7 +104,11 @@ def _error_response(error: HTTPError) -> Response:
 
 
 def _bucket(snapshot: Snapshot) -> Response:
-    return _json(snapshot.data, headers={"ETag": f'"{snapshot.version}"'})
+    return _bucket_text(snapshot.text or encode(snapshot.data), snapshot.version)
+
+
+def _bucket_text(text: str, version: int) -> Response:
+    return Response(text.encode(), 200, {"ETag": f'"{version}"'}, media_type="application/json")
 
 
 def _device_json(info: DeviceInfo) -> dict[str, Any]:
@@ -137,6 +142,10 @@ def _token_json(token: Token) -> dict[str, Any]:
 
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
+
+
+# One decoder for every request: json.loads(..., parse_constant=...) builds a new one per call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def _if_match(request: Request) -> int | None:
@@ -174,9 +183,19 @@ class Metrics:
             registry=self.registry,
         )
 
+        # Labelled children, looked up once: labels() takes a lock and builds tuples.
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route, method).observe(seconds)
+        children = self._children.get((route, method, status))
+        if children is None:
+            children = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route, method),
+            )
+            self._children[(route, method, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
         if status == 503:
             self.store_errors.labels(route).inc()
 
@@ -239,7 +258,7 @@ class Api:
             started = time.perf_counter()
             handler, access = handlers[request.method]
             try:
-                unknown = set(request.query_params) - query
+                unknown = set(request.query_params) - query if request.scope["query_string"] else ()
                 if unknown:
                     name = sorted(unknown)[0][:64]
                     raise HTTPError(400, "bad_request", f"unknown query parameter {name!r}")
@@ -273,7 +292,7 @@ class Api:
     async def json_object(self, request: Request) -> dict[str, Any]:
         body = await self.body(request, self.max_body_bytes)
         try:
-            value = json.loads(body, parse_constant=_reject_constant)
+            value = _DECODER.decode(body.decode())
         except (ValueError, RecursionError):
             raise HTTPError(400, "bad_request", "request body is not valid JSON") from None
         if not isinstance(value, dict):
@@ -284,7 +303,7 @@ class Api:
 
     async def get_bucket(self, request: Request, token: Token | None) -> Response:
         params = request.path_params
-        return _bucket(await self.store.get(params["device"], job=params.get("job")))
+        return _bucket_text(*await self.store.get_json(params["device"], job=params.get("job")))
 
     async def patch_bucket(self, request: Request, token: Token | None) -> Response:
         params, expected = request.path_params, _if_match(request)

@@ -5,12 +5,17 @@ How it is fast and safe at once:
 * Reads run inline on the caller's thread, on that thread's own connection: a primary-key
   lookup costs a few microseconds, far less than a hop to a worker thread would.
 * Writes are grouped per event loop (group commit). The first writer to arrive leads: it
-  yields to the loop once, so every writer that is ready joins its batch, then runs the
-  batch in one ``BEGIN IMMEDIATE`` transaction with one fsync (``synchronous=FULL``) and
-  answers the others. A lone writer pays one loop iteration more than bare sqlite3.
+  yields to the loop, so every writer that is ready joins its batch, and yields again while
+  the batch keeps growing; then it runs the batch in one ``BEGIN IMMEDIATE`` transaction
+  with one fsync (``synchronous=FULL``) and answers the others. A lone writer pays one loop
+  iteration more than bare sqlite3.
   Each write in the batch reads, merges, checks and writes in order, so later writes see
   earlier ones, and a rejected write changes nothing while the rest of its batch commits.
 * Processes and threads coordinate through SQLite's own write lock (``busy_timeout``).
+* Each connection keeps the buckets it last wrote (text, version, decoded dict), so a
+  write skips its read. The cache is trusted only inside a write transaction and only while
+  ``PRAGMA data_version`` says no other connection has committed since; otherwise, and
+  after any failure or write outside the batch path, it is dropped.
 """
 
 from __future__ import annotations
@@ -94,14 +99,47 @@ class _Pending:
     result: Snapshot | BaseException | None = None
 
 
+_CACHE_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class _Cached:
+    """A bucket as this connection last wrote it. ``data`` is never handed out or mutated."""
+
+    text: str
+    version: int
+    updated_at: float | None
+    data: dict[str, Any]
+
+
 class _ThreadState(threading.local):
-    """Per thread: its connection and its event loop's pending write batch."""
+    """Per thread: its connection, its event loop's pending write batch, its write cache."""
 
     def __init__(self) -> None:
         self.conn: sqlite3.Connection | None = None
         self.pid = 0
         self.pending: list[_Pending] = []
         self.leading = False
+        self.cache: dict[tuple[str, str], _Cached] = {}
+        self.cache_bytes = 0
+        self.schemas: dict[str, str | None] = {}
+        self.data_version: int | None = None
+
+    def drop_cache(self) -> None:
+        self.cache.clear()
+        self.schemas.clear()
+        self.cache_bytes = 0
+        self.data_version = None
+
+    def remember(self, key: tuple[str, str], entry: _Cached) -> None:
+        old = self.cache.pop(key, None)
+        if old is not None:
+            self.cache_bytes -= len(old.text)
+        self.cache[key] = entry
+        self.cache_bytes += len(entry.text)
+        while self.cache_bytes > _CACHE_BYTES and self.cache:
+            evicted = self.cache.pop(next(iter(self.cache)))
+            self.cache_bytes -= len(evicted.text)
 
 
 def _job_from_row(row: tuple[Any, ...]) -> Job:
@@ -128,12 +166,16 @@ class SQLiteStore(Store):
         limits: Limits | None = None,
         busy_timeout: float = 30.0,
         max_batch: int = 256,
+        wal_autocheckpoint: int = 10_000,
     ) -> None:
+        """``wal_autocheckpoint`` is in pages (4 KiB): checkpoints that rarely (SQLite's default is
+        1,000) copy hot pages back once instead of many times; the WAL grows to about 40 MB."""
         super().__init__(limits=limits)
         self.path = Path(path)
         self.url = f"sqlite:///{self.path}"
         self.busy_timeout = busy_timeout
         self.max_batch = max_batch
+        self.wal_autocheckpoint = wal_autocheckpoint
         self._state = _ThreadState()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
@@ -157,6 +199,7 @@ class SQLiteStore(Store):
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
+            conn.execute(f"PRAGMA wal_autocheckpoint = {int(self.wal_autocheckpoint)}")
             if not self._migrated:
                 self._migrate(conn)
         except BaseException:
@@ -188,6 +231,7 @@ class SQLiteStore(Store):
             # A connection must never cross a fork: open a new one in the child.
             conn = state.conn = self._connect()
             state.pid = os.getpid()
+            state.drop_cache()
         return conn
 
     @contextmanager
@@ -211,8 +255,13 @@ class SQLiteStore(Store):
         with self._errors():
             row = self._conn().execute(_SELECT_BUCKET, (device, job or "")).fetchone()
         if row is None:
-            return Snapshot({}, 0, None)
-        return Snapshot(decode(row[0]), row[1], row[2])
+            return Snapshot({}, 0, None, "{}")
+        return Snapshot(decode(row[0]), row[1], row[2], row[0])
+
+    async def _get_json(self, device: str, job: str | None) -> tuple[str, int]:
+        with self._errors():
+            row = self._conn().execute(_SELECT_BUCKET, (device, job or "")).fetchone()
+        return ("{}", 0) if row is None else (row[0], row[1])
 
     async def _devices(self, after: str | None, limit: int) -> list[DeviceInfo]:
         query = """
@@ -284,10 +333,15 @@ class SQLiteStore(Store):
             # Another writer on this loop leads the batch; it will answer us.
             mine.future = asyncio.get_running_loop().create_future()
             return await mine.future
-        # Lead: yield once so every writer that is ready joins this batch, then commit it.
+        # Lead: yield so every writer that is ready joins this batch, and keep yielding while
+        # the batch grows (adaptive group commit); a lone writer yields once. Then commit.
         state.leading = True
         try:
+            joined = 1
             await asyncio.sleep(0)
+            while joined < len(state.pending) < self.max_batch:
+                joined = len(state.pending)
+                await asyncio.sleep(0)
         finally:
             try:
                 while state.pending:
@@ -303,19 +357,26 @@ class SQLiteStore(Store):
     def _commit(self, batch: list[_Pending]) -> None:
         """Apply a batch in one transaction (one fsync), then answer each writer."""
         results: list[Snapshot | BaseException]
+        state = self._state
         try:
             conn = self._conn()
             with _transaction(conn):
+                data_version = conn.execute("PRAGMA data_version").fetchone()[0]
+                if data_version != state.data_version:
+                    state.drop_cache()  # another connection committed: trust nothing
+                    state.data_version = data_version
                 now = time.time()
                 results = []
                 for pending in batch:
                     try:
-                        results.append(self._apply(conn, pending, now))
+                        results.append(self._apply(conn, state, pending, now))
                     except DeviceBucketError as exc:
                         results.append(exc)
         except (sqlite3.Error, OSError) as exc:
+            state.drop_cache()
             results = [self._fail(exc) for _ in batch]
         except BaseException as exc:  # never leave a writer waiting forever
+            state.drop_cache()
             results = [exc for _ in batch]
         for pending, result in zip(batch, results, strict=True):
             pending.result = result
@@ -327,31 +388,46 @@ class SQLiteStore(Store):
             else:
                 future.set_result(result)
 
-    def _apply(self, conn: sqlite3.Connection, pending: _Pending, now: float) -> Snapshot:
-        row = conn.execute(_SELECT_BUCKET, (pending.device, pending.job)).fetchone()
-        text, version, updated_at = row if row is not None else ("{}", 0, None)
+    def _apply(
+        self, conn: sqlite3.Connection, state: _ThreadState, pending: _Pending, now: float
+    ) -> Snapshot:
+        key = (pending.device, pending.job)
+        cached = state.cache.get(key)
+        if cached is not None:
+            text, version, updated_at = cached.text, cached.version, cached.updated_at
+            data = dict(cached.data)  # shallow: operations replace top-level values only
+        else:
+            row = conn.execute(_SELECT_BUCKET, key).fetchone()
+            text, version, updated_at = row if row is not None else ("{}", 0, None)
+            data = decode(text)
         check_version(pending.expected_version, version)
-        data = apply_operation(decode(text), pending.operation)
+        data = apply_operation(data, pending.operation)
         new_text = encode(data)
         if new_text == text:
-            return Snapshot(data, version, updated_at)
+            if cached is None:
+                state.remember(key, _Cached(text, version, updated_at, data))
+            return Snapshot(None, version, updated_at, text)
         size = check_size(new_text, self.limits)
         if pending.job:
-            schema = conn.execute(
-                "SELECT schema FROM jobs WHERE job = ?", (pending.job,)
-            ).fetchone()
-            if schema is not None and schema[0] is not None:
-                validate_against_schema(data, schema[0], pending.job)
+            schema = self._schema(conn, state, pending.job)
+            if schema is not None:
+                validate_against_schema(data, schema, pending.job)
         version += 1
-        conn.execute(
-            _UPSERT_BUCKET,
-            (pending.device, pending.job, new_text, version, len(data), size, now),
-        )
-        return Snapshot(data, version, now)
+        conn.execute(_UPSERT_BUCKET, (*key, new_text, version, len(data), size, now))
+        state.remember(key, _Cached(new_text, version, now, data))
+        return Snapshot(None, version, now, new_text)
+
+    @staticmethod
+    def _schema(conn: sqlite3.Connection, state: _ThreadState, job: str) -> str | None:
+        if job not in state.schemas:
+            row = conn.execute("SELECT schema FROM jobs WHERE job = ?", (job,)).fetchone()
+            state.schemas[job] = None if row is None else row[0]
+        return state.schemas[job]
 
     async def _put_job(
         self, job: str, automation: str | None, schema: str | None, replace_schema: bool
     ) -> Job:
+        self._state.drop_cache()  # this connection changes rows behind the cache
         with self._errors():
             conn = self._conn()
             with _transaction(conn):
@@ -383,6 +459,7 @@ class SQLiteStore(Store):
                 )
 
     async def _delete_device(self, device: str) -> int:
+        self._state.drop_cache()  # this connection changes rows behind the cache
         with self._errors():
             conn = self._conn()
             with _transaction(conn):
@@ -424,6 +501,7 @@ class SQLiteStore(Store):
         return Token(row[0], row[1], row[2])
 
     async def _import(self, jobs: list[Job], buckets: list[BucketRecord]) -> None:
+        self._state.drop_cache()  # this connection changes rows behind the cache
         with self._errors():
             conn = self._conn()
             with _transaction(conn):

@@ -26,6 +26,8 @@ from .rules import (
     Operation,
     check_id,
     check_schema,
+    decode,
+    encode,
     normalize_data,
     normalize_keys,
 )
@@ -44,13 +46,52 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
 class Snapshot:
-    """One bucket at one version. ``data`` is a fresh copy owned by the caller."""
+    """One bucket at one version.
 
-    data: dict[str, Any]
-    version: int
-    updated_at: float | None = None
+    ``text`` is the bucket's canonical JSON (``rules.encode``) where a store has it at hand,
+    so a server can answer without encoding again. ``data`` is the bucket as a dict, a
+    fresh copy owned by the caller; given only the text, it is decoded on first access.
+    """
+
+    __slots__ = ("_data", "text", "updated_at", "version")
+
+    def __init__(
+        self,
+        data: dict[str, Any] | None,
+        version: int,
+        updated_at: float | None = None,
+        text: str | None = None,
+    ) -> None:
+        if data is None and text is None:
+            raise ValueError("a Snapshot needs its data or its JSON text")
+        self._data = data
+        self.version = version
+        self.updated_at = updated_at
+        self.text = text
+
+    @property
+    def data(self) -> dict[str, Any]:
+        if self._data is None:
+            assert self.text is not None
+            self._data = decode(self.text)
+        return self._data
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Snapshot):
+            return NotImplemented
+        return (self.data, self.version, self.updated_at) == (
+            other.data,
+            other.version,
+            other.updated_at,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"Snapshot(version={self.version}, updated_at={self.updated_at}, keys={len(self.data)})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +161,10 @@ class Store(ABC):
     async def get(self, device: str, *, job: str | None = None) -> Snapshot:
         """The bucket's data and version; ``{}`` at version 0 if it was never written."""
         return await self._get(check_id(device), _job_id(job))
+
+    async def get_json(self, device: str, *, job: str | None = None) -> tuple[str, int]:
+        """The bucket as canonical JSON text, and its version (what a server sends)."""
+        return await self._get_json(check_id(device), _job_id(job))
 
     async def merge(
         self,
@@ -308,6 +353,11 @@ class Store(ABC):
 
     @abstractmethod
     async def _get(self, device: str, job: str | None) -> Snapshot: ...
+
+    async def _get_json(self, device: str, job: str | None) -> tuple[str, int]:
+        """Override where the stored text can be returned without decoding it."""
+        snapshot = await self._get(device, job)
+        return snapshot.text or encode(snapshot.data), snapshot.version
 
     @abstractmethod
     async def _write(
