@@ -176,6 +176,7 @@ async def test_requests_carry_the_bearer_token_and_reuse_the_connection() -> Non
             b"authorization: bearer secret-token-value" in r.lower() for r in scripted.requests
         )
         assert all(r.startswith(b"GET /v1/devices/d/bucket ") for r in scripted.requests)
+        assert len(scripted.tasks) == 1  # one connection served all five (keep-alive)
         await store.close()
 
 

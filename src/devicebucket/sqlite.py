@@ -166,10 +166,11 @@ class SQLiteStore(Store):
         limits: Limits | None = None,
         busy_timeout: float = 30.0,
         max_batch: int = 256,
-        wal_autocheckpoint: int = 10_000,
+        wal_autocheckpoint: int = 1000,
     ) -> None:
-        """``wal_autocheckpoint`` is in pages (4 KiB): checkpoints that rarely (SQLite's default is
-        1,000) copy hot pages back once instead of many times; the WAL grows to about 40 MB."""
+        """``wal_autocheckpoint`` is in pages (SQLite's default, 1,000). A larger value makes
+        checkpoints rarer, which helps a server under sustained writes, but a WAL that is
+        still growing costs a metadata flush on every fsync (see docs/benchmarks.md)."""
         super().__init__(limits=limits)
         self.path = Path(path)
         self.url = f"sqlite:///{self.path}"
