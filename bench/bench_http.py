@@ -156,11 +156,12 @@ def main() -> None:
                 process.terminate()
                 process.wait(timeout=30)
     print(
-        f"wrk -t1 -c{args.connections} -d{args.seconds}s, {args.devices:,} devices with ~1 KB buckets,"
-        " one uvicorn process each\n"
+        f"wrk -t1 -c{args.connections} -d{args.seconds}s, {args.devices:,} devices"
+        " with ~1 KB buckets, one uvicorn process each\n"
     )
     print(
-        "| request | devicebucket req/s | p50 ms | p99 ms | bare Starlette req/s | p50 ms | p99 ms | ratio |"
+        "| request | devicebucket req/s | p50 ms | p99 ms"
+        " | bare Starlette req/s | p50 ms | p99 ms | ratio |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for method, mine, theirs in rows:

@@ -1,0 +1,67 @@
+"""The README's examples run as written (the server snippet excepted: it binds port 8787)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import ROOT
+
+README = (ROOT / "README.md").read_text()
+
+
+def blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, re.S)
+
+
+def test_python_example_runs(tmp_path: Path) -> None:
+    (python,) = [b for b in blocks("python") if "asyncio.run(demo())" in b]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEVICEBUCKET_")}
+    result = subprocess.run(
+        [sys.executable, "-c", python],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "'success': True" in result.stdout
+    assert (tmp_path / "fleet.db").exists()
+
+
+def test_cli_examples_run_in_order(tmp_path: Path) -> None:
+    (cli,) = [b for b in blocks("sh") if "devicebucket --db sqlite:///fleet.db set" in b]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEVICEBUCKET_")}
+    for line in cli.strip().splitlines():
+        command = shlex.split(line.split("  #")[0])
+        assert command[0] == "devicebucket"
+        if "examples/" in line:
+            command = [
+                str(ROOT / part) if part.startswith("examples/") else part for part in command
+            ]
+        result = subprocess.run(
+            [sys.executable, "-m", "devicebucket", *command[1:]],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, (line, result.stderr)
+    assert (tmp_path / "copy.db").exists()
+
+
+def test_every_command_named_in_the_readme_exists() -> None:
+    help_text = subprocess.run(
+        [sys.executable, "-m", "devicebucket", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    code = "\n".join(blocks("sh")) + "\n" + "\n".join(re.findall(r"`(devicebucket [^`]+)`", README))
+    named = set(re.findall(r"devicebucket (?:--db \S+ )?(?:--token \S+ )?([a-z][a-z-]+)", code))
+    assert named
+    for command in named:
+        assert re.search(rf"^  {command}\b", help_text, re.M), command
