@@ -53,7 +53,7 @@ def test_job_buckets_devices_and_jobs(cli: Cli, tmp_path: Path) -> None:
     jobs = ok(cli("jobs"))
     assert isinstance(jobs, list)
     assert [j["job"] for j in jobs] == ["j1"]
-    assert jobs[0]["schema"]["additionalProperties"] is False
+    assert jobs[0]["bucket_schema"]["additionalProperties"] is False
 
 
 def test_errors_are_one_line_and_change_nothing(cli: Cli) -> None:

@@ -26,8 +26,8 @@ from .exchange import HEADER, dump_record, parse_records
 from .factory import open_store
 from .runner import Automation, load_automation, run_automations
 from .serve import serve_command
-from .store import DeviceInfo, Job, Snapshot, Store
-from .tokens import Token
+from .store import Snapshot, Store
+from .views import device_json, job_json, token_json
 
 __all__ = ["main"]
 
@@ -72,30 +72,8 @@ def _emit(value: Any) -> None:
         click.echo(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
 
 
-def _iso(timestamp: float | None) -> str | None:
-    if timestamp is None:
-        return None
+def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
-
-
-def _device_json(info: DeviceInfo) -> dict[str, Any]:
-    return {
-        "device": info.device,
-        "keys": info.keys,
-        "size": info.size,
-        "updated_at": _iso(info.updated_at),
-        "jobs": list(info.jobs),
-    }
-
-
-def _job_json(job: Job) -> dict[str, Any]:
-    return {
-        "job": job.job,
-        "automation": job.automation,
-        "schema": job.schema,
-        "created_at": _iso(job.created_at),
-        "updated_at": _iso(job.updated_at),
-    }
 
 
 @contextmanager
@@ -221,7 +199,7 @@ def clear(ctx: click.Context, device: str, job: str | None) -> None:
 def devices(ctx: click.Context, after: str | None, limit: int) -> None:
     """List devices: device-bucket key count, size of all buckets, last update, jobs."""
     found = _with_store(ctx, lambda store: store.devices(after=after, limit=limit))
-    _emit([_device_json(info) for info in found])
+    _emit([device_json(info, _iso) for info in found])
 
 
 @main.command()
@@ -229,7 +207,7 @@ def devices(ctx: click.Context, after: str | None, limit: int) -> None:
 def jobs(ctx: click.Context) -> None:
     """List registered jobs with their bucket schemas."""
     found = _with_store(ctx, lambda store: store.jobs())
-    _emit([_job_json(job) for job in found])
+    _emit([job_json(job, _iso) for job in found])
 
 
 @main.command()
@@ -325,15 +303,6 @@ def token() -> None:
     """Issue, list and revoke access tokens (stored only as hashes)."""
 
 
-def _token_json(token: Token) -> dict[str, Any]:
-    return {
-        "id": token.id,
-        "device": token.device,
-        "admin": token.is_admin,
-        "created_at": _iso(token.created_at),
-    }
-
-
 @token.command(name="create")
 @click.argument("device", required=False)
 @click.option("--admin", is_flag=True, help="An admin token (may do everything).")
@@ -343,7 +312,7 @@ def token_create(ctx: click.Context, device: str | None, admin: bool) -> None:
     if admin == (device is not None):
         raise click.UsageError("give either a DEVICE or --admin")
     created, secret = _with_store(ctx, lambda store: store.create_token(device))
-    _emit({**_token_json(created), "token": secret})
+    _emit({**token_json(created, _iso), "token": secret})
 
 
 @token.command(name="list")
@@ -351,7 +320,7 @@ def token_create(ctx: click.Context, device: str | None, admin: bool) -> None:
 def token_list(ctx: click.Context) -> None:
     """List tokens: id, device, admin, creation time (never the secrets)."""
     found = _with_store(ctx, lambda store: store.tokens())
-    _emit([_token_json(t) for t in found])
+    _emit([token_json(t, _iso) for t in found])
 
 
 @token.command(name="revoke")

@@ -45,8 +45,9 @@ from .exchange import HEADER, RecordParser, dump_record
 from .factory import open_store
 from .openapi import openapi_document
 from .rules import encode
-from .store import DeviceInfo, Job, Snapshot, Store
+from .store import Snapshot, Store
 from .tokens import Token
+from .views import device_json, job_json, token_json
 
 __all__ = ["HTTPError", "app_from_env", "create_app"]
 
@@ -109,35 +110,6 @@ def _bucket(snapshot: Snapshot) -> Response:
 
 def _bucket_text(text: str, version: int) -> Response:
     return Response(text.encode(), 200, {"ETag": f'"{version}"'}, media_type="application/json")
-
-
-def _device_json(info: DeviceInfo) -> dict[str, Any]:
-    return {
-        "device": info.device,
-        "keys": info.keys,
-        "size": info.size,
-        "updated_at": info.updated_at,
-        "jobs": list(info.jobs),
-    }
-
-
-def _job_json(job: Job) -> dict[str, Any]:
-    return {
-        "job": job.job,
-        "automation": job.automation,
-        "bucket_schema": job.schema,
-        "created_at": job.created_at,
-        "updated_at": job.updated_at,
-    }
-
-
-def _token_json(token: Token) -> dict[str, Any]:
-    return {
-        "id": token.id,
-        "device": token.device,
-        "admin": token.is_admin,
-        "created_at": token.created_at,
-    }
 
 
 def _reject_constant(name: str) -> None:
@@ -346,7 +318,7 @@ class Api:
         limit = int(raw_limit)
         found = await self.store.devices(after=request.query_params.get("after"), limit=limit)
         following = found[-1].device if len(found) == limit else None
-        return _json({"devices": [_device_json(d) for d in found], "next": following})
+        return _json({"devices": [device_json(d) for d in found], "next": following})
 
     async def delete_device(self, request: Request, token: Token | None) -> Response:
         device = request.path_params["device"]
@@ -354,13 +326,13 @@ class Api:
         return _json({"device": device, "deleted_buckets": removed})
 
     async def list_jobs(self, request: Request, token: Token | None) -> Response:
-        return _json({"jobs": [_job_json(job) for job in await self.store.jobs()]})
+        return _json({"jobs": [job_json(job) for job in await self.store.jobs()]})
 
     async def get_job(self, request: Request, token: Token | None) -> Response:
         job = await self.store.get_job(request.path_params["job"])
         if job is None:
             raise HTTPError(404, "not_found", "no such job")
-        return _json(_job_json(job))
+        return _json(job_json(job))
 
     async def put_job(self, request: Request, token: Token | None) -> Response:
         body = await self.json_object(request)
@@ -375,7 +347,7 @@ class Api:
             schema=body.get("bucket_schema"),
             replace_schema=replace,
         )
-        return _json(_job_json(job))
+        return _json(job_json(job))
 
     async def create_token(self, request: Request, token: Token | None) -> Response:
         if "device" in request.path_params:
@@ -385,10 +357,10 @@ class Api:
             if device is not None and not isinstance(device, str):
                 raise HTTPError(422, "invalid_value", "device must be a device id or null")
         created, secret = await self.store.create_token(device)
-        return _json({**_token_json(created), "token": secret}, 201)
+        return _json({**token_json(created), "token": secret}, 201)
 
     async def list_tokens(self, request: Request, token: Token | None) -> Response:
-        return _json({"tokens": [_token_json(t) for t in await self.store.tokens()]})
+        return _json({"tokens": [token_json(t) for t in await self.store.tokens()]})
 
     async def revoke_token(self, request: Request, token: Token | None) -> Response:
         await self.store.revoke_token(request.path_params["token"])
@@ -396,7 +368,7 @@ class Api:
 
     async def whoami(self, request: Request, token: Token | None) -> Response:
         assert token is not None
-        return _json(_token_json(token))
+        return _json(token_json(token))
 
     # --- export, import, health, metrics, docs -------------------------------------------
 
