@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from devicebucket import HTTPStore, SQLiteStore, Store
+from devicebucket.postgres import PostgresStore
 from devicebucket.server import create_app
 
 from .servers import ADMIN, ThreadedServer
@@ -19,7 +22,44 @@ from .servers import ADMIN, ThreadedServer
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
-STORE_KINDS = ["sqlite", "http"]
+STORE_KINDS = ["sqlite", "http", "postgresql"]
+PG_URL = os.environ.get("DEVICEBUCKET_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def postgres_reachable() -> bool:
+    """Whether PostgreSQL answers. In CI it must: there an unreachable server fails the tests."""
+    import socket
+
+    host = urlsplit(PG_URL)
+    try:
+        with socket.create_connection((host.hostname or "127.0.0.1", host.port or 5432), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def require_postgres() -> None:
+    if postgres_reachable():
+        return
+    if IN_CI:
+        pytest.fail(f"PostgreSQL is not reachable at {PG_URL} (CI=true: this is a failure)")
+    pytest.skip(f"PostgreSQL is not reachable at {PG_URL}")
+
+
+async def drop_schema(schema: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_URL)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
+def pg_schema_url() -> tuple[str, str]:
+    """A URL of a schema no other test run uses, and that schema's name."""
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    return f"{PG_URL}?schema={schema}", schema
 
 
 @asynccontextmanager
@@ -43,6 +83,15 @@ async def open_test_store(kind: str, tmp_path: Path) -> AsyncIterator[Store]:
                 yield store
             finally:
                 await store.close()
+    elif kind == "postgresql":
+        require_postgres()
+        url, schema = pg_schema_url()
+        store = PostgresStore(url)
+        try:
+            yield store
+        finally:
+            await store.close()
+            await drop_schema(schema)
     else:  # pragma: no cover
         raise AssertionError(f"unknown store kind {kind}")
 

@@ -330,3 +330,17 @@ def token_revoke(ctx: click.Context, token_id: str) -> None:
     """Revoke the token with this id; it stops working at once."""
     _with_store(ctx, lambda store: store.revoke_token(token_id))
     _emit({"revoked": token_id})
+
+
+@main.command(name="migrate-db")
+@click.pass_context
+def migrate_db(ctx: click.Context) -> None:
+    """Create or upgrade the tables of a PostgreSQL store (servers also do this on start)."""
+    from .postgres import PostgresStore
+
+    async def migrate(store: Store) -> int:
+        if not isinstance(store, PostgresStore):
+            raise click.UsageError("migrate-db is for postgresql:// stores")
+        return await store.migrate()
+
+    _emit({"schema_version": _with_store(ctx, migrate)})

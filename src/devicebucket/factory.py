@@ -38,6 +38,8 @@ def open_store(
 
     * ``sqlite:///fleet.db`` (relative), ``sqlite:////var/lib/fleet.db`` (absolute), or a
       plain file path: the embedded SQLite store.
+    * ``postgresql://user@host:5432/db`` (``?schema=NAME`` for a schema of its own):
+      PostgreSQL, for many servers.
     * ``http://host:8787`` or ``https://...``: a devicebucket server, with ``token``
       (default ``DEVICEBUCKET_TOKEN``) and a ``timeout`` in seconds per request.
     """
@@ -46,11 +48,15 @@ def open_store(
     scheme = scheme_of(url)
     if scheme in ("", "sqlite"):
         return SQLiteStore(sqlite_path(url), limits=limits)
+    if scheme in ("postgresql", "postgres"):
+        from .postgres import PostgresStore  # asyncpg is loaded only for PostgreSQL
+
+        return PostgresStore(url, limits=limits, timeout=timeout)
     if scheme in ("http", "https"):
         return HTTPStore(
             url, token=token or os.environ.get(ENV_TOKEN), limits=limits, timeout=timeout
         )
     raise InvalidValueError(
-        f"unsupported store URL {redact_url(url)!r}: use sqlite:///path/to/file.db"
-        " or http(s)://host:port"
+        f"unsupported store URL {redact_url(url)!r}: use sqlite:///path/to/file.db,"
+        " postgresql://user@host/db or http(s)://host:port"
     )

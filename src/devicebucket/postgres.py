@@ -1,0 +1,427 @@
+"""The PostgreSQL store: many servers, one source of truth.
+
+* Buckets are stored as the canonical JSON **text** (``rules.encode``), not ``jsonb``: jsonb
+  reorders keys, refuses ``\\u0000`` in strings and returns large floats as integers, so a
+  bucket would not come back as it was written.
+* A write is one transaction: ``SELECT … FOR UPDATE`` locks the bucket's row, the pure rules
+  merge and check it (schema included), ``UPDATE`` writes it. A bucket's first write inserts
+  with ``ON CONFLICT DO NOTHING`` and, if another server inserted first, locks that row
+  instead. Writers on any number of servers serialize on the row: no update is lost.
+* Tables are created and upgraded by numbered migrations under an advisory lock, so servers
+  starting together apply each migration once. ``?schema=NAME`` in the URL puts the tables
+  in that schema.
+* One connection pool per event loop. A connection lost with the database (restart,
+  network cut) fails that call with StoreUnavailableError; the pool opens new connections
+  on the next call, so the store recovers by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+
+from .errors import JobConflictError, StoreUnavailableError
+from .rules import (
+    Limits,
+    Operation,
+    apply_operation,
+    check_size,
+    check_version,
+    decode,
+    encode,
+    validate_against_schema,
+)
+from .sqlite import decode_schema
+from .store import BucketRecord, DeviceInfo, Job, Record, Snapshot, Store, schema_text
+from .tokens import Token, hash_token, new_token, token_id, token_matches
+from .urls import redact_url
+
+__all__ = ["MIGRATIONS", "PostgresStore"]
+
+_LOCK_ID = 0x64657669636562  # "deviceb": the advisory lock that serializes migrations
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE buckets (
+        device text NOT NULL,
+        job text NOT NULL DEFAULT '',
+        data text NOT NULL,
+        version bigint NOT NULL,
+        keys integer NOT NULL,
+        size integer NOT NULL,
+        updated_at double precision NOT NULL,
+        PRIMARY KEY (device, job)
+    );
+    CREATE TABLE jobs (
+        job text PRIMARY KEY,
+        automation text,
+        schema text,
+        created_at double precision NOT NULL,
+        updated_at double precision NOT NULL
+    );
+    CREATE TABLE tokens (
+        id text PRIMARY KEY,
+        device text,
+        hash text NOT NULL,
+        created_at double precision NOT NULL
+    );
+    """,
+)
+
+_SELECT_BUCKET = "SELECT data, version, updated_at FROM buckets WHERE device = $1 AND job = $2"
+_SELECT_JOB = "SELECT job, automation, schema, created_at, updated_at FROM jobs"
+Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+_CONNECTION_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    OSError,
+    asyncio.TimeoutError,
+)
+
+
+def _job(row: Any) -> Job:
+    schema = row["schema"]
+    return Job(
+        row["job"],
+        row["automation"],
+        None if schema is None else decode_schema(schema),
+        row["created_at"],
+        row["updated_at"],
+    )
+
+
+def split_schema(url: str) -> tuple[str, str | None]:
+    """The DSN without our ``schema`` parameter, and the schema it names."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = next((v for k, v in query if k == "schema"), None)
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    return urlunsplit(parts._replace(query=rest)), schema
+
+
+class PostgresStore(Store):
+    """A store in a PostgreSQL database, shared by any number of processes and servers."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        limits: Limits | None = None,
+        schema: str | None = None,
+        min_pool: int = 1,
+        max_pool: int = 10,
+        timeout: float = 10.0,
+    ) -> None:
+        super().__init__(limits=limits)
+        self.dsn, from_url = split_schema(url)
+        self.schema = schema or from_url
+        self.url = redact_url(url)
+        self.min_pool, self.max_pool, self.timeout = min_pool, max_pool, timeout
+        self._pools: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, asyncio.Task[asyncpg.Pool]
+        ] = weakref.WeakKeyDictionary()
+
+    def _fail(self, exc: BaseException) -> StoreUnavailableError:
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        return StoreUnavailableError(
+            f"PostgreSQL store {self.url}: {type(exc).__name__}{': ' + detail if detail else ''}"
+        )
+
+    async def _open_pool(self) -> asyncpg.Pool:
+        settings = {"search_path": self.schema} if self.schema else {}
+        pool = await asyncpg.create_pool(
+            self.dsn,
+            min_size=self.min_pool,
+            max_size=self.max_pool,
+            timeout=self.timeout,
+            command_timeout=self.timeout,
+            server_settings=settings,
+        )
+        try:
+            async with pool.acquire() as conn:
+                await self._migrate(conn)
+        except BaseException:
+            await pool.close()
+            raise
+        return pool
+
+    async def _pool(self) -> asyncpg.Pool:
+        """This loop's pool, opened (and migrated) once however many calls arrive together.
+
+        A failed opening is forgotten, so a later call tries again (the database came back).
+        """
+        loop = asyncio.get_running_loop()
+        opening = self._pools.get(loop)
+        if opening is None:
+            opening = self._pools[loop] = loop.create_task(self._open_pool())
+        try:
+            return await asyncio.shield(opening)
+        except BaseException:
+            if opening.done() and self._pools.get(loop) is opening:
+                del self._pools[loop]
+            raise
+
+    async def _migrate(self, conn: Connection) -> None:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_ID)
+            if self.schema:
+                await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS devicebucket_migrations"
+                " (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = await conn.fetchval(
+                "SELECT coalesce(max(version), 0) FROM devicebucket_migrations"
+            )
+            if done > len(MIGRATIONS):
+                raise StoreUnavailableError(
+                    f"PostgreSQL store {self.url} was migrated by a newer devicebucket"
+                    f" (version {done}, this one knows {len(MIGRATIONS)})"
+                )
+            for number in range(done, len(MIGRATIONS)):
+                await conn.execute(MIGRATIONS[number])
+                await conn.execute(
+                    "INSERT INTO devicebucket_migrations (version) VALUES ($1)", number + 1
+                )
+        self._migrated = True
+
+    async def migrate(self) -> int:
+        """Apply pending migrations now; returns the schema version."""
+        async with self._connection() as conn:
+            return int(await conn.fetchval("SELECT max(version) FROM devicebucket_migrations"))
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Connection]:
+        try:
+            pool = await self._pool()
+            async with pool.acquire() as conn:
+                yield conn
+        except StoreUnavailableError:
+            raise
+        except _CONNECTION_ERRORS as exc:
+            raise self._fail(exc) from None
+
+    async def close(self) -> None:
+        opening = self._pools.pop(asyncio.get_running_loop(), None)
+        if opening is None:
+            return
+        try:
+            pool = await opening
+        except Exception:  # it never opened: nothing to close
+            return
+        await pool.close()
+
+    # --- reads ---------------------------------------------------------------------------
+
+    async def _get(self, device: str, job: str | None) -> Snapshot:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(_SELECT_BUCKET, device, job or "")
+        if row is None:
+            return Snapshot(None, 0, None, "{}")
+        return Snapshot(None, row["version"], row["updated_at"], row["data"])
+
+    async def _devices(self, after: str | None, limit: int) -> list[DeviceInfo]:
+        query = """
+            SELECT device, sum(CASE WHEN job = '' THEN keys ELSE 0 END) AS keys,
+                   sum(size) AS size, max(updated_at) AS updated_at,
+                   array_agg(job ORDER BY job) FILTER (WHERE job <> '') AS jobs
+            FROM buckets WHERE device > $1 GROUP BY device ORDER BY device LIMIT $2
+        """
+        async with self._connection() as conn:
+            rows = await conn.fetch(query, after or "", limit)
+        return [
+            DeviceInfo(
+                r["device"], int(r["keys"]), int(r["size"]), r["updated_at"], tuple(r["jobs"] or ())
+            )
+            for r in rows
+        ]
+
+    async def _get_job(self, job: str) -> Job | None:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(f"{_SELECT_JOB} WHERE job = $1", job)
+        return None if row is None else _job(row)
+
+    async def _jobs(self) -> list[Job]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(f"{_SELECT_JOB} ORDER BY job")
+        return [_job(row) for row in rows]
+
+    async def _export(self) -> AsyncIterator[Record]:
+        async with self._connection() as conn:
+            try:
+                async with conn.transaction(isolation="repeatable_read", readonly=True):
+                    for row in await conn.fetch(f"{_SELECT_JOB} ORDER BY job"):
+                        yield _job(row)
+                    cursor = conn.cursor(
+                        "SELECT device, job, data, version, updated_at FROM buckets"
+                        " ORDER BY device, job",
+                        prefetch=500,
+                    )
+                    async for r in cursor:
+                        yield BucketRecord(
+                            r["device"],
+                            r["job"] or None,
+                            decode(r["data"]),
+                            r["version"],
+                            r["updated_at"],
+                        )
+            except _CONNECTION_ERRORS as exc:
+                raise self._fail(exc) from None
+
+    # --- writes --------------------------------------------------------------------------
+
+    async def _write(
+        self, device: str, job: str | None, operation: Operation, expected_version: int | None
+    ) -> Snapshot:
+        key = job or ""
+        async with self._connection() as conn, conn.transaction():
+            while True:
+                row = await conn.fetchrow(f"{_SELECT_BUCKET} FOR UPDATE", device, key)
+                text, version, updated_at = (
+                    (row["data"], row["version"], row["updated_at"]) if row else ("{}", 0, None)
+                )
+                check_version(expected_version, version)
+                data = apply_operation(decode(text), operation)
+                new_text = encode(data)
+                if new_text == text:
+                    return Snapshot(None, version, updated_at, text)
+                size = check_size(new_text, self.limits)
+                if job:
+                    schema = await conn.fetchval("SELECT schema FROM jobs WHERE job = $1", job)
+                    if schema is not None:
+                        validate_against_schema(data, schema, job)
+                now = time.time()
+                values = (device, key, new_text, version + 1, len(data), size, now)
+                if row is not None:
+                    await conn.execute(
+                        "UPDATE buckets SET data = $3, version = $4, keys = $5, size = $6,"
+                        " updated_at = $7 WHERE device = $1 AND job = $2",
+                        *values,
+                    )
+                    return Snapshot(None, version + 1, now, new_text)
+                inserted = await conn.fetchval(
+                    "INSERT INTO buckets VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                    " ON CONFLICT (device, job) DO NOTHING RETURNING version",
+                    *values,
+                )
+                if inserted is not None:
+                    return Snapshot(None, version + 1, now, new_text)
+                # Another writer created the bucket first: lock its row and merge again.
+
+    async def _delete_device(self, device: str) -> int:
+        async with self._connection() as conn:
+            status = await conn.execute("DELETE FROM buckets WHERE device = $1", device)
+        return int(status.split()[-1])
+
+    async def _put_job(
+        self, job: str, automation: str | None, schema: str | None, replace_schema: bool
+    ) -> Job:
+        now = time.time()
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO jobs VALUES ($1, NULL, NULL, $2, $2) ON CONFLICT (job) DO NOTHING",
+                job,
+                now,
+            )
+            row = await conn.fetchrow(f"{_SELECT_JOB} WHERE job = $1 FOR UPDATE", job)
+            assert row is not None  # inserted above if it was missing
+            stored = row["schema"]
+            if schema is None and not replace_schema:
+                schema = stored
+            elif stored is not None and schema != stored and not replace_schema:
+                raise JobConflictError(
+                    f"job {job!r} is registered with a different bucket schema;"
+                    " replace it explicitly (--replace-schema / replace_schema=True)"
+                )
+            automation = automation if automation is not None else row["automation"]
+            await conn.execute(
+                "UPDATE jobs SET automation = $2, schema = $3, updated_at = $4 WHERE job = $1",
+                job,
+                automation,
+                schema,
+                now,
+            )
+        return Job(
+            job,
+            automation,
+            None if schema is None else decode_schema(schema),
+            row["created_at"],
+            now,
+        )
+
+    async def _import(self, jobs: list[Job], buckets: list[BucketRecord]) -> None:
+        rows = []
+        for b in buckets:
+            text = encode(b.data)
+            rows.append(
+                (
+                    b.device,
+                    b.job or "",
+                    text,
+                    b.version,
+                    len(b.data),
+                    check_size(text, self.limits),
+                    b.updated_at,
+                )
+            )
+        async with self._connection() as conn, conn.transaction():
+            await conn.executemany(
+                "INSERT INTO jobs VALUES ($1, $2, $3, $4, $5) ON CONFLICT (job) DO UPDATE SET"
+                " automation = EXCLUDED.automation, schema = EXCLUDED.schema,"
+                " created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at",
+                [
+                    (
+                        j.job,
+                        j.automation,
+                        None if j.schema is None else schema_text(j.schema),
+                        j.created_at,
+                        j.updated_at,
+                    )
+                    for j in jobs
+                ],
+            )
+            await conn.executemany(
+                "INSERT INTO buckets VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (device, job)"
+                " DO UPDATE SET data = EXCLUDED.data, version = EXCLUDED.version,"
+                " keys = EXCLUDED.keys, size = EXCLUDED.size, updated_at = EXCLUDED.updated_at",
+                rows,
+            )
+
+    # --- tokens --------------------------------------------------------------------------
+
+    async def _issue_token(self, device: str | None) -> tuple[Token, str]:
+        ident, secret = new_token()
+        now = time.time()
+        async with self._connection() as conn:
+            await conn.execute(
+                "INSERT INTO tokens VALUES ($1, $2, $3, $4)", ident, device, hash_token(secret), now
+            )
+        return Token(ident, device, now), secret
+
+    async def _tokens(self) -> list[Token]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "SELECT id, device, created_at FROM tokens ORDER BY created_at, id"
+            )
+        return [Token(r["id"], r["device"], r["created_at"]) for r in rows]
+
+    async def _delete_token(self, ident: str) -> bool:
+        async with self._connection() as conn:
+            status = await conn.execute("DELETE FROM tokens WHERE id = $1", ident)
+        return bool(status != "DELETE 0")
+
+    async def _authenticate(self, presented: str) -> Token | None:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                "SELECT id, device, created_at, hash FROM tokens WHERE id = $1", token_id(presented)
+            )
+        if row is None or not token_matches(presented, row["hash"]):
+            return None
+        return Token(row["id"], row["device"], row["created_at"])
