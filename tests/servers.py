@@ -7,6 +7,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -83,7 +84,7 @@ class ServeProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DEVICEBUCKET_")}
         if admin is not None:
             env["DEVICEBUCKET_ADMIN_TOKEN"] = admin
-        self.log = Path(f"{db_url.removeprefix('sqlite:///')}.{self.port}.log")
+        self.log = Path(tempfile.gettempdir()) / f"devicebucket-serve-{self.port}.log"
         self.log_file = self.log.open("w")
         self.process = subprocess.Popen(
             [

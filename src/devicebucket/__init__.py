@@ -27,7 +27,7 @@ from .factory import default_url, open_store
 from .remote import HTTPStore
 from .rules import Limits
 from .sqlite import SQLiteStore
-from .store import BucketRecord, DeviceInfo, Job, Snapshot, Store
+from .store import BucketRecord, DeviceInfo, Job, Snapshot, Store, TokenRecord
 from .tokens import Token
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "Store",
     "StoreUnavailableError",
     "Token",
+    "TokenRecord",
     "default_url",
     "open_store",
 ]

@@ -344,3 +344,32 @@ def migrate_db(ctx: click.Context) -> None:
         return await store.migrate()
 
     _emit({"schema_version": _with_store(ctx, migrate)})
+
+
+@main.command(name="copy")
+@click.option("--from", "source", required=True, metavar="URL", help="Store to copy from.")
+@click.option("--to", "target", required=True, metavar="URL", help="Store to copy into.")
+@click.option("--force", is_flag=True, help="Write into a target that is not empty.")
+@click.pass_context
+def copy_(ctx: click.Context, source: str, target: str, force: bool) -> None:
+    """Copy buckets, versions, jobs, schemas and tokens, then verify the copy.
+
+    The copy is checked by counts and a content checksum per device before success is
+    reported. A target that holds anything is refused unless --force.
+    """
+    from .copying import copy_store
+
+    token = ctx.obj.token
+
+    async def run() -> dict[str, int]:
+        source_store = open_store(source, token=token)
+        target_store = open_store(target, token=token)
+        try:
+            with _progress("copying", None) as advance:
+                copied = await copy_store(source_store, target_store, force=force, progress=advance)
+        finally:
+            await source_store.close()
+            await target_store.close()
+        return copied.summary()
+
+    _emit({**asyncio.run(run()), "verified": True})

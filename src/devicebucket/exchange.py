@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .errors import InvalidValueError
-from .store import BucketRecord, Job, Record
+from .store import BucketRecord, Job, Record, TokenRecord
 
 __all__ = ["FORMAT", "HEADER", "RecordParser", "dump_record", "parse_records"]
 
@@ -35,6 +35,14 @@ def dump_record(record: Record) -> str:
             "schema": record.schema,
             "created_at": record.created_at,
             "updated_at": record.updated_at,
+        }
+    elif isinstance(record, TokenRecord):
+        line = {
+            "type": "token",
+            "id": record.id,
+            "device": record.device,
+            "hash": record.hash,
+            "created_at": record.created_at,
         }
     else:
         line = {
@@ -110,6 +118,13 @@ def _record(line: dict[str, Any], number: int) -> Record:
             data=_field(line, "data", (dict,), number),
             version=_field(line, "version", (int,), number),
             updated_at=float(_field(line, "updated_at", number_kinds, number)),
+        )
+    if kind == "token":
+        return TokenRecord(
+            id=_field(line, "id", (str,), number),
+            device=_field(line, "device", (str, type(None)), number),
+            hash=_field(line, "hash", (str,), number),
+            created_at=float(_field(line, "created_at", number_kinds, number)),
         )
     raise InvalidValueError(f"line {number}: unknown record type {str(kind)[:32]!r}")
 

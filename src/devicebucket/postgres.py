@@ -7,6 +7,7 @@
   merge and check it (schema included), ``UPDATE`` writes it. A bucket's first write inserts
   with ``ON CONFLICT DO NOTHING`` and, if another server inserted first, locks that row
   instead. Writers on any number of servers serialize on the row: no update is lost.
+* Ids use ``COLLATE "C"``, so devices sort (and page) by bytes, as in SQLite.
 * Tables are created and upgraded by numbered migrations under an advisory lock, so servers
   starting together apply each migration once. ``?schema=NAME`` in the URL puts the tables
   in that schema.
@@ -39,7 +40,16 @@ from .rules import (
     validate_against_schema,
 )
 from .sqlite import decode_schema
-from .store import BucketRecord, DeviceInfo, Job, Record, Snapshot, Store, schema_text
+from .store import (
+    BucketRecord,
+    DeviceInfo,
+    Job,
+    Record,
+    Snapshot,
+    Store,
+    TokenRecord,
+    schema_text,
+)
 from .tokens import Token, hash_token, new_token, token_id, token_matches
 from .urls import redact_url
 
@@ -50,8 +60,8 @@ _LOCK_ID = 0x64657669636562  # "deviceb": the advisory lock that serializes migr
 MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE buckets (
-        device text NOT NULL,
-        job text NOT NULL DEFAULT '',
+        device text COLLATE "C" NOT NULL,
+        job text COLLATE "C" NOT NULL DEFAULT '',
         data text NOT NULL,
         version bigint NOT NULL,
         keys integer NOT NULL,
@@ -60,7 +70,7 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (device, job)
     );
     CREATE TABLE jobs (
-        job text PRIMARY KEY,
+        job text COLLATE "C" PRIMARY KEY,
         automation text,
         schema text,
         created_at double precision NOT NULL,
@@ -259,6 +269,10 @@ class PostgresStore(Store):
                 async with conn.transaction(isolation="repeatable_read", readonly=True):
                     for row in await conn.fetch(f"{_SELECT_JOB} ORDER BY job"):
                         yield _job(row)
+                    for row in await conn.fetch(
+                        "SELECT id, device, hash, created_at FROM tokens ORDER BY id"
+                    ):
+                        yield TokenRecord(row["id"], row["device"], row["hash"], row["created_at"])
                     cursor = conn.cursor(
                         "SELECT device, job, data, version, updated_at FROM buckets"
                         " ORDER BY device, job",
@@ -356,7 +370,9 @@ class PostgresStore(Store):
             now,
         )
 
-    async def _import(self, jobs: list[Job], buckets: list[BucketRecord]) -> None:
+    async def _import(
+        self, jobs: list[Job], buckets: list[BucketRecord], tokens: list[TokenRecord]
+    ) -> None:
         rows = []
         for b in buckets:
             text = encode(b.data)
@@ -392,6 +408,11 @@ class PostgresStore(Store):
                 " DO UPDATE SET data = EXCLUDED.data, version = EXCLUDED.version,"
                 " keys = EXCLUDED.keys, size = EXCLUDED.size, updated_at = EXCLUDED.updated_at",
                 rows,
+            )
+            await conn.executemany(
+                "INSERT INTO tokens VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET"
+                " device = EXCLUDED.device, hash = EXCLUDED.hash, created_at = EXCLUDED.created_at",
+                [(t.id, t.device, t.hash, t.created_at) for t in tokens],
             )
 
     # --- tokens --------------------------------------------------------------------------

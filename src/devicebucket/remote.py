@@ -34,7 +34,7 @@ from .errors import (
 )
 from .exchange import HEADER, RecordParser, dump_record
 from .rules import Clear, Delete, Limits, Merge, Operation
-from .store import BucketRecord, DeviceInfo, Job, Record, Snapshot, Store
+from .store import BucketRecord, DeviceInfo, Job, Record, Snapshot, Store, TokenRecord
 from .tokens import Token
 from .urls import redact_url
 
@@ -327,8 +327,10 @@ class HTTPStore(Store):
             raise self._unavailable(f"export interrupted ({type(exc).__name__})") from None
         parser.finish()
 
-    async def _import(self, jobs: list[Job], buckets: list[BucketRecord]) -> None:
-        records: list[Record] = [*jobs, *buckets]
+    async def _import(
+        self, jobs: list[Job], buckets: list[BucketRecord], tokens: list[TokenRecord]
+    ) -> None:
+        records: list[Record] = [*jobs, *tokens, *buckets]
         lines = [json.dumps(HEADER)] + [dump_record(r) for r in records]
         await self._request(
             "POST",

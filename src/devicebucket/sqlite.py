@@ -43,7 +43,16 @@ from .rules import (
     encode,
     validate_against_schema,
 )
-from .store import BucketRecord, DeviceInfo, Job, Record, Snapshot, Store, schema_text
+from .store import (
+    BucketRecord,
+    DeviceInfo,
+    Job,
+    Record,
+    Snapshot,
+    Store,
+    TokenRecord,
+    schema_text,
+)
 from .tokens import Token, hash_token, new_token, token_id, token_matches
 
 __all__ = ["SQLiteStore"]
@@ -302,8 +311,13 @@ class SQLiteStore(Store):
             with self._errors():
                 conn.execute("BEGIN")
                 jobs = conn.execute(f"{_SELECT_JOB} ORDER BY job").fetchall()
+                tokens = conn.execute(
+                    "SELECT id, device, hash, created_at FROM tokens ORDER BY id"
+                ).fetchall()
             for row in jobs:
                 yield _job_from_row(row)
+            for row in tokens:
+                yield TokenRecord(*row)
             with self._errors():
                 cursor = conn.execute(
                     "SELECT device, job, data, version, updated_at FROM buckets"
@@ -501,7 +515,9 @@ class SQLiteStore(Store):
             return None
         return Token(row[0], row[1], row[2])
 
-    async def _import(self, jobs: list[Job], buckets: list[BucketRecord]) -> None:
+    async def _import(
+        self, jobs: list[Job], buckets: list[BucketRecord], tokens: list[TokenRecord]
+    ) -> None:
         self._state.drop_cache()  # this connection changes rows behind the cache
         with self._errors():
             conn = self._conn()
@@ -527,6 +543,10 @@ class SQLiteStore(Store):
                         (b.device, b.job or "", text, b.version, len(b.data), size, b.updated_at)
                     )
                 conn.executemany(_UPSERT_BUCKET, rows)
+                conn.executemany(
+                    "INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?)",
+                    [(t.id, t.device, t.hash, t.created_at) for t in tokens],
+                )
 
 
 @contextmanager

@@ -11,6 +11,7 @@ import asyncio
 import inspect
 import json
 import random
+import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ __all__ = [
     "Snapshot",
     "Store",
     "Token",
+    "TokenRecord",
     "UpdateFunction",
     "schema_text",
 ]
@@ -127,10 +129,24 @@ class BucketRecord:
     updated_at: float = 0.0
 
 
-Record: TypeAlias = Job | BucketRecord
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """A token as exported: its SHA-256 hash, never its secret."""
+
+    id: str
+    device: str | None
+    hash: str
+    created_at: float = 0.0
+
+
+Record: TypeAlias = Job | BucketRecord | TokenRecord
 UpdateFunction: TypeAlias = Callable[
     [dict[str, Any]], "Mapping[str, Any] | Awaitable[Mapping[str, Any]]"
 ]
+
+
+_HEX12 = re.compile(r"[0-9a-f]{12}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def schema_text(schema: dict[str, Any] | bool) -> str:
@@ -302,7 +318,7 @@ class Store(ABC):
     # --- export and import ---------------------------------------------------------------
 
     def export(self) -> AsyncIterator[Record]:
-        """Every job, then every bucket (ordered by device and job), with versions."""
+        """Every job, every token (as a hash), then every bucket (ordered by device and job)."""
         return self._export()
 
     async def import_records(self, records: Iterable[Record]) -> int:
@@ -312,12 +328,21 @@ class Store(ABC):
         """
         jobs: list[Job] = []
         buckets: list[BucketRecord] = []
+        tokens: list[TokenRecord] = []
         for record in records:
             if isinstance(record, Job):
                 check_id(record.job, "job id")
                 if record.schema is not None:
                     check_schema(record.schema, self.limits)
                 jobs.append(record)
+            elif isinstance(record, TokenRecord):
+                if not (_HEX12.fullmatch(record.id) and _HEX64.fullmatch(record.hash)):
+                    raise InvalidValueError(
+                        "a token record needs a 12-hex-digit id and a SHA-256 hash"
+                    )
+                if record.device is not None:
+                    check_id(record.device)
+                tokens.append(record)
             else:
                 check_id(record.device)
                 _job_id(record.job)
@@ -327,8 +352,8 @@ class Store(ABC):
                 buckets.append(
                     BucketRecord(record.device, record.job, data, record.version, record.updated_at)
                 )
-        await self._import(jobs, buckets)
-        return len(jobs) + len(buckets)
+        await self._import(jobs, buckets, tokens)
+        return len(jobs) + len(buckets) + len(tokens)
 
     # --- life cycle ----------------------------------------------------------------------
 
@@ -400,7 +425,9 @@ class Store(ABC):
         """The token of a well-formed presented secret, or None (``tokens.token_matches``)."""
 
     @abstractmethod
-    async def _import(self, jobs: list[Job], buckets: list[BucketRecord]) -> None: ...
+    async def _import(
+        self, jobs: list[Job], buckets: list[BucketRecord], tokens: list[TokenRecord]
+    ) -> None: ...
 
 
 def _expected(version: int | None) -> int | None:

@@ -1,0 +1,218 @@
+"""PostgreSQL: many servers on one database, a database restart, migrations, and copy."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from devicebucket import Agent, HTTPStore, SQLiteStore
+from devicebucket.copying import CopyError, copy_store
+from devicebucket.postgres import PostgresStore
+
+from .conftest import IN_CI, PG_URL, drop_schema, pg_schema_url, require_postgres
+from .servers import ADMIN, ServeProcess
+from .test_serve import clients
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL URL whose tables live in a schema of their own, dropped afterwards."""
+    require_postgres()
+    url, schema = pg_schema_url()
+    yield url
+    asyncio.run(drop_schema(schema))
+
+
+def in_threads(jobs: list[tuple[str, list[list[str]]]]) -> None:
+    """Run batches of client processes against their servers, all at the same time."""
+    errors: list[BaseException] = []
+
+    def run(url: str, batch: list[list[str]]) -> None:
+        try:
+            clients(batch, url, ADMIN)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=job) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+
+
+def test_two_servers_on_one_database_lose_no_write(pg_url: str) -> None:
+    with (
+        ServeProcess(pg_url, "--no-access-log") as one,
+        ServeProcess(pg_url, "--no-access-log") as two,
+    ):
+        writers = [["set-distinct", "pixel", f"c{c}", "300", "5"] for c in range(8)]
+        in_threads(
+            [
+                (one.url, writers[0::2]),
+                (two.url, writers[1::2]),
+                (one.url, [["increment", "counter", "25"]] * 2),
+                (two.url, [["increment", "counter", "25"]] * 2),
+            ]
+        )
+
+    async def check() -> None:
+        store = PostgresStore(pg_url)
+        pixel, counter = await store.get("pixel"), await store.get("counter")
+        await store.close()
+        assert pixel.data == {f"c{c}-{i}": i for c in range(8) for i in range(300)}
+        assert pixel.version == 2400
+        assert counter.data == {"n": 100}
+        assert counter.version == 100
+
+    asyncio.run(check())
+
+
+def postgres_cluster() -> tuple[str, str]:
+    version = sorted(p.name for p in Path("/etc/postgresql").iterdir())[0]
+    return version, "main"
+
+
+def test_a_database_restart_loses_no_acknowledged_write(pg_url: str) -> None:
+    if shutil.which("pg_ctlcluster") is None or not Path("/etc/postgresql").is_dir():
+        if IN_CI:
+            pytest.fail("pg_ctlcluster is needed to restart PostgreSQL")
+        pytest.skip("pg_ctlcluster is not installed")
+    version, cluster = postgres_cluster()
+    with ServeProcess(pg_url, "--no-access-log") as server:
+
+        async def run() -> None:
+            store = HTTPStore(server.url, token=ADMIN, retries=0, timeout=5)
+            acknowledged: list[str] = []
+            failures: list[str] = []
+            restarted = asyncio.Event()
+            warmed_up = asyncio.Event()  # 50 writes acknowledged before the restart
+
+            async def write_loop() -> None:
+                n = 0
+                after_restart = 0
+                while after_restart < 50:
+                    result = await Agent(store, "pixel").utils.deviceBucket.set({f"k{n}": n})
+                    if result["success"]:
+                        acknowledged.append(f"k{n}")
+                        if len(acknowledged) == 50:
+                            warmed_up.set()
+                        after_restart += restarted.is_set()
+                    else:
+                        failures.append(result["error"])
+                    n += 1
+
+            async def restart() -> None:
+                await warmed_up.wait()
+                await asyncio.to_thread(
+                    subprocess.run,
+                    ["pg_ctlcluster", "--skip-systemctl-redirect", version, cluster, "restart"],
+                    check=True,
+                    capture_output=True,
+                )
+                restarted.set()
+
+            await asyncio.wait_for(asyncio.gather(write_loop(), restart()), timeout=120)
+            stored = await store.get("pixel")
+            await store.close()
+            assert set(acknowledged) <= set(stored.data)
+            assert all("store unavailable" in f or "PostgreSQL store" in f for f in failures), (
+                failures[:3]
+            )
+
+        asyncio.run(run())
+        # The server answers again without being restarted.
+        assert httpx.get(f"{server.url}/healthz").status_code == 200
+
+
+def test_migrations_are_applied_once_when_many_start_together(pg_url: str, cli: Cli) -> None:
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "devicebucket", "--db", pg_url, "migrate-db"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    outputs = [p.communicate(timeout=120) for p in processes]
+    assert [p.returncode for p in processes] == [0] * 4, outputs
+    assert all(json.loads(out) == {"schema_version": 1} for out, _ in outputs)
+
+    async def applied() -> list[int]:
+        schema = pg_url.rsplit("schema=", 1)[1]
+        conn = await asyncpg.connect(PG_URL)
+        try:
+            rows = await conn.fetch(f'SELECT version FROM "{schema}".devicebucket_migrations')
+        finally:
+            await conn.close()
+        return [r["version"] for r in rows]
+
+    assert asyncio.run(applied()) == [1]
+    refused = cli("migrate-db")
+    assert refused.returncode == 2
+    assert "migrate-db is for postgresql:// stores" in refused.stderr
+
+
+async def test_an_unreachable_database_is_a_clear_failure() -> None:
+    store = PostgresStore("postgresql://postgres:pw-secret@127.0.0.1:1/test", timeout=2)
+    result = await Agent(store, "d").utils.deviceBucket.set({"a": 1})
+    assert result["success"] is False
+    assert result["error"].startswith(
+        "PostgreSQL store postgresql://postgres:***@127.0.0.1:1/test:"
+    )
+    assert "pw-secret" not in result["error"]
+    await store.close()
+
+
+async def test_copy_from_sqlite_verifies_and_refuses_a_full_target(
+    pg_url: str, tmp_path: Path
+) -> None:
+    source = SQLiteStore(tmp_path / "fleet.db")
+    await source.register_job("signup", automation="s.py", schema={"type": "object"})
+    _, secret = await source.create_token("pixel-1")
+    for i in range(30):
+        await source.merge(f"pixel-{i}", {"token": f"t{i}", "n": [i, 1.5, None]})
+        await source.merge(f"pixel-{i}", {"step": i}, job="signup")
+    await source.merge("pixel-3", {"n": "changed"})
+    target = PostgresStore(pg_url)
+    copied = await copy_store(source, target)
+    assert copied.summary() == {"jobs": 1, "tokens": 1, "buckets": 60, "devices": 30}
+    assert (await target.get("pixel-3")).version == 2
+    assert await target.authenticate(secret) is not None
+    with pytest.raises(CopyError, match="is not empty; copy into an empty store, or pass --force"):
+        await copy_store(source, target)
+    again = await copy_store(source, target, force=True)
+    assert again.devices == copied.devices
+    await source.close()
+    await target.close()
+
+
+def test_copy_command_reports_the_verified_counts(pg_url: str, cli: Cli, db_url: str) -> None:
+    assert cli("set", "pixel", "a:=1").returncode == 0
+    assert cli("token", "create", "pixel").returncode == 0
+    result = cli("copy", "--from", db_url, "--to", pg_url, db=None)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "jobs": 0,
+        "tokens": 1,
+        "buckets": 1,
+        "devices": 1,
+        "verified": True,
+    }
+    refused = cli("copy", "--from", db_url, "--to", pg_url, db=None)
+    assert refused.returncode == 1
+    assert "is not empty" in refused.stderr
+    assert json.loads(cli("get", "pixel", db=pg_url).stdout) == {"a": 1}
