@@ -91,6 +91,7 @@ Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 _CONNECTION_ERRORS = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # a connection broken mid-transaction (database restart)
     OSError,
     asyncio.TimeoutError,
 )
