@@ -15,7 +15,7 @@ import asyncpg
 import httpx
 import pytest
 
-from devicebucket import Agent, HTTPStore, SQLiteStore
+from devicebucket import Agent, HTTPStore, InvalidValueError, SQLiteStore
 from devicebucket.copying import CopyError, copy_store
 from devicebucket.postgres import PostgresStore
 
@@ -216,3 +216,13 @@ def test_copy_command_reports_the_verified_counts(pg_url: str, cli: Cli, db_url:
     assert refused.returncode == 1
     assert "is not empty" in refused.stderr
     assert json.loads(cli("get", "pixel", db=pg_url).stdout) == {"a": 1}
+
+
+def test_pool_size_and_schema_come_from_the_url() -> None:
+    store = PostgresStore("postgresql://u:pw@h:5432/db?schema=s1&pool_max=25&sslmode=disable")
+    assert (store.schema, store.min_pool, store.max_pool) == ("s1", 1, 25)
+    assert store.dsn == "postgresql://u:pw@h:5432/db?sslmode=disable"
+    with pytest.raises(InvalidValueError, match="pool_max in a PostgreSQL URL must be an integer"):
+        PostgresStore("postgresql://h/db?pool_max=lots")
+    with pytest.raises(InvalidValueError, match="pool_min may not be larger than pool_max"):
+        PostgresStore("postgresql://h/db?pool_min=20&pool_max=5")

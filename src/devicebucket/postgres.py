@@ -10,7 +10,7 @@
 * Ids use ``COLLATE "C"``, so devices sort (and page) by bytes, as in SQLite.
 * Tables are created and upgraded by numbered migrations under an advisory lock, so servers
   starting together apply each migration once. ``?schema=NAME`` in the URL puts the tables
-  in that schema.
+  in that schema; ``?pool_min=1&pool_max=10`` sizes each process's connection pool.
 * One connection pool per event loop. A connection lost with the database (restart,
   network cut) fails that call with StoreUnavailableError; the pool opens new connections
   on the next call, so the store recovers by itself.
@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from .errors import JobConflictError, StoreUnavailableError
+from .errors import InvalidValueError, JobConflictError, StoreUnavailableError
 from .rules import (
     Limits,
     Operation,
@@ -108,13 +108,24 @@ def _job(row: Any) -> Job:
     )
 
 
-def split_schema(url: str) -> tuple[str, str | None]:
-    """The DSN without our ``schema`` parameter, and the schema it names."""
+_OUR_PARAMETERS = ("schema", "pool_min", "pool_max")
+
+
+def split_url(url: str) -> tuple[str, dict[str, str]]:
+    """The DSN without our parameters (``schema``, ``pool_min``, ``pool_max``), and them."""
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
-    schema = next((v for k, v in query if k == "schema"), None)
-    rest = urlencode([(k, v) for k, v in query if k != "schema"])
-    return urlunsplit(parts._replace(query=rest)), schema
+    ours = {k: v for k, v in query if k in _OUR_PARAMETERS}
+    rest = urlencode([(k, v) for k, v in query if k not in _OUR_PARAMETERS])
+    return urlunsplit(parts._replace(query=rest)), ours
+
+
+def _pool_size(value: str | None, default: int, name: str) -> int:
+    if value is None:
+        return default
+    if not value.isdigit() or not 1 <= int(value) <= 1000:
+        raise InvalidValueError(f"{name} in a PostgreSQL URL must be an integer from 1 to 1000")
+    return int(value)
 
 
 class PostgresStore(Store):
@@ -126,15 +137,21 @@ class PostgresStore(Store):
         *,
         limits: Limits | None = None,
         schema: str | None = None,
-        min_pool: int = 1,
-        max_pool: int = 10,
+        min_pool: int | None = None,
+        max_pool: int | None = None,
         timeout: float = 10.0,
     ) -> None:
+        """Pool sizes come from the arguments, else ``?pool_min=&pool_max=`` in the URL,
+        else 1 and 10."""
         super().__init__(limits=limits)
-        self.dsn, from_url = split_schema(url)
-        self.schema = schema or from_url
+        self.dsn, params = split_url(url)
+        self.schema = schema or params.get("schema")
         self.url = redact_url(url)
-        self.min_pool, self.max_pool, self.timeout = min_pool, max_pool, timeout
+        self.min_pool = min_pool or _pool_size(params.get("pool_min"), 1, "pool_min")
+        self.max_pool = max_pool or _pool_size(params.get("pool_max"), 10, "pool_max")
+        if self.min_pool > self.max_pool:
+            raise InvalidValueError("pool_min may not be larger than pool_max")
+        self.timeout = timeout
         self._pools: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, asyncio.Task[asyncpg.Pool]
         ] = weakref.WeakKeyDictionary()
