@@ -54,9 +54,21 @@ async def acknowledge(url: str, device: str) -> None:
         n += 1
 
 
+async def set_on_go(url: str, device: str, key: str) -> None:
+    """Wait for a line on stdin (a start barrier across processes), then open and write."""
+    sys.stdin.readline()
+    store = open_store(url)
+    result = await Agent(store, device).utils.deviceBucket.set({key: True})
+    await store.close()
+    if not result["success"]:
+        raise SystemExit(f"write failed: {result['error']}")
+
+
 def main(argv: list[str]) -> None:
     command, url, device, *rest = argv
-    if command == "set-distinct":
+    if command == "set-on-go":
+        asyncio.run(set_on_go(url, device, rest[0]))
+    elif command == "set-distinct":
         asyncio.run(set_distinct(url, device, rest[0], int(rest[1]), int(rest[2])))
     elif command == "increment":
         asyncio.run(increment(url, device, int(rest[0])))

@@ -32,11 +32,10 @@ from .errors import InvalidValueError, JobConflictError, StoreUnavailableError
 from .rules import (
     Limits,
     Operation,
-    apply_operation,
     check_size,
-    check_version,
     decode,
     encode,
+    plan_write,
     validate_against_schema,
 )
 from .sqlite import decode_schema
@@ -319,32 +318,39 @@ class PostgresStore(Store):
                 text, version, updated_at = (
                     (row["data"], row["version"], row["updated_at"]) if row else ("{}", 0, None)
                 )
-                check_version(expected_version, version)
-                data = apply_operation(decode(text), operation)
-                new_text = encode(data)
-                if new_text == text:
+                planned = plan_write(
+                    decode(text), text, version, operation, expected_version, self.limits
+                )
+                if planned is None:
                     return Snapshot(None, version, updated_at, text)
-                size = check_size(new_text, self.limits)
                 if job:
                     schema = await conn.fetchval("SELECT schema FROM jobs WHERE job = $1", job)
                     if schema is not None:
-                        validate_against_schema(data, schema, job)
+                        validate_against_schema(planned.data, schema, job)
                 now = time.time()
-                values = (device, key, new_text, version + 1, len(data), size, now)
+                values = (
+                    device,
+                    key,
+                    planned.text,
+                    planned.version,
+                    len(planned.data),
+                    planned.size,
+                    now,
+                )
                 if row is not None:
                     await conn.execute(
                         "UPDATE buckets SET data = $3, version = $4, keys = $5, size = $6,"
                         " updated_at = $7 WHERE device = $1 AND job = $2",
                         *values,
                     )
-                    return Snapshot(None, version + 1, now, new_text)
+                    return Snapshot(None, planned.version, now, planned.text)
                 inserted = await conn.fetchval(
                     "INSERT INTO buckets VALUES ($1, $2, $3, $4, $5, $6, $7)"
                     " ON CONFLICT (device, job) DO NOTHING RETURNING version",
                     *values,
                 )
                 if inserted is not None:
-                    return Snapshot(None, version + 1, now, new_text)
+                    return Snapshot(None, planned.version, now, planned.text)
                 # Another writer created the bucket first: lock its row and merge again.
 
     async def _delete_device(self, device: str) -> int:

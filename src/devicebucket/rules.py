@@ -27,6 +27,7 @@ __all__ = [
     "Limits",
     "Merge",
     "Operation",
+    "Planned",
     "apply_operation",
     "check_id",
     "check_schema",
@@ -36,6 +37,7 @@ __all__ = [
     "json_path",
     "normalize_data",
     "normalize_keys",
+    "plan_write",
     "validate_against_schema",
 ]
 
@@ -267,6 +269,38 @@ def apply_operation(current: JSONObject, operation: Operation) -> JSONObject:
             current.pop(key, None)
         return current
     return {}
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """A write that changes its bucket: the new data, its canonical text and size, the version."""
+
+    data: JSONObject
+    text: str
+    size: int
+    version: int
+
+
+def plan_write(
+    current: JSONObject,
+    text: str,
+    version: int,
+    operation: Operation,
+    expected_version: int | None,
+    limits: Limits,
+) -> Planned | None:
+    """What a write does to a bucket stored as ``text`` at ``version``; None if nothing changes.
+
+    ``current`` is ``text`` decoded, and is consumed. Raises ConflictError when
+    ``expected_version`` is not ``version``, InvalidValueError when the result is too large.
+    A write that changes nothing keeps the version (1, 1.0 and true differ: the texts differ).
+    """
+    check_version(expected_version, version)
+    data = apply_operation(current, operation)
+    new_text = encode(data)
+    if new_text == text:
+        return None
+    return Planned(data, new_text, check_size(new_text, limits), version + 1)
 
 
 # --- job bucket schemas ----------------------------------------------------------------

@@ -36,11 +36,10 @@ from .errors import DeviceBucketError, JobConflictError, StoreUnavailableError
 from .rules import (
     Limits,
     Operation,
-    apply_operation,
     check_size,
-    check_version,
     decode,
     encode,
+    plan_write,
     validate_against_schema,
 )
 from .store import (
@@ -206,8 +205,7 @@ class SQLiteStore(Store):
         )
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                conn.execute("PRAGMA journal_mode = WAL")
+            self._enable_wal(conn)
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute(f"PRAGMA wal_autocheckpoint = {int(self.wal_autocheckpoint)}")
             if not self._migrated:
@@ -218,6 +216,26 @@ class SQLiteStore(Store):
         with self._lock:
             self._connections.append(conn)
         return conn
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch a new file to WAL. When several processes open a new file at once, SQLite
+        answers this one pragma "database is locked" at once, without its busy handler, or
+        leaves the old mode: so retry it, with backoff, until the busy timeout."""
+        deadline = time.monotonic() + self.busy_timeout
+        delay = 0.001
+        while True:
+            try:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                    return
+                if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0] == "wal":
+                    return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            if time.monotonic() > deadline:
+                raise StoreUnavailableError(f"SQLite store {self.path}: could not switch to WAL")
+            time.sleep(delay)  # only while a brand-new file is being set up
+            delay = min(delay * 2, 0.05)
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         with _transaction(conn):
@@ -415,22 +433,23 @@ class SQLiteStore(Store):
             row = conn.execute(_SELECT_BUCKET, key).fetchone()
             text, version, updated_at = row if row is not None else ("{}", 0, None)
             data = decode(text)
-        check_version(pending.expected_version, version)
-        data = apply_operation(data, pending.operation)
-        new_text = encode(data)
-        if new_text == text:
+        planned = plan_write(
+            data, text, version, pending.operation, pending.expected_version, self.limits
+        )
+        if planned is None:
             if cached is None:
-                state.remember(key, _Cached(text, version, updated_at, data))
+                state.remember(key, _Cached(text, version, updated_at, decode(text)))
             return Snapshot(None, version, updated_at, text)
-        size = check_size(new_text, self.limits)
         if pending.job:
             schema = self._schema(conn, state, pending.job)
             if schema is not None:
-                validate_against_schema(data, schema, pending.job)
-        version += 1
-        conn.execute(_UPSERT_BUCKET, (*key, new_text, version, len(data), size, now))
-        state.remember(key, _Cached(new_text, version, now, data))
-        return Snapshot(None, version, now, new_text)
+                validate_against_schema(planned.data, schema, pending.job)
+        conn.execute(
+            _UPSERT_BUCKET,
+            (*key, planned.text, planned.version, len(planned.data), planned.size, now),
+        )
+        state.remember(key, _Cached(planned.text, planned.version, now, planned.data))
+        return Snapshot(None, planned.version, now, planned.text)
 
     @staticmethod
     def _schema(conn: sqlite3.Connection, state: _ThreadState, job: str) -> str | None:
