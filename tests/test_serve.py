@@ -146,6 +146,22 @@ def test_serves_tls_when_given_a_certificate(db_url: str, tmp_path: Path) -> Non
             await store.close()
 
         asyncio.run(use())
+        with httpx.Client(base_url=server.url, verify=server.verify) as client:
+            signed_in = client.post("/ui/login", data={"token": ADMIN})
+            assert signed_in.status_code == 303
+            assert "Secure" in signed_in.headers["set-cookie"]
+
+
+def test_dashboard_sessions_work_across_workers(db_url: str) -> None:
+    """``serve --workers 2`` gives both workers one session secret: a session signed by one
+    worker is accepted by the other, whichever answers."""
+    with ServeProcess(db_url, "--workers", "2") as server:
+        with httpx.Client(base_url=server.url) as signer:
+            assert signer.post("/ui/login", data={"token": ADMIN}).status_code == 303
+            cookies = dict(signer.cookies)
+        for _ in range(20):  # new connections, spread over both workers by the kernel
+            with httpx.Client(base_url=server.url, cookies=cookies) as client:
+                assert client.get("/ui/devices").status_code == 200
 
 
 def test_cli_and_runner_work_against_a_server_with_a_device_token(

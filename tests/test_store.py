@@ -225,6 +225,74 @@ async def test_devices_lists_counts_sizes_and_jobs_in_pages(store: Store) -> Non
         await store.devices(limit=0)
 
 
+async def test_device_page_searches_sorts_filters_and_counts(store: Store) -> None:
+    await store.merge("Pixel-A", {"a": 1, "b": 2, "c": 3})
+    await store.merge("pixel-b", {"a": "x" * 50})
+    await store.merge("pixel-c", {"a": 1})
+    await store.merge("pixel-c", {"step": 1}, job="signup")
+    await store.merge("emu-1", {"a": 1, "b": 2})
+
+    page = await store.device_page(search="PIXEL", limit=2)
+    assert [d.device for d in page.devices] == ["Pixel-A", "pixel-b"]
+    assert page.total == 3
+    following = await store.device_page(search="pixel", offset=2, limit=2)
+    assert [d.device for d in following.devices] == ["pixel-c"]
+    assert following.total == 3
+
+    by_keys = await store.device_page(sort="keys", descending=True)
+    assert [d.device for d in by_keys.devices] == ["Pixel-A", "emu-1", "pixel-b", "pixel-c"]
+    by_size = await store.device_page(sort="size", descending=True, limit=1)
+    assert [d.device for d in by_size.devices] == ["pixel-b"]
+    newest = await store.device_page(sort="updated_at", descending=True, limit=1)
+    assert [d.device for d in newest.devices] == ["emu-1"]
+    by_id_desc = await store.device_page(descending=True)
+    assert [d.device for d in by_id_desc.devices] == ["pixel-c", "pixel-b", "emu-1", "Pixel-A"]
+
+    with_job = await store.device_page(job="signup")
+    assert [(d.device, d.jobs) for d in with_job.devices] == [("pixel-c", ("signup",))]
+    assert with_job.total == 1
+    beyond = await store.device_page(offset=10)
+    assert (beyond.devices, beyond.total) == ([], 4)
+    assert (await store.device_page(search="nothing")).total == 0
+
+
+async def test_device_is_found_by_id(store: Store) -> None:
+    for device in ("pixel-1", "a-pixel-1", "pixel-10"):
+        await store.merge(device, {"a": 1})
+    await store.merge("pixel-1", {"s": 1}, job="signup")
+    found = await store.device("pixel-1")
+    assert found is not None
+    assert (found.device, found.keys, found.jobs) == ("pixel-1", 1, ("signup",))
+    assert await store.device("pixel-2") is None
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"sort": "data"}, "sort must be one of"),
+        ({"offset": -1}, "offset"),
+        ({"limit": 0}, "limit"),
+        ({"job": "bad job"}, "job id"),
+        ({"search": "x" * 257}, "search"),
+    ],
+)
+async def test_device_page_refuses_bad_arguments(
+    store: Store, arguments: dict[str, object], message: str
+) -> None:
+    with pytest.raises(InvalidValueError, match=message):
+        await store.device_page(**arguments)  # type: ignore[arg-type]
+
+
+async def test_token_is_found_by_id_without_its_secret(store: Store) -> None:
+    created, secret = await store.create_token("pixel-1")
+    found = await store.token(created.id)
+    assert found == created
+    assert secret not in repr(found)
+    assert await store.token("000000000000") is None
+    await store.revoke_token(created.id)
+    assert await store.token(created.id) is None
+
+
 async def test_export_then_import_restores_exactly(store: Store, tmp_path: object) -> None:
     await store.register_job("signup", automation="s.py", schema=SCHEMA)
     await store.merge("d1", {"token": "t", "n": [1, {"deep": None}]})

@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from .errors import InvalidValueError, JobConflictError, StoreUnavailableError
+from .queries import device_page_sql
 from .rules import (
     Limits,
     Operation,
@@ -42,6 +43,7 @@ from .sqlite import decode_schema
 from .store import (
     BucketRecord,
     DeviceInfo,
+    DevicePage,
     Job,
     Record,
     Snapshot,
@@ -53,6 +55,17 @@ from .tokens import Token, hash_token, new_token, token_id, token_matches
 from .urls import redact_url
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
+
+
+def _strpos(column: str, needle: str) -> str:
+    return f"strpos({column}, {needle}) > 0"
+
+
+def _device_info(r: asyncpg.Record) -> DeviceInfo:
+    return DeviceInfo(
+        r["device"], int(r["keys"]), int(r["size"]), r["updated_at"], tuple(r["jobs"] or ())
+    )
+
 
 _LOCK_ID = 0x64657669636562  # "deviceb": the advisory lock that serializes migrations
 
@@ -82,9 +95,16 @@ MIGRATIONS: tuple[str, ...] = (
         created_at double precision NOT NULL
     );
     """,
+    # Which devices have a bucket of a job (the dashboard's job page), without a full scan.
+    "CREATE INDEX buckets_by_job ON buckets (job, device)",
 )
 
 _SELECT_BUCKET = "SELECT data, version, updated_at FROM buckets WHERE device = $1 AND job = $2"
+_SELECT_DEVICES = """
+    SELECT device, sum(CASE WHEN job = '' THEN keys ELSE 0 END) AS keys,
+           sum(size) AS size, max(updated_at) AS updated_at,
+           array_agg(job ORDER BY job) FILTER (WHERE job <> '') AS jobs
+    FROM buckets"""
 _SELECT_JOB = "SELECT job, automation, schema, created_at, updated_at FROM jobs"
 Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 _CONNECTION_ERRORS = (
@@ -255,20 +275,37 @@ class PostgresStore(Store):
         return Snapshot(None, row["version"], row["updated_at"], row["data"])
 
     async def _devices(self, after: str | None, limit: int) -> list[DeviceInfo]:
-        query = """
-            SELECT device, sum(CASE WHEN job = '' THEN keys ELSE 0 END) AS keys,
-                   sum(size) AS size, max(updated_at) AS updated_at,
-                   array_agg(job ORDER BY job) FILTER (WHERE job <> '') AS jobs
-            FROM buckets WHERE device > $1 GROUP BY device ORDER BY device LIMIT $2
-        """
+        query = f"{_SELECT_DEVICES} WHERE device > $1 GROUP BY device ORDER BY device LIMIT $2"
         async with self._connection() as conn:
             rows = await conn.fetch(query, after or "", limit)
-        return [
-            DeviceInfo(
-                r["device"], int(r["keys"]), int(r["size"]), r["updated_at"], tuple(r["jobs"] or ())
+        return [_device_info(r) for r in rows]
+
+    async def _device(self, device: str) -> DeviceInfo | None:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                f"{_SELECT_DEVICES} WHERE device = $1 GROUP BY device", device
             )
-            for r in rows
-        ]
+        return None if row is None else _device_info(row)
+
+    async def _device_page(
+        self, search: str, job: str | None, sort: str, descending: bool, offset: int, limit: int
+    ) -> DevicePage:
+        sql = device_page_sql(
+            search, job, sort, descending, offset, limit, lambda n: f"${n}", _strpos
+        )
+        async with self._connection() as conn:
+            ids = [row[0] for row in await conn.fetch(sql.page, *sql.page_args)]
+            total = int(await conn.fetchval(sql.count, *sql.count_args))
+            query = f"{_SELECT_DEVICES} WHERE device = ANY($1::text[]) GROUP BY device"
+            found = {row["device"]: _device_info(row) for row in await conn.fetch(query, ids)}
+        return DevicePage([found[device] for device in ids if device in found], total)
+
+    async def _token(self, ident: str) -> Token | None:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                "SELECT id, device, created_at FROM tokens WHERE id = $1", ident
+            )
+        return None if row is None else Token(row["id"], row["device"], row["created_at"])
 
     async def _get_job(self, job: str) -> Job | None:
         async with self._connection() as conn:

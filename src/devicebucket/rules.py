@@ -34,10 +34,13 @@ __all__ = [
     "check_version",
     "decode",
     "encode",
+    "is_secret_key",
     "json_path",
     "normalize_data",
     "normalize_keys",
     "plan_write",
+    "schema_errors",
+    "secret_key_patterns",
     "validate_against_schema",
 ]
 
@@ -378,3 +381,36 @@ def validate_against_schema(data: JSONObject, schema_text: str, job: str) -> Non
         path=path,
         rule=str(error.validator),
     )
+
+
+def schema_errors(
+    data: JSONObject, schema_text: str, limit: int = 20
+) -> list[tuple[str, str, str]]:
+    """Every way ``data`` fails the schema, as ``(path, rule, message)``, at most ``limit``.
+
+    For showing a stored job bucket that no longer matches its job's (replaced) schema.
+    """
+    errors = sorted(_validator(schema_text).iter_errors(data), key=lambda e: list(e.absolute_path))
+    return [
+        (json_path(list(e.absolute_path)), str(e.validator), _describe(e)) for e in errors[:limit]
+    ]
+
+
+# --- secret-looking keys ----------------------------------------------------------------
+
+SECRET_KEY_PATTERNS: Final = ("token", "password", "secret", "cookie", "session", "key")
+
+
+def secret_key_patterns(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The words that make a key name secret: ``DEVICEBUCKET_SECRET_KEYS`` (comma-separated),
+    else :data:`SECRET_KEY_PATTERNS`."""
+    raw = (os.environ if environ is None else environ).get("DEVICEBUCKET_SECRET_KEYS")
+    if raw is None:
+        return SECRET_KEY_PATTERNS
+    return tuple(word.strip().lower() for word in raw.split(",") if word.strip())
+
+
+def is_secret_key(key: str, patterns: Iterable[str] = SECRET_KEY_PATTERNS) -> bool:
+    """Whether a key's name contains one of ``patterns`` (case-insensitive)."""
+    lowered = key.lower()
+    return any(word in lowered for word in patterns)

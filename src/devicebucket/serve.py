@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
+import secrets
 import sys
 
 import click
 import uvicorn
 
 from .factory import default_url, open_store
-from .server import ADMIN_TOKEN_ENV
+from .server import ADMIN_TOKEN_ENV, SESSION_SECRET_ENV
 
 __all__ = ["is_loopback", "serve_command"]
 
@@ -59,7 +60,8 @@ def serve_command(
     allow_plain_http: bool,
     access_log: bool,
 ) -> None:
-    """Serve the store over HTTP under /v1 (OpenAPI at /openapi.json, docs at /docs).
+    """Serve the store over HTTP under /v1 (OpenAPI at /openapi.json, docs at /docs) and the
+    web dashboard at /ui.
 
     The admin token is $DEVICEBUCKET_ADMIN_TOKEN; without it, one is generated the first
     time, stored hashed, and printed once.
@@ -80,6 +82,8 @@ def serve_command(
             click.echo(f"admin token (shown once, stored hashed): {secret}", err=True)
     # Workers are separate processes: they open the store from the environment.
     os.environ["DEVICEBUCKET_URL"] = url
+    # Every worker signs dashboard sessions with the same secret, so a session works in all.
+    os.environ.setdefault(SESSION_SECRET_ENV, secrets.token_hex(32))
     sys.stderr.flush()
     uvicorn.run(
         "devicebucket.server:app_from_env",

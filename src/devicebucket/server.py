@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import os
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -31,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from .dashboard import dashboard_routes
 from .errors import (
     ConflictError,
     DeviceBucketError,
@@ -44,15 +46,16 @@ from .errors import (
 from .exchange import HEADER, RecordParser, dump_record
 from .factory import open_store
 from .openapi import openapi_document
-from .rules import encode
+from .rules import encode, secret_key_patterns
 from .store import Snapshot, Store
 from .tokens import Token
 from .views import device_json, job_json, token_json
 
-__all__ = ["HTTPError", "app_from_env", "create_app"]
+__all__ = ["ENV_ADMIN", "SESSION_SECRET_ENV", "Api", "HTTPError", "app_from_env", "create_app"]
 
 ADMIN_TOKEN_ENV = "DEVICEBUCKET_ADMIN_TOKEN"
-_ENV_ADMIN = Token("env", None, 0.0)
+SESSION_SECRET_ENV = "DEVICEBUCKET_SESSION_SECRET"
+ENV_ADMIN = Token("env", None, 0.0)
 
 
 class Access(enum.Enum):
@@ -192,15 +195,24 @@ class Api:
         scheme, _, presented = header.partition(" ")
         if scheme.lower() != "bearer" or not presented.strip():
             raise HTTPError(401, "unauthorized", "a bearer token is required")
-        presented = presented.strip()
-        if self.admin_hash is not None and hmac.compare_digest(
-            hashlib.sha256(presented.encode()).digest(), self.admin_hash
-        ):
-            return _ENV_ADMIN
-        token = await self.store.authenticate(presented)
+        token = await self.check_token(presented.strip())
         if token is None:
             raise HTTPError(401, "unauthorized", "the bearer token is not valid or was revoked")
         return token
+
+    async def check_token(self, presented: str) -> Token | None:
+        """The token a presented secret belongs to (the configured admin token included)."""
+        if self.admin_hash is not None and hmac.compare_digest(
+            hashlib.sha256(presented.encode()).digest(), self.admin_hash
+        ):
+            return ENV_ADMIN
+        return await self.store.authenticate(presented)
+
+    async def token_by_id(self, ident: str) -> Token | None:
+        """A token that is still valid, by id (``ENV_ADMIN.id`` for the configured one)."""
+        if ident == ENV_ADMIN.id:
+            return ENV_ADMIN if self.admin_hash is not None else None
+        return await self.store.token(ident)
 
     @staticmethod
     def authorize(access: Access, token: Token | None, request: Request) -> None:
@@ -471,9 +483,24 @@ def create_app(
     admin_token: str | None = None,
     max_import_bytes: int = 256 * 1024 * 1024,
     close_store: bool = True,
+    session_secret: str | bytes | None = None,
+    secret_keys: tuple[str, ...] | None = None,
 ) -> Starlette:
-    """The ASGI app serving ``store``. ``admin_token`` is accepted besides stored admin tokens."""
+    """The ASGI app serving ``store``: the API under ``/v1`` and the dashboard under ``/ui``.
+
+    ``admin_token`` is accepted besides stored admin tokens. ``session_secret`` signs dashboard
+    sessions (give every worker the same one; default: random, so sessions end with the
+    process). ``secret_keys`` are the words that make a key's value masked in the dashboard
+    (default: ``DEVICEBUCKET_SECRET_KEYS`` or ``rules.SECRET_KEY_PATTERNS``).
+    """
     api = Api(store, admin_token, max_import_bytes)
+    if session_secret is None:
+        session_secret = secrets.token_bytes(32)
+    ui = dashboard_routes(
+        api,
+        session_secret.encode() if isinstance(session_secret, str) else session_secret,
+        secret_key_patterns() if secret_keys is None else secret_keys,
+    )
 
     async def not_found(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
@@ -493,7 +520,9 @@ def create_app(
             await store.close()
 
     app = Starlette(
-        routes=api.routes(), exception_handlers={HTTPException: not_found}, lifespan=lifespan
+        routes=[*api.routes(), *ui],
+        exception_handlers={HTTPException: not_found},
+        lifespan=lifespan,
     )
     app.state.api = api
     return app
@@ -506,5 +535,7 @@ def _status_text(status: int) -> str:
 def app_from_env() -> Starlette:
     """App factory for ``uvicorn --factory`` workers: ``DEVICEBUCKET_URL`` and the admin token."""
     return create_app(
-        open_store(os.environ.get("DEVICEBUCKET_URL")), admin_token=os.environ.get(ADMIN_TOKEN_ENV)
+        open_store(os.environ.get("DEVICEBUCKET_URL")),
+        admin_token=os.environ.get(ADMIN_TOKEN_ENV),
+        session_secret=os.environ.get(SESSION_SECRET_ENV),
     )

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DeviceBucketError, JobConflictError, StoreUnavailableError
+from .queries import device_page_sql
 from .rules import (
     Limits,
     Operation,
@@ -45,6 +46,7 @@ from .rules import (
 from .store import (
     BucketRecord,
     DeviceInfo,
+    DevicePage,
     Job,
     Record,
     Snapshot,
@@ -56,7 +58,7 @@ from .tokens import Token, hash_token, new_token, token_id, token_matches
 
 __all__ = ["SQLiteStore"]
 
-_SCHEMA_VERSION = 2
+_SCHEMA_VERSION = 3
 _MIGRATIONS = (
     """
     CREATE TABLE buckets (
@@ -85,6 +87,8 @@ _MIGRATIONS = (
         created_at REAL NOT NULL
     );
     """,
+    # Which devices have a bucket of a job (the dashboard's job page), without a full scan.
+    "CREATE INDEX buckets_by_job ON buckets (job, device)",
 )
 
 _SELECT_BUCKET = "SELECT data, version, updated_at FROM buckets WHERE device = ? AND job = ?"
@@ -94,7 +98,22 @@ _UPSERT_BUCKET = """
     ON CONFLICT (device, job) DO UPDATE SET data = excluded.data, version = excluded.version,
         keys = excluded.keys, size = excluded.size, updated_at = excluded.updated_at
 """
+_SELECT_DEVICES = """
+    SELECT device, SUM(CASE WHEN job = '' THEN keys ELSE 0 END), SUM(size),
+           MAX(updated_at), GROUP_CONCAT(NULLIF(job, ''), char(31))
+    FROM buckets"""
 _SELECT_JOB = "SELECT job, automation, schema, created_at, updated_at FROM jobs"
+
+
+def _instr(column: str, needle: str) -> str:
+    return f"instr({column}, {needle}) > 0"
+
+
+def _device_info(row: tuple[Any, ...]) -> DeviceInfo:
+    device, keys, size, updated, jobs = row
+    return DeviceInfo(
+        device, keys, size, updated, tuple(sorted(jobs.split("\x1f"))) if jobs else ()
+    )
 
 
 @dataclass(slots=True)
@@ -292,23 +311,34 @@ class SQLiteStore(Store):
         return ("{}", 0) if row is None else (row[0], row[1])
 
     async def _devices(self, after: str | None, limit: int) -> list[DeviceInfo]:
-        query = """
-            SELECT device, SUM(CASE WHEN job = '' THEN keys ELSE 0 END), SUM(size),
-                   MAX(updated_at), GROUP_CONCAT(NULLIF(job, ''), char(31))
-            FROM buckets WHERE device > ? GROUP BY device ORDER BY device LIMIT ?
-        """
+        query = f"{_SELECT_DEVICES} WHERE device > ? GROUP BY device ORDER BY device LIMIT ?"
         with self._errors():
             rows = self._conn().execute(query, (after or "", limit)).fetchall()
-        return [
-            DeviceInfo(
-                device,
-                keys,
-                size,
-                updated,
-                tuple(sorted((jobs or "").split("\x1f"))) if jobs else (),
-            )
-            for device, keys, size, updated, jobs in rows
-        ]
+        return [_device_info(row) for row in rows]
+
+    async def _device(self, device: str) -> DeviceInfo | None:
+        with self._errors():
+            row = self._conn().execute(f"{_SELECT_DEVICES} WHERE device = ?", (device,)).fetchone()
+        return None if row is None or row[0] is None else _device_info(row)
+
+    async def _device_page(
+        self, search: str, job: str | None, sort: str, descending: bool, offset: int, limit: int
+    ) -> DevicePage:
+        sql = device_page_sql(search, job, sort, descending, offset, limit, lambda n: "?", _instr)
+        with self._errors():
+            conn = self._conn()
+            ids = [row[0] for row in conn.execute(sql.page, sql.page_args)]
+            total = conn.execute(sql.count, sql.count_args).fetchone()[0]
+            marks = ",".join("?" * len(ids))
+            query = f"{_SELECT_DEVICES} WHERE device IN ({marks}) GROUP BY device"
+            found = {row[0]: _device_info(row) for row in conn.execute(query, ids)}
+        return DevicePage([found[device] for device in ids if device in found], total)
+
+    async def _token(self, ident: str) -> Token | None:
+        query = "SELECT id, device, created_at FROM tokens WHERE id = ?"
+        with self._errors():
+            row = self._conn().execute(query, (ident,)).fetchone()
+        return None if row is None else Token(*row)
 
     async def _get_job(self, job: str) -> Job | None:
         with self._errors():

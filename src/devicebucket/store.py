@@ -35,8 +35,10 @@ from .rules import (
 from .tokens import Token, token_id
 
 __all__ = [
+    "DEVICE_SORTS",
     "BucketRecord",
     "DeviceInfo",
+    "DevicePage",
     "Job",
     "Record",
     "Snapshot",
@@ -105,6 +107,17 @@ class DeviceInfo:
     size: int
     updated_at: float
     jobs: tuple[str, ...] = ()
+
+
+DEVICE_SORTS: tuple[str, ...] = ("device", "keys", "size", "updated_at")
+
+
+@dataclass(frozen=True, slots=True)
+class DevicePage:
+    """One page of a device listing and how many devices matched in all."""
+
+    devices: list[DeviceInfo]
+    total: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +270,36 @@ class Store(ABC):
             raise InvalidValueError("limit must be an integer from 1 to 10000")
         return await self._devices(after, limit)
 
+    async def device(self, device: str) -> DeviceInfo | None:
+        """One device's listing (key count, size, last update, jobs), or None if it has no
+        bucket."""
+        return await self._device(check_id(device))
+
+    async def device_page(
+        self,
+        *,
+        search: str = "",
+        job: str | None = None,
+        sort: str = "device",
+        descending: bool = False,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> DevicePage:
+        """A page of devices for browsing: ids containing ``search`` (case-insensitive), only
+        those with a bucket of ``job`` if given, ordered by ``sort`` (one of DEVICE_SORTS, ties
+        by id), ``limit`` of them from ``offset``; with the number that matched."""
+        if not isinstance(search, str) or len(search) > 256:
+            raise InvalidValueError("search must be a string of at most 256 characters")
+        if job is not None:
+            check_id(job, "job id")
+        if sort not in DEVICE_SORTS:
+            raise InvalidValueError(f"sort must be one of {', '.join(DEVICE_SORTS)}")
+        if type(offset) is not int or offset < 0:
+            raise InvalidValueError("offset must be an integer >= 0")
+        if type(limit) is not int or not 1 <= limit <= 1000:
+            raise InvalidValueError("limit must be an integer from 1 to 1000")
+        return await self._device_page(search, job, sort, bool(descending), offset, limit)
+
     async def register_job(
         self,
         job: str,
@@ -299,6 +342,12 @@ class Store(ABC):
     async def tokens(self) -> list[Token]:
         """Every token, without secrets, ordered by creation."""
         return await self._tokens()
+
+    async def token(self, ident: str) -> Token | None:
+        """A token by id (without its secret), or None if there is none."""
+        if not isinstance(ident, str) or not ident:
+            return None
+        return await self._token(ident)
 
     async def revoke_token(self, ident: str) -> None:
         """Revoke a token by id; NotFoundError if there is none."""
@@ -392,6 +441,41 @@ class Store(ABC):
 
     @abstractmethod
     async def _devices(self, after: str | None, limit: int) -> list[DeviceInfo]: ...
+
+    async def _device_page(
+        self, search: str, job: str | None, sort: str, descending: bool, offset: int, limit: int
+    ) -> DevicePage:
+        """Override with a query; this fallback pages through every device."""
+        found: list[DeviceInfo] = []
+        after: str | None = None
+        needle = search.lower()
+        while batch := await self._devices(after, 1000):
+            after = batch[-1].device
+            found += [
+                d for d in batch if needle in d.device.lower() and (job is None or job in d.jobs)
+            ]
+        found.sort(key=lambda d: d.device)
+        if sort != "device":
+            found.sort(key=lambda d: getattr(d, sort), reverse=descending)
+        elif descending:
+            found.reverse()
+        return DevicePage(found[offset : offset + limit], len(found))
+
+    async def _device(self, device: str) -> DeviceInfo | None:
+        """Override with a lookup; this fallback searches the listing for the id."""
+        offset = 0
+        while True:
+            page = await self._device_page(device, None, "device", False, offset, 1000)
+            for info in page.devices:
+                if info.device == device:
+                    return info
+            offset += 1000
+            if offset >= page.total:
+                return None
+
+    async def _token(self, ident: str) -> Token | None:
+        """Override with a lookup; this fallback scans the token list."""
+        return next((t for t in await self._tokens() if t.id == ident), None)
 
     @abstractmethod
     async def _put_job(

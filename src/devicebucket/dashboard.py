@@ -1,0 +1,380 @@
+"""The web dashboard at ``/ui``: browse devices and jobs, edit buckets, sign in with an admin token.
+
+Server-rendered (Jinja2) over the same store as the API. A session is a signed cookie
+(HttpOnly, SameSite=Strict, Secure under TLS) naming the admin token it was opened with, so
+revoking that token ends the session. Every change is a POST carrying the session's CSRF
+token and the version of the bucket the operator saw: a write is conditional on it, so two
+operators never silently overwrite each other.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import math
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from .errors import ConflictError, DeviceBucketError, SchemaViolationError
+from .rules import check_id, is_secret_key, schema_errors
+from .store import DEVICE_SORTS, Snapshot
+from .tokens import Token
+
+if TYPE_CHECKING:
+    from .server import Api
+
+__all__ = ["SESSION_COOKIE", "dashboard_routes"]
+
+SESSION_COOKIE = "devicebucket_session"
+SESSION_SECONDS = 12 * 3600
+PAGE_SIZE = 50
+MASK = "••••••••"
+
+Page = Callable[[Request, dict[str, Any]], Awaitable[Response]]
+
+
+def _when(timestamp: float) -> str:
+    if not timestamp:
+        return "–"
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _size(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
+    return f"{size / 1024:.1f} KB" if size < 1024 * 1024 else f"{size / 1024 / 1024:.1f} MB"
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    return {str: "string", int: "number", float: "number", list: "array"}.get(type(value), "object")
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+class Dashboard:
+    """The pages of one app: sessions, devices, a device's buckets, jobs."""
+
+    def __init__(self, api: Api, session_secret: bytes, secret_keys: tuple[str, ...]) -> None:
+        self.api = api
+        self.store = api.store
+        self.signer = URLSafeTimedSerializer(session_secret, salt="devicebucket-ui-session")
+        self.secret_keys = secret_keys
+        self.env = Environment(
+            loader=PackageLoader("devicebucket", "templates"),
+            autoescape=select_autoescape(default=True),
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.env.filters.update(when=_when, size=_size, kind=_kind, pretty=_pretty)
+
+    # --- sessions ------------------------------------------------------------------------
+
+    async def session(self, request: Request) -> dict[str, str] | None:
+        """The signed-in session (``token`` id and ``csrf``), if the token is still an admin."""
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if not cookie:
+            return None
+        try:
+            payload = self.signer.loads(cookie, max_age=SESSION_SECONDS)
+        except BadSignature:
+            return None
+        if not (isinstance(payload, dict) and isinstance(payload.get("token"), str)):
+            return None
+        token = await self.api.token_by_id(payload["token"])
+        if token is None or not token.is_admin:
+            return None
+        return {"token": token.id, "csrf": str(payload.get("csrf", ""))}
+
+    def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        html = self.env.get_template(template).render(secret_keys=self.secret_keys, **context)
+        return HTMLResponse(
+            html,
+            status,
+            headers={
+                "Cache-Control": "no-store",
+                "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "same-origin",
+            },
+        )
+
+    def page(self, handler: Page) -> Callable[[Request], Awaitable[Response]]:
+        """A page that needs a session: GETs go to the sign-in form without one, POSTs are
+        refused; POSTs must carry the session's CSRF token."""
+
+        async def endpoint(request: Request) -> Response:
+            session = await self.session(request)
+            if session is None:
+                if request.method != "GET":
+                    return self.render("error.html", 403, message="Your session has ended.")
+                return RedirectResponse("/ui/login?" + urlencode({"next": request.url.path}), 303)
+            if request.method == "POST":
+                form = await request.form()
+                if not hmac.compare_digest(str(form.get("csrf", "")), session["csrf"]):
+                    return self.render(
+                        "error.html", 403, message="This form has expired; reload the page."
+                    )
+            try:
+                return await handler(request, session)
+            except DeviceBucketError as exc:
+                return self.render("error.html", 400, session=session, message=str(exc))
+
+        return endpoint
+
+    async def login_form(self, request: Request) -> Response:
+        return self.render("login.html", next=_next(request.query_params.get("next")))
+
+    async def login(self, request: Request) -> Response:
+        form = await request.form()
+        presented = str(form.get("token", "")).strip()
+        token: Token | None = await self.api.check_token(presented) if presented else None
+        if token is None or not token.is_admin:
+            return self.render(
+                "login.html",
+                401,
+                next=_next(str(form.get("next", ""))),
+                error="That is not a valid admin token.",
+            )
+        cookie = self.signer.dumps({"token": token.id, "csrf": secrets.token_urlsafe(24)})
+        response = RedirectResponse(_next(str(form.get("next", ""))), 303)
+        response.set_cookie(
+            SESSION_COOKIE,
+            cookie,
+            max_age=SESSION_SECONDS,
+            path="/ui",
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
+        return response
+
+    async def logout(self, request: Request, session: dict[str, str]) -> Response:
+        response = RedirectResponse("/ui/login", 303)
+        response.delete_cookie(SESSION_COOKIE, path="/ui")
+        return response
+
+    # --- devices -------------------------------------------------------------------------
+
+    async def devices(self, request: Request, session: dict[str, str]) -> Response:
+        query = request.query_params
+        search = query.get("q", "")[:256]
+        sort = query.get("sort", "device")
+        sort = sort if sort in DEVICE_SORTS else "device"
+        descending = query.get("order") == "desc"
+        number = _page_number(query.get("page"))
+        found = await self.store.device_page(
+            search=search,
+            sort=sort,
+            descending=descending,
+            offset=(number - 1) * PAGE_SIZE,
+            limit=PAGE_SIZE,
+        )
+        return self.render(
+            "devices.html",
+            session=session,
+            found=found,
+            search=search,
+            sort=sort,
+            descending=descending,
+            number=number,
+            pages=max(1, math.ceil(found.total / PAGE_SIZE)),
+            link=lambda **change: (
+                "/ui/devices?"
+                + urlencode(
+                    {"q": search, "sort": sort, "order": "desc" if descending else "asc", **change}
+                )
+            ),
+        )
+
+    async def device(
+        self, request: Request, session: dict[str, str], **outcome: Any
+    ) -> HTMLResponse:
+        device = check_id(request.path_params["device"])
+        reveal = (request.query_params.get("bucket", ""), request.query_params.get("reveal"))
+        buckets = [await self._bucket(device, None, reveal)]
+        info = await self.store.device(device)
+        for job in info.jobs if info else ():
+            buckets.append(await self._bucket(device, job, reveal))
+        query = request.query_params
+        notice = None
+        if "saved" in query or "deleted" in query:
+            action, key = (
+                ("Saved", query["saved"]) if "saved" in query else ("Deleted", query["deleted"])
+            )
+            notice = f"{action} {key[:200]!r}."
+        return self.render(
+            "device.html",
+            outcome.pop("status", 200),
+            notice=notice,
+            session=session,
+            device=device,
+            buckets=buckets,
+            **outcome,
+        )
+
+    async def _bucket(
+        self, device: str, job: str | None, reveal: tuple[str, str | None]
+    ) -> dict[str, Any]:
+        snapshot: Snapshot = await self.store.get(device, job=job)
+        bucket: dict[str, Any] = {
+            "job": job,
+            "name": job or "",
+            "version": snapshot.version,
+            "updated_at": snapshot.updated_at,
+            "entries": [
+                {
+                    "key": key,
+                    "value": value,
+                    "secret": is_secret_key(key, self.secret_keys),
+                    "revealed": reveal == ((job or ""), key),
+                }
+                for key, value in sorted(snapshot.data.items())
+            ],
+            "schema": None,
+            "errors": [],
+        }
+        if job is not None:
+            found = await self.store.get_job(job)
+            if found is not None and found.schema is not None:
+                bucket["schema"] = found.schema
+                bucket["errors"] = schema_errors(snapshot.data, json.dumps(found.schema))
+        return bucket
+
+    async def change(self, request: Request, session: dict[str, str]) -> Response:
+        """Set or delete one key, conditional on the version the operator saw."""
+        device = check_id(request.path_params["device"])
+        form = await request.form()
+        job = str(form.get("job", "")) or None
+        key, action = str(form.get("key", "")), str(form.get("action", "set"))
+        edit = {"job": job or "", "key": key, "value": str(form.get("value", ""))}
+        try:
+            version = int(str(form.get("version", "")))
+        except ValueError:
+            return await self.device(request, session, status=400, error="Missing version.")
+        if not key:
+            return await self.device(
+                request, session, status=422, edit=edit, error="Give the key a name."
+            )
+        try:
+            if action == "delete":
+                await self.store.delete(device, [key], job=job, expected_version=version)
+                done = {"deleted": key}
+            else:
+                value = _parse_value(form)
+                await self.store.merge(device, {key: value}, job=job, expected_version=version)
+                done = {"saved": key}
+        except ConflictError as exc:
+            newer = await self.store.get(device, job=job)
+            conflict = {
+                "job": job or "",
+                "key": key,
+                "seen": version,
+                "version": exc.actual,
+                "present": key in newer.data,
+                "value": newer.data.get(key),
+                "secret": is_secret_key(key, self.secret_keys),
+            }
+            return await self.device(request, session, status=409, edit=edit, conflict=conflict)
+        except SchemaViolationError as exc:
+            return await self.device(
+                request, session, status=422, edit=edit, error=str(exc), path=exc.path
+            )
+        except (DeviceBucketError, ValueError) as exc:
+            return await self.device(request, session, status=422, edit=edit, error=str(exc))
+        anchor = f"bucket-{job}" if job else "bucket-device"
+        target = f"/ui/devices/{device}?" + urlencode(done) + f"#{anchor}"
+        return RedirectResponse(target, 303)
+
+    # --- jobs ----------------------------------------------------------------------------
+
+    async def jobs(self, request: Request, session: dict[str, str]) -> Response:
+        jobs = await self.store.jobs()
+        counts = {j.job: (await self.store.device_page(job=j.job, limit=1)).total for j in jobs}
+        return self.render("jobs.html", session=session, jobs=jobs, counts=counts)
+
+    async def job(self, request: Request, session: dict[str, str]) -> Response:
+        name = check_id(request.path_params["job"], "job id")
+        job = await self.store.get_job(name)
+        number = _page_number(request.query_params.get("page"))
+        found = await self.store.device_page(
+            job=name, offset=(number - 1) * PAGE_SIZE, limit=PAGE_SIZE
+        )
+        if job is None and not found.total:
+            return self.render("error.html", 404, session=session, message="No such job.")
+        return self.render(
+            "job.html",
+            session=session,
+            name=name,
+            job=job,
+            found=found,
+            number=number,
+            pages=max(1, math.ceil(found.total / PAGE_SIZE)),
+        )
+
+    def routes(self) -> list[BaseRoute]:
+        async def home(request: Request) -> Response:
+            return RedirectResponse("/ui/devices", 303)
+
+        return [
+            Route("/ui", home),
+            Route("/ui/", home),
+            Route("/ui/login", self.login_form, methods=["GET"]),
+            Route("/ui/login", self.login, methods=["POST"]),
+            Route("/ui/logout", self.page(self.logout), methods=["POST"]),
+            Route("/ui/devices", self.page(self.devices)),
+            Route("/ui/devices/{device}", self.page(self.device)),
+            Route("/ui/devices/{device}/keys", self.page(self.change), methods=["POST"]),
+            Route("/ui/jobs", self.page(self.jobs)),
+            Route("/ui/jobs/{job}", self.page(self.job)),
+            Mount("/ui/static", StaticFiles(packages=[("devicebucket", "static")]), name="static"),
+        ]
+
+
+def _parse_value(form: FormData) -> Any:
+    raw = str(form.get("value", ""))
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"The value is not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno});"
+            ' write text in quotes, e.g. "hello".'
+        ) from None
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"The value is not valid JSON: {name} is not JSON.")
+
+
+def _page_number(raw: str | None) -> int:
+    return int(raw) if raw and raw.isascii() and raw.isdigit() and 0 < int(raw) < 10**6 else 1
+
+
+def _next(raw: str | None) -> str:
+    """Where to go after signing in: only a dashboard path, never another site."""
+    if raw and raw.startswith("/ui/") and not raw.startswith("/ui//") and "\\" not in raw:
+        return raw
+    return "/ui/devices"
+
+
+def dashboard_routes(
+    api: Api, session_secret: bytes, secret_keys: tuple[str, ...]
+) -> list[BaseRoute]:
+    """The ``/ui`` routes over ``api``'s store."""
+    return Dashboard(api, session_secret, secret_keys).routes()

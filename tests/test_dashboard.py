@@ -1,0 +1,283 @@
+"""The dashboard over HTTP: sessions, CSRF, masking, conditional edits (a real server)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from devicebucket import SQLiteStore
+from devicebucket.dashboard import SESSION_COOKIE
+from devicebucket.server import create_app
+
+from .servers import ADMIN, ThreadedServer
+
+SCHEMA = {"type": "object", "properties": {"step": {"type": "integer", "minimum": 0}}}
+
+
+def run(coroutine: object) -> object:
+    return asyncio.run(coroutine)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "ui.db"
+
+    async def seed() -> None:
+        async with SQLiteStore(path) as store:
+            await store.merge("pixel-1", {"password": "hunter2-secret", "n": 1, "cfg": {"a": [1]}})
+            await store.register_job("signup", automation="signup.py", schema=SCHEMA)
+            await store.merge("pixel-1", {"step": 1}, job="signup")
+            await store.merge("emu-2", {"n": 2})
+
+    asyncio.run(seed())
+    return path
+
+
+@pytest.fixture
+def server(db: Path) -> Iterator[ThreadedServer]:
+    with ThreadedServer(create_app(SQLiteStore(db), admin_token=ADMIN)) as running:
+        yield running
+
+
+@pytest.fixture
+def browser(server: ThreadedServer) -> Iterator[httpx.Client]:
+    """A signed-in client that keeps its cookies, like a browser."""
+    with httpx.Client(base_url=server.url) as client:
+        response = client.post("/ui/login", data={"token": ADMIN, "next": "/ui/devices"})
+        assert response.status_code == 303
+        yield client
+
+
+def csrf(page: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert match is not None
+    return match.group(1)
+
+
+def stored(db: Path, device: str, job: str | None = None) -> tuple[dict[str, object], int]:
+    async def read() -> tuple[dict[str, object], int]:
+        async with SQLiteStore(db) as store:
+            snapshot = await store.get(device, job=job)
+            return snapshot.data, snapshot.version
+
+    return asyncio.run(read())
+
+
+def test_pages_redirect_to_sign_in_without_a_session(server: ThreadedServer) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        response = client.get("/ui/devices/pixel-1")
+        assert response.status_code == 303
+        assert response.headers["location"] == "/ui/login?next=%2Fui%2Fdevices%2Fpixel-1"
+        form = client.get("/ui/login")
+        assert form.status_code == 200
+        assert 'label for="token"' in form.text
+
+
+def test_sign_in_sets_a_strict_http_only_cookie_and_returns_to_the_page(
+    server: ThreadedServer,
+) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        response = client.post("/ui/login", data={"token": ADMIN, "next": "/ui/jobs"})
+        assert response.status_code == 303
+        assert response.headers["location"] == "/ui/jobs"
+        cookie = response.headers["set-cookie"]
+        assert cookie.startswith(f"{SESSION_COOKIE}=")
+        assert "HttpOnly" in cookie
+        assert "SameSite=strict" in cookie
+        assert "Path=/ui" in cookie
+        assert "Secure" not in cookie  # plain HTTP on loopback; see test_serve for TLS
+        assert ADMIN not in cookie
+        assert client.get("/ui/jobs").status_code == 200
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/v1/export"])
+def test_sign_in_never_redirects_off_the_dashboard(server: ThreadedServer, target: str) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        response = client.post("/ui/login", data={"token": ADMIN, "next": target})
+        assert response.headers["location"] == "/ui/devices"
+
+
+def test_sign_in_refuses_bad_and_device_tokens(server: ThreadedServer, db: Path) -> None:
+    async def device_token() -> str:
+        async with SQLiteStore(db) as store:
+            return (await store.create_token("pixel-1"))[1]
+
+    secret = asyncio.run(device_token())
+    with httpx.Client(base_url=server.url) as client:
+        for presented in ("wrong", secret, ""):
+            response = client.post("/ui/login", data={"token": presented})
+            assert response.status_code == 401
+            assert "not a valid admin token" in response.text
+            assert SESSION_COOKIE not in client.cookies
+            assert presented not in response.text or presented == ""
+
+
+def test_a_revoked_token_ends_its_session(server: ThreadedServer, db: Path) -> None:
+    async def admin_token() -> tuple[str, str]:
+        async with SQLiteStore(db) as store:
+            created, secret = await store.create_token(None)
+            return created.id, secret
+
+    ident, secret = asyncio.run(admin_token())
+    with httpx.Client(base_url=server.url) as client:
+        assert client.post("/ui/login", data={"token": secret}).status_code == 303
+        assert client.get("/ui/devices").status_code == 200
+
+        async def revoke() -> None:
+            async with SQLiteStore(db) as store:
+                await store.revoke_token(ident)
+
+        asyncio.run(revoke())
+        assert client.get("/ui/devices").status_code == 303
+
+
+def test_a_forged_cookie_is_no_session(server: ThreadedServer) -> None:
+    forged = {SESSION_COOKIE: "eyJ0b2tlbiI6ImVudiJ9.x.y"}
+    with httpx.Client(base_url=server.url, cookies=forged) as client:
+        assert client.get("/ui/devices").status_code == 303
+
+
+def test_devices_are_listed_searched_and_sorted(browser: httpx.Client) -> None:
+    page = browser.get("/ui/devices").text
+    assert page.index("emu-2") < page.index("pixel-1")
+    assert "2 devices" in page
+    found = browser.get("/ui/devices", params={"q": "PIX"}).text
+    assert "pixel-1" in found
+    assert "emu-2" not in found
+    by_keys = browser.get("/ui/devices", params={"sort": "keys", "order": "desc"}).text
+    assert by_keys.index("pixel-1") < by_keys.index("emu-2")
+    assert 'aria-sort="descending"' in by_keys
+
+
+def test_secret_values_are_masked_until_revealed(browser: httpx.Client) -> None:
+    page = browser.get("/ui/devices/pixel-1").text
+    assert "hunter2-secret" not in page
+    assert "••••••••" in page
+    assert "Reveal" in page
+    shown = browser.get("/ui/devices/pixel-1", params={"bucket": "", "reveal": "password"}).text
+    assert "hunter2-secret" in shown
+
+
+def test_an_edit_without_the_csrf_token_is_refused_and_changes_nothing(
+    browser: httpx.Client, db: Path
+) -> None:
+    before = stored(db, "pixel-1")
+    form = {"job": "", "key": "n", "value": "5", "version": str(before[1])}
+    for token in (None, "forged"):
+        data = form if token is None else {**form, "csrf": token}
+        response = browser.post("/ui/devices/pixel-1/keys", data=data)
+        assert response.status_code == 403
+        assert "expired" in response.text
+    assert stored(db, "pixel-1") == before
+
+
+def test_an_edit_without_a_session_is_refused(server: ThreadedServer, db: Path) -> None:
+    before = stored(db, "pixel-1")
+    with httpx.Client(base_url=server.url) as client:
+        response = client.post(
+            "/ui/devices/pixel-1/keys", data={"key": "n", "value": "5", "version": "1"}
+        )
+        assert response.status_code == 403
+    assert stored(db, "pixel-1") == before
+
+
+def test_set_and_delete_a_key_are_stored(browser: httpx.Client, db: Path) -> None:
+    page = browser.get("/ui/devices/pixel-1").text
+    version = stored(db, "pixel-1")[1]
+    form = {"csrf": csrf(page), "job": "", "key": "proxy", "value": '{"host": "10.0.0.2"}'}
+    response = browser.post("/ui/devices/pixel-1/keys", data={**form, "version": str(version)})
+    assert response.status_code == 303
+    assert stored(db, "pixel-1")[0]["proxy"] == {"host": "10.0.0.2"}
+    assert "Saved &#39;proxy&#39;." in browser.get(response.headers["location"]).text
+
+    deleted = browser.post(
+        "/ui/devices/pixel-1/keys",
+        data={**form, "action": "delete", "version": str(version + 1)},
+    )
+    assert deleted.status_code == 303
+    assert "proxy" not in stored(db, "pixel-1")[0]
+
+
+def test_a_stale_edit_is_a_conflict_showing_the_newer_value(
+    browser: httpx.Client, server: ThreadedServer, db: Path
+) -> None:
+    page = browser.get("/ui/devices/pixel-1").text
+    seen = stored(db, "pixel-1")[1]
+    other = httpx.patch(
+        f"{server.url}/v1/devices/pixel-1/bucket",
+        json={"n": 41},
+        headers={"Authorization": f"Bearer {ADMIN}"},
+    )
+    assert other.status_code == 200
+    response = browser.post(
+        "/ui/devices/pixel-1/keys",
+        data={"csrf": csrf(page), "job": "", "key": "n", "value": "7", "version": str(seen)},
+    )
+    assert response.status_code == 409
+    assert "someone changed this bucket" in response.text
+    assert f"version {seen + 1}" in response.text
+    assert '<pre class="json">41</pre>' in response.text
+    assert ">7</textarea>" in response.text  # the operator's edit is kept in the form
+    assert stored(db, "pixel-1")[0]["n"] == 41
+
+
+@pytest.mark.parametrize(
+    ("job", "key", "value", "message"),
+    [
+        ("", "n", "{not json", "The value is not valid JSON"),
+        ("", "n", "NaN", "NaN is not JSON"),
+        ("signup", "step", '"three"', "at $.step: rule &#39;type&#39;"),
+        ("signup", "step", "-1", "rule &#39;minimum&#39;"),
+        ("", "", "1", "Give the key a name"),
+    ],
+)
+def test_a_bad_value_is_shown_inline_and_changes_nothing(
+    browser: httpx.Client, db: Path, job: str, key: str, value: str, message: str
+) -> None:
+    before = stored(db, "pixel-1", job or None)
+    page = browser.get("/ui/devices/pixel-1").text
+    response = browser.post(
+        "/ui/devices/pixel-1/keys",
+        data={"csrf": csrf(page), "job": job, "key": key, "value": value, "version": before[1]},
+    )
+    assert response.status_code == 422
+    assert message in response.text
+    assert stored(db, "pixel-1", job or None) == before
+
+
+def test_a_job_bucket_that_breaks_a_replaced_schema_shows_its_errors(
+    browser: httpx.Client, db: Path
+) -> None:
+    async def replace() -> None:
+        async with SQLiteStore(db) as store:
+            strict = {"type": "object", "required": ["account"]}
+            await store.register_job("signup", schema=strict, replace_schema=True)
+
+    asyncio.run(replace())
+    page = browser.get("/ui/devices/pixel-1").text
+    assert "does not match its job" in page
+    assert "required" in page
+    assert "account" in page
+
+
+def test_jobs_list_their_schema_and_devices(browser: httpx.Client) -> None:
+    jobs = browser.get("/ui/jobs").text
+    assert 'href="/ui/jobs/signup"' in jobs
+    assert "signup.py" in jobs
+    job = browser.get("/ui/jobs/signup").text
+    assert "&#34;minimum&#34;: 0" in job
+    assert 'href="/ui/devices/pixel-1#bucket-signup"' in job
+    assert "emu-2" not in job
+    assert browser.get("/ui/jobs/nothing").status_code == 404
+
+
+def test_pages_forbid_framing_and_caching(browser: httpx.Client) -> None:
+    response = browser.get("/ui/devices")
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    assert response.headers["cache-control"] == "no-store"
+    assert browser.get("/ui/static/dashboard.css").status_code == 200
