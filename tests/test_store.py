@@ -350,3 +350,76 @@ async def test_tokens_are_issued_listed_checked_and_revoked(store: Store) -> Non
     assert await store.authenticate(secret) is None
     with pytest.raises(NotFoundError, match="no token with id"):
         await store.revoke_token(token.id)
+
+
+async def test_history_records_each_change_with_its_actor_and_keys(store: Store) -> None:
+    await store.merge("pixel-1", {"a": 1, "b": 2}, actor="automation login.py")
+    await store.merge("pixel-1", {"a": 1, "b": 3, "c": True})
+    await store.merge("pixel-1", {"c": True})  # no change: no version, no history
+    await store.delete("pixel-1", ["a"], actor="cli")
+    await store.clear("pixel-1", actor="cli")
+    changes = await store.history("pixel-1")
+    assert [c.version for c in changes] == [4, 3, 2, 1]
+    newest, deleted, merged, first = changes
+    assert (first.added, first.changed, first.removed) == (("a", "b"), (), ())
+    assert (merged.added, merged.changed, merged.removed) == (("c",), ("b",), ())
+    assert (deleted.added, deleted.changed, deleted.removed) == ((), (), ("a",))
+    assert (newest.added, newest.changed, newest.removed) == ((), (), ("b", "c"))
+    assert "automation login.py" in first.actor
+    assert "cli" in deleted.actor
+    assert all(c.kept and c.at > 0 for c in changes)
+    assert [c.version for c in await store.history("pixel-1", limit=2)] == [4, 3]
+    assert await store.history("pixel-1", job="signup") == []
+
+
+async def test_a_kept_version_can_be_read_and_restored_as_a_new_version(store: Store) -> None:
+    await store.merge("pixel-1", {"token": "old", "n": 1})
+    await store.merge("pixel-1", {"token": "new"}, job=None)
+    await store.delete("pixel-1", ["n"])
+    assert (await store.at_version("pixel-1", 1)).data == {"token": "old", "n": 1}
+    assert (await store.at_version("pixel-1", 0)).data == {}
+    with pytest.raises(ConflictError):
+        await store.restore("pixel-1", 1, expected_version=2)
+    restored = await store.restore("pixel-1", 1, expected_version=3, actor="admin")
+    assert (restored.data, restored.version) == ({"token": "old", "n": 1}, 4)
+    assert (await store.get("pixel-1")).data == {"token": "old", "n": 1}
+    undo = await store.history("pixel-1", limit=1)
+    assert "restore of version 1" in undo[0].actor
+    assert undo[0].changed == ("token",)
+    assert undo[0].added == ("n",)
+    # The restore is itself a version, so it can be undone.
+    await store.restore("pixel-1", 3)
+    assert (await store.get("pixel-1")).data == {"token": "new"}
+    with pytest.raises(NotFoundError, match="version 99"):
+        await store.at_version("pixel-1", 99)
+    with pytest.raises(InvalidValueError, match="version"):
+        await store.at_version("pixel-1", -1)
+
+
+async def test_a_restore_must_match_the_jobs_current_schema(store: Store) -> None:
+    await store.merge("pixel-1", {"free": "form"}, job="signup")
+    await store.register_job("signup", schema=SCHEMA)
+    await store.merge("pixel-1", {"step": 1}, job="signup")
+    with pytest.raises(SchemaViolationError):
+        await store.restore("pixel-1", 0, job="signup")  # {} lacks the required "step"
+    assert (await store.get("pixel-1", job="signup")).version == 2
+
+
+async def test_only_the_last_versions_keep_their_contents(store: Store) -> None:
+    keep = store.limits.history_versions
+    for n in range(keep + 3):
+        await store.merge("pixel-1", {"n": n})
+    changes = await store.history("pixel-1", limit=1000)
+    assert len(changes) == keep + 3  # every change is listed
+    assert [c.version for c in changes if c.kept] == list(range(keep + 3, 3, -1))
+    with pytest.raises(NotFoundError, match="older than the last"):
+        await store.at_version("pixel-1", 3)
+    assert (await store.at_version("pixel-1", 4)).data == {"n": 3}
+
+
+async def test_deleting_a_device_forgets_its_history(store: Store) -> None:
+    await store.merge("pixel-1", {"a": 1})
+    await store.delete_device("pixel-1")
+    assert await store.history("pixel-1") == []
+    await store.merge("pixel-1", {"b": 1})
+    assert [c.version for c in await store.history("pixel-1")] == [1]

@@ -107,6 +107,31 @@ def _bucket_operations(scope: tuple[str, ...], what: str) -> dict[str, dict[str,
                 parameters=conditional,
             )
         },
+        "history": {
+            "get": _operation(
+                f"The changes of the {what}, newest first (admin)",
+                _ok(_ref("ChangeList"), "Version, time, actor and the keys each change touched"),
+                (404, 422, 503),
+                parameters=(*scope, "limit"),
+            )
+        },
+        "history-version": {
+            "get": _operation(
+                f"The {what} as it was at a kept version (admin)",
+                _ok(_ref("Bucket"), f"The {what} at that version", etag=True),
+                (404, 422, 503),
+                parameters=(*scope, "version"),
+            )
+        },
+        "restore": {
+            "post": _operation(
+                f"Restore the {what} to a kept version, as a new version (admin)",
+                bucket,
+                (*write_errors, 413),
+                body={_JSON: {"schema": _ref("Restore")}},
+                parameters=conditional,
+            )
+        },
     }
 
 
@@ -160,6 +185,12 @@ def _components() -> dict[str, Any]:
                 "schema": {"type": "string", "pattern": r'^(\*|(W/)?"[0-9]{1,18}"|[0-9]{1,18})$'},
             },
             "after": {"name": "after", "in": "query", "required": False, "schema": id_param},
+            "version": {
+                "name": "version",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+            },
             "limit": {
                 "name": "limit",
                 "in": "query",
@@ -179,6 +210,29 @@ def _components() -> dict[str, Any]:
                     "rule": {"type": "string"},
                     "version": {"type": "integer"},
                 },
+            },
+            "Change": {
+                "type": "object",
+                "required": ["version", "at", "actor", "added", "changed", "removed", "kept"],
+                "properties": {
+                    "version": {"type": "integer"},
+                    "at": {"type": "number"},
+                    "actor": {"type": "string"},
+                    "added": {"type": "array", "items": {"type": "string"}},
+                    "changed": {"type": "array", "items": {"type": "string"}},
+                    "removed": {"type": "array", "items": {"type": "string"}},
+                    "kept": {"type": "boolean"},
+                },
+            },
+            "ChangeList": {
+                "type": "object",
+                "required": ["changes"],
+                "properties": {"changes": {"type": "array", "items": _ref("Change")}},
+            },
+            "Restore": {
+                "type": "object",
+                "required": ["version"],
+                "properties": {"version": {"type": "integer", "minimum": 0}},
             },
             "DeleteKeys": {
                 "type": "object",
@@ -266,9 +320,15 @@ def openapi_document() -> dict[str, Any]:
         "/v1/devices/{device}/bucket": device["bucket"],
         "/v1/devices/{device}/bucket/keys/{key}": device["key"],
         "/v1/devices/{device}/bucket/delete-keys": device["delete-keys"],
+        "/v1/devices/{device}/bucket/history": device["history"],
+        "/v1/devices/{device}/bucket/history/{version}": device["history-version"],
+        "/v1/devices/{device}/bucket/restore": device["restore"],
         "/v1/devices/{device}/jobs/{job}/bucket": job["bucket"],
         "/v1/devices/{device}/jobs/{job}/bucket/keys/{key}": job["key"],
         "/v1/devices/{device}/jobs/{job}/bucket/delete-keys": job["delete-keys"],
+        "/v1/devices/{device}/jobs/{job}/bucket/history": job["history"],
+        "/v1/devices/{device}/jobs/{job}/bucket/history/{version}": job["history-version"],
+        "/v1/devices/{device}/jobs/{job}/bucket/restore": job["restore"],
         "/v1/devices": {
             "get": _operation(
                 "List devices (admin)",

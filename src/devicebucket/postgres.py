@@ -42,6 +42,7 @@ from .rules import (
 from .sqlite import decode_schema
 from .store import (
     BucketRecord,
+    Change,
     DeviceInfo,
     DevicePage,
     Job,
@@ -49,6 +50,8 @@ from .store import (
     Snapshot,
     Store,
     TokenRecord,
+    decode_change,
+    encode_changes,
     schema_text,
 )
 from .tokens import Token, hash_token, new_token, token_id, token_matches
@@ -97,9 +100,27 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # Which devices have a bucket of a job (the dashboard's job page), without a full scan.
     "CREATE INDEX buckets_by_job ON buckets (job, device)",
+    # Every change: who, when, which keys; ``data`` only for the last N versions.
+    """
+    CREATE TABLE history (
+        device text COLLATE "C" NOT NULL,
+        job text COLLATE "C" NOT NULL,
+        version bigint NOT NULL,
+        at double precision NOT NULL,
+        actor text NOT NULL,
+        changes text NOT NULL,
+        data text,
+        PRIMARY KEY (device, job, version)
+    )
+    """,
 )
 
 _SELECT_BUCKET = "SELECT data, version, updated_at FROM buckets WHERE device = $1 AND job = $2"
+_INSERT_HISTORY = """
+    INSERT INTO history VALUES ($1, $2, $3, $4, $5, $6, $7)
+    ON CONFLICT (device, job, version) DO UPDATE SET at = excluded.at, actor = excluded.actor,
+        changes = excluded.changes, data = excluded.data"""
+_FORGET_CONTENTS = "UPDATE history SET data = NULL WHERE device = $1 AND job = $2 AND version = $3"
 _SELECT_DEVICES = """
     SELECT device, sum(CASE WHEN job = '' THEN keys ELSE 0 END) AS keys,
            sum(size) AS size, max(updated_at) AS updated_at,
@@ -300,6 +321,26 @@ class PostgresStore(Store):
             found = {row["device"]: _device_info(row) for row in await conn.fetch(query, ids)}
         return DevicePage([found[device] for device in ids if device in found], total)
 
+    async def _history(self, device: str, job: str | None, limit: int) -> list[Change]:
+        query = (
+            "SELECT version, at, actor, changes, data IS NOT NULL FROM history"
+            " WHERE device = $1 AND job = $2 ORDER BY version DESC LIMIT $3"
+        )
+        async with self._connection() as conn:
+            rows = await conn.fetch(query, device, job or "", limit)
+        return [decode_change(*row) for row in rows]
+
+    async def _history_text(
+        self, device: str, job: str | None, version: int
+    ) -> tuple[str, float] | None:
+        query = (
+            "SELECT data, at FROM history WHERE device = $1 AND job = $2 AND version = $3"
+            " AND data IS NOT NULL"
+        )
+        async with self._connection() as conn:
+            row = await conn.fetchrow(query, device, job or "", version)
+        return None if row is None else (row["data"], row["at"])
+
     async def _token(self, ident: str) -> Token | None:
         async with self._connection() as conn:
             row = await conn.fetchrow(
@@ -346,7 +387,12 @@ class PostgresStore(Store):
     # --- writes --------------------------------------------------------------------------
 
     async def _write(
-        self, device: str, job: str | None, operation: Operation, expected_version: int | None
+        self,
+        device: str,
+        job: str | None,
+        operation: Operation,
+        expected_version: int | None,
+        actor: str,
     ) -> Snapshot:
         key = job or ""
         async with self._connection() as conn, conn.transaction():
@@ -380,18 +426,32 @@ class PostgresStore(Store):
                         " updated_at = $7 WHERE device = $1 AND job = $2",
                         *values,
                     )
-                    return Snapshot(None, planned.version, now, planned.text)
-                inserted = await conn.fetchval(
-                    "INSERT INTO buckets VALUES ($1, $2, $3, $4, $5, $6, $7)"
-                    " ON CONFLICT (device, job) DO NOTHING RETURNING version",
-                    *values,
+                else:
+                    inserted = await conn.fetchval(
+                        "INSERT INTO buckets VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                        " ON CONFLICT (device, job) DO NOTHING RETURNING version",
+                        *values,
+                    )
+                    if inserted is None:
+                        continue  # another writer created it first: lock its row, merge again
+                keep = self.limits.history_versions
+                await conn.execute(
+                    _INSERT_HISTORY,
+                    device,
+                    key,
+                    planned.version,
+                    now,
+                    actor,
+                    encode_changes(planned.changes),
+                    planned.text if keep else None,
                 )
-                if inserted is not None:
-                    return Snapshot(None, planned.version, now, planned.text)
-                # Another writer created the bucket first: lock its row and merge again.
+                if keep and planned.version > keep:
+                    await conn.execute(_FORGET_CONTENTS, device, key, planned.version - keep)
+                return Snapshot(None, planned.version, now, planned.text)
 
     async def _delete_device(self, device: str) -> int:
-        async with self._connection() as conn:
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute("DELETE FROM history WHERE device = $1", device)
             status = await conn.execute("DELETE FROM buckets WHERE device = $1", device)
         return int(status.split()[-1])
 
@@ -469,6 +529,9 @@ class PostgresStore(Store):
                 " DO UPDATE SET data = EXCLUDED.data, version = EXCLUDED.version,"
                 " keys = EXCLUDED.keys, size = EXCLUDED.size, updated_at = EXCLUDED.updated_at",
                 rows,
+            )
+            await conn.executemany(  # an imported bucket starts a history of its own
+                "DELETE FROM history WHERE device = $1 AND job = $2", [r[:2] for r in rows]
             )
             await conn.executemany(
                 "INSERT INTO tokens VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET"

@@ -34,9 +34,19 @@ from .errors import (
 )
 from .exchange import HEADER, RecordParser, dump_record
 from .rules import Clear, Delete, Limits, Merge, Operation
-from .store import BucketRecord, DeviceInfo, Job, Record, Snapshot, Store, TokenRecord
+from .store import (
+    BucketRecord,
+    Change,
+    DeviceInfo,
+    Job,
+    Record,
+    Snapshot,
+    Store,
+    TokenRecord,
+)
 from .tokens import Token
 from .urls import redact_url
+from .views import change_from_json
 
 __all__ = ["HTTPStore"]
 
@@ -52,6 +62,16 @@ def _bucket_path(device: str, job: str | None) -> str:
     if job is None:
         return f"/v1/devices/{_path(device)}/bucket"
     return f"/v1/devices/{_path(device)}/jobs/{_path(job)}/bucket"
+
+
+ACTOR_HEADER = "X-Devicebucket-Actor"
+
+
+def _write_headers(expected_version: int | None, actor: str) -> dict[str, str]:
+    headers = {ACTOR_HEADER: actor.encode("ascii", "backslashreplace").decode()}
+    if expected_version is not None:
+        headers["If-Match"] = f'"{expected_version}"'
+    return headers
 
 
 def _version(response: httpx.Response) -> int:
@@ -215,10 +235,15 @@ class HTTPStore(Store):
         return Snapshot(response.json(), _version(response))
 
     async def _write(
-        self, device: str, job: str | None, operation: Operation, expected_version: int | None
+        self,
+        device: str,
+        job: str | None,
+        operation: Operation,
+        expected_version: int | None,
+        actor: str,
     ) -> Snapshot:
         path = _bucket_path(device, job)
-        headers = {} if expected_version is None else {"If-Match": f'"{expected_version}"'}
+        headers = _write_headers(expected_version, actor)
         conditional = expected_version is not None
         if isinstance(operation, Merge):
             response = await self._request(
@@ -232,12 +257,46 @@ class HTTPStore(Store):
                 headers=headers,
                 json={"keys": list(operation.keys)},
             )
-        else:
-            assert isinstance(operation, Clear)
+        elif isinstance(operation, Clear):
             response = await self._request(
                 "DELETE", path, retry_unknown=conditional, headers=headers
             )
+        else:  # Replace comes only from restore(), which _restore sends as one request
+            raise TypeError(f"the HTTP store does not send {type(operation).__name__} writes")
         return Snapshot(response.json(), _version(response))
+
+    async def _restore(
+        self, device: str, job: str | None, version: int, expected_version: int | None, actor: str
+    ) -> Snapshot:
+        response = await self._request(
+            "POST",
+            f"{_bucket_path(device, job)}/restore",
+            retry_unknown=expected_version is not None,
+            headers=_write_headers(expected_version, actor),
+            json={"version": version},
+        )
+        return Snapshot(response.json(), _version(response))
+
+    async def _history(self, device: str, job: str | None, limit: int) -> list[Change]:
+        response = await self._request(
+            "GET",
+            f"{_bucket_path(device, job)}/history",
+            retry_unknown=True,
+            params={"limit": min(limit, 1000)},
+        )
+        return [change_from_json(c) for c in response.json()["changes"]]
+
+    async def _history_text(
+        self, device: str, job: str | None, version: int
+    ) -> tuple[str, float] | None:
+        try:
+            response = await self._request(
+                "GET", f"{_bucket_path(device, job)}/history/{version}", retry_unknown=True
+            )
+        except NotFoundError:
+            return None
+        at = float(response.headers.get("x-devicebucket-version-time", "0"))
+        return response.text, at
 
     # --- devices, jobs, tokens -----------------------------------------------------------
 

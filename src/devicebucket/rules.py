@@ -24,18 +24,22 @@ __all__ = [
     "ID_ALPHABET",
     "Clear",
     "Delete",
+    "KeyChanges",
     "Limits",
     "Merge",
     "Operation",
     "Planned",
+    "Replace",
     "apply_operation",
     "check_id",
     "check_schema",
     "check_version",
     "decode",
+    "diff",
     "encode",
     "is_secret_key",
     "json_path",
+    "key_changes",
     "normalize_data",
     "normalize_keys",
     "plan_write",
@@ -52,6 +56,9 @@ _SHOWN_CHARS: Final = 64
 JSONObject: TypeAlias = dict[str, Any]
 
 
+_LIMIT_NAMES: Final = ("max_bucket_bytes", "max_key_chars", "max_depth", "history_versions")
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Limits on what a bucket may hold. The defaults are the contract's."""
@@ -59,19 +66,21 @@ class Limits:
     max_bucket_bytes: int = 1024 * 1024
     max_key_chars: int = 1024
     max_depth: int = 64
+    history_versions: int = 20  # how many recent versions of a bucket keep full contents
 
     def __post_init__(self) -> None:
-        for name in ("max_bucket_bytes", "max_key_chars", "max_depth"):
+        for name in _LIMIT_NAMES:
             value = getattr(self, name)
-            if type(value) is not int or value < 1:
+            if type(value) is not int or value < (0 if name == "history_versions" else 1):
                 raise ValueError(f"limit {name} must be a positive integer")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Limits:
-        """Limits from ``DEVICEBUCKET_MAX_BUCKET_BYTES``, ``_MAX_KEY_CHARS`` and ``_MAX_DEPTH``."""
+        """Limits from ``DEVICEBUCKET_MAX_BUCKET_BYTES``, ``_MAX_KEY_CHARS``, ``_MAX_DEPTH`` and
+        ``_HISTORY_VERSIONS``."""
         env = os.environ if environ is None else environ
         values: dict[str, int] = {}
-        for name in ("max_bucket_bytes", "max_key_chars", "max_depth"):
+        for name in _LIMIT_NAMES:
             raw = env.get(f"DEVICEBUCKET_{name.upper()}")
             if raw is not None:
                 try:
@@ -253,7 +262,14 @@ class Clear:
     """Remove every key."""
 
 
-Operation: TypeAlias = Merge | Delete | Clear
+@dataclass(frozen=True, slots=True)
+class Replace:
+    """Make the bucket exactly ``data`` (a restore of an earlier version)."""
+
+    data: JSONObject
+
+
+Operation: TypeAlias = Merge | Delete | Clear | Replace
 
 
 def check_version(expected: int | None, actual: int) -> None:
@@ -271,7 +287,45 @@ def apply_operation(current: JSONObject, operation: Operation) -> JSONObject:
         for key in operation.keys:
             current.pop(key, None)
         return current
+    if isinstance(operation, Replace):
+        return dict(operation.data)
     return {}
+
+
+@dataclass(frozen=True, slots=True)
+class KeyChanges:
+    """Which top-level keys a write added, changed and removed (names only, never values)."""
+
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON: 1, 1.0 and true are == in Python, but not the same JSON."""
+    if type(a) is not type(b) or a != b:
+        return False
+    return not isinstance(a, (dict, list)) or json.dumps(a) == json.dumps(b)
+
+
+def key_changes(before: JSONObject, after: JSONObject) -> KeyChanges:
+    """The top-level keys that differ between two bucket contents."""
+    return KeyChanges(
+        tuple(sorted(k for k in after if k not in before)),
+        tuple(sorted(k for k in after if k in before and not _same(before[k], after[k]))),
+        tuple(sorted(k for k in before if k not in after)),
+    )
+
+
+def diff(before: JSONObject, after: JSONObject) -> dict[str, dict[str, Any]]:
+    """What changed from ``before`` to ``after``: added and removed keys with their values,
+    changed keys with ``{"from": old, "to": new}``."""
+    changes = key_changes(before, after)
+    return {
+        "added": {k: after[k] for k in changes.added},
+        "changed": {k: {"from": before[k], "to": after[k]} for k in changes.changed},
+        "removed": {k: before[k] for k in changes.removed},
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +336,7 @@ class Planned:
     text: str
     size: int
     version: int
+    changes: KeyChanges
 
 
 def plan_write(
@@ -299,11 +354,13 @@ def plan_write(
     A write that changes nothing keeps the version (1, 1.0 and true differ: the texts differ).
     """
     check_version(expected_version, version)
+    before = dict(current)  # shallow: operations replace top-level values only
     data = apply_operation(current, operation)
     new_text = encode(data)
     if new_text == text:
         return None
-    return Planned(data, new_text, check_size(new_text, limits), version + 1)
+    size = check_size(new_text, limits)
+    return Planned(data, new_text, size, version + 1, key_changes(before, data))
 
 
 # --- job bucket schemas ----------------------------------------------------------------

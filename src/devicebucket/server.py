@@ -49,7 +49,7 @@ from .openapi import openapi_document
 from .rules import encode, secret_key_patterns
 from .store import Snapshot, Store
 from .tokens import Token
-from .views import device_json, job_json, token_json
+from .views import change_json, device_json, job_json, token_json
 
 __all__ = ["ENV_ADMIN", "SESSION_SECRET_ENV", "Api", "HTTPError", "app_from_env", "create_app"]
 
@@ -113,6 +113,13 @@ def _bucket(snapshot: Snapshot) -> Response:
 
 def _bucket_text(text: str, version: int) -> Response:
     return Response(text.encode(), 200, {"ETag": f'"{version}"'}, media_type="application/json")
+
+
+def _limit(request: Request) -> int:
+    raw = request.query_params.get("limit", "100")
+    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= 1000):
+        raise HTTPError(422, "invalid_value", "limit must be an integer from 1 to 1000")
+    return int(raw)
 
 
 def _reject_constant(name: str) -> None:
@@ -283,6 +290,17 @@ class Api:
             raise HTTPError(400, "bad_request", "request body must be a JSON object")
         return value
 
+    @staticmethod
+    def actor(request: Request, token: Token | None) -> str:
+        """Who wrote, for the history: the token (never its secret) and what the client says
+        it is (``X-Devicebucket-Actor``, e.g. the automation)."""
+        if token is None or token is ENV_ADMIN:
+            who = "admin"
+        else:
+            who = f"{'admin' if token.is_admin else 'device'} token {token.id}"
+        via = request.headers.get("x-devicebucket-actor")
+        return f"{who} via {via[:200]}" if via else who
+
     # --- buckets -------------------------------------------------------------------------
 
     async def get_bucket(self, request: Request, token: Token | None) -> Response:
@@ -293,21 +311,32 @@ class Api:
         params, expected = request.path_params, _if_match(request)
         data = await self.json_object(request)
         snapshot = await self.store.merge(
-            params["device"], data, job=params.get("job"), expected_version=expected
+            params["device"],
+            data,
+            job=params.get("job"),
+            expected_version=expected,
+            actor=self.actor(request, token),
         )
         return _bucket(snapshot)
 
     async def clear_bucket(self, request: Request, token: Token | None) -> Response:
         params, expected = request.path_params, _if_match(request)
         snapshot = await self.store.clear(
-            params["device"], job=params.get("job"), expected_version=expected
+            params["device"],
+            job=params.get("job"),
+            expected_version=expected,
+            actor=self.actor(request, token),
         )
         return _bucket(snapshot)
 
     async def delete_key(self, request: Request, token: Token | None) -> Response:
         params, expected = request.path_params, _if_match(request)
         snapshot = await self.store.delete(
-            params["device"], [params["key"]], job=params.get("job"), expected_version=expected
+            params["device"],
+            [params["key"]],
+            job=params.get("job"),
+            expected_version=expected,
+            actor=self.actor(request, token),
         )
         return _bucket(snapshot)
 
@@ -317,17 +346,50 @@ class Api:
         if not isinstance(keys, list):
             raise HTTPError(422, "invalid_value", 'body must be {"keys": [...]} with a list of str')
         snapshot = await self.store.delete(
-            params["device"], keys, job=params.get("job"), expected_version=expected
+            params["device"],
+            keys,
+            job=params.get("job"),
+            expected_version=expected,
+            actor=self.actor(request, token),
+        )
+        return _bucket(snapshot)
+
+    # --- history -------------------------------------------------------------------------
+
+    async def history(self, request: Request, token: Token | None) -> Response:
+        params = request.path_params
+        changes = await self.store.history(
+            params["device"], job=params.get("job"), limit=_limit(request)
+        )
+        return _json({"changes": [change_json(c) for c in changes]})
+
+    async def history_version(self, request: Request, token: Token | None) -> Response:
+        params = request.path_params
+        snapshot = await self.store.at_version(
+            params["device"], params["version"], job=params.get("job")
+        )
+        response = _bucket(snapshot)
+        response.headers["X-Devicebucket-Version-Time"] = repr(snapshot.updated_at or 0.0)
+        return response
+
+    async def restore(self, request: Request, token: Token | None) -> Response:
+        params, expected = request.path_params, _if_match(request)
+        version = (await self.json_object(request)).get("version")
+        if type(version) is not int:
+            raise HTTPError(422, "invalid_value", 'body must be {"version": N}')
+        snapshot = await self.store.restore(
+            params["device"],
+            version,
+            job=params.get("job"),
+            expected_version=expected,
+            actor=self.actor(request, token),
         )
         return _bucket(snapshot)
 
     # --- devices, jobs, tokens -----------------------------------------------------------
 
     async def list_devices(self, request: Request, token: Token | None) -> Response:
-        raw_limit = request.query_params.get("limit", "100")
-        if not (raw_limit.isascii() and raw_limit.isdigit() and 1 <= int(raw_limit) <= 1000):
-            raise HTTPError(422, "invalid_value", "limit must be an integer from 1 to 1000")
-        limit = int(raw_limit)
+        limit = _limit(request)
         found = await self.store.devices(after=request.query_params.get("after"), limit=limit)
         following = found[-1].device if len(found) == limit else None
         return _json({"devices": [device_json(d) for d in found], "next": following})
@@ -436,6 +498,16 @@ class Api:
                     f"{prefix}/bucket/keys/{{key:path}}", {"DELETE": (self.delete_key, device)}
                 ),
                 self.route(f"{prefix}/bucket/delete-keys", {"POST": (self.delete_keys, device)}),
+                self.route(
+                    f"{prefix}/bucket/history",
+                    {"GET": (self.history, admin)},
+                    frozenset({"limit"}),
+                ),
+                self.route(
+                    f"{prefix}/bucket/history/{{version:int}}",
+                    {"GET": (self.history_version, admin)},
+                ),
+                self.route(f"{prefix}/bucket/restore", {"POST": (self.restore, admin)}),
             ]
         return [
             *routes,

@@ -45,6 +45,7 @@ from .rules import (
 )
 from .store import (
     BucketRecord,
+    Change,
     DeviceInfo,
     DevicePage,
     Job,
@@ -52,13 +53,15 @@ from .store import (
     Snapshot,
     Store,
     TokenRecord,
+    decode_change,
+    encode_changes,
     schema_text,
 )
 from .tokens import Token, hash_token, new_token, token_id, token_matches
 
 __all__ = ["SQLiteStore"]
 
-_SCHEMA_VERSION = 3
+_SCHEMA_VERSION = 4
 _MIGRATIONS = (
     """
     CREATE TABLE buckets (
@@ -89,6 +92,19 @@ _MIGRATIONS = (
     """,
     # Which devices have a bucket of a job (the dashboard's job page), without a full scan.
     "CREATE INDEX buckets_by_job ON buckets (job, device)",
+    # Every change: who, when, which keys; ``data`` only for the last N versions.
+    """
+    CREATE TABLE history (
+        device TEXT NOT NULL,
+        job TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        at REAL NOT NULL,
+        actor TEXT NOT NULL,
+        changes TEXT NOT NULL,
+        data TEXT,
+        PRIMARY KEY (device, job, version)
+    )
+    """,
 )
 
 _SELECT_BUCKET = "SELECT data, version, updated_at FROM buckets WHERE device = ? AND job = ?"
@@ -98,6 +114,11 @@ _UPSERT_BUCKET = """
     ON CONFLICT (device, job) DO UPDATE SET data = excluded.data, version = excluded.version,
         keys = excluded.keys, size = excluded.size, updated_at = excluded.updated_at
 """
+_INSERT_HISTORY = "INSERT OR REPLACE INTO history VALUES (?, ?, ?, ?, ?, ?, ?)"
+_FORGET_CONTENTS = "UPDATE history SET data = NULL WHERE device = ? AND job = ? AND version = ?"
+_SELECT_HISTORY = """
+    SELECT version, at, actor, changes, data IS NOT NULL FROM history
+    WHERE device = ? AND job = ?"""
 _SELECT_DEVICES = """
     SELECT device, SUM(CASE WHEN job = '' THEN keys ELSE 0 END), SUM(size),
            MAX(updated_at), GROUP_CONCAT(NULLIF(job, ''), char(31))
@@ -122,6 +143,7 @@ class _Pending:
     job: str
     operation: Operation
     expected_version: int | None
+    actor: str
     future: asyncio.Future[Snapshot] | None = None
     result: Snapshot | BaseException | None = None
 
@@ -334,6 +356,23 @@ class SQLiteStore(Store):
             found = {row[0]: _device_info(row) for row in conn.execute(query, ids)}
         return DevicePage([found[device] for device in ids if device in found], total)
 
+    async def _history(self, device: str, job: str | None, limit: int) -> list[Change]:
+        query = f"{_SELECT_HISTORY} ORDER BY version DESC LIMIT ?"
+        with self._errors():
+            rows = self._conn().execute(query, (device, job or "", limit)).fetchall()
+        return [decode_change(*row) for row in rows]
+
+    async def _history_text(
+        self, device: str, job: str | None, version: int
+    ) -> tuple[str, float] | None:
+        query = (
+            "SELECT data, at FROM history WHERE device = ? AND job = ? AND version = ?"
+            " AND data IS NOT NULL"
+        )
+        with self._errors():
+            row = self._conn().execute(query, (device, job or "", version)).fetchone()
+        return None if row is None else (row[0], row[1])
+
     async def _token(self, ident: str) -> Token | None:
         query = "SELECT id, device, created_at FROM tokens WHERE id = ?"
         with self._errors():
@@ -387,10 +426,15 @@ class SQLiteStore(Store):
     # --- writes --------------------------------------------------------------------------
 
     async def _write(
-        self, device: str, job: str | None, operation: Operation, expected_version: int | None
+        self,
+        device: str,
+        job: str | None,
+        operation: Operation,
+        expected_version: int | None,
+        actor: str,
     ) -> Snapshot:
         state = self._state
-        mine = _Pending(device, job or "", operation, expected_version)
+        mine = _Pending(device, job or "", operation, expected_version, actor)
         state.pending.append(mine)
         if state.leading:
             # Another writer on this loop leads the batch; it will answer us.
@@ -478,6 +522,19 @@ class SQLiteStore(Store):
             _UPSERT_BUCKET,
             (*key, planned.text, planned.version, len(planned.data), planned.size, now),
         )
+        keep = self.limits.history_versions
+        changes = encode_changes(planned.changes)
+        history = (
+            *key,
+            planned.version,
+            now,
+            pending.actor,
+            changes,
+            planned.text if keep else None,
+        )
+        conn.execute(_INSERT_HISTORY, history)
+        if keep and planned.version > keep:
+            conn.execute(_FORGET_CONTENTS, (*key, planned.version - keep))
         state.remember(key, _Cached(planned.text, planned.version, now, planned.data))
         return Snapshot(None, planned.version, now, planned.text)
 
@@ -527,6 +584,7 @@ class SQLiteStore(Store):
         with self._errors():
             conn = self._conn()
             with _transaction(conn):
+                conn.execute("DELETE FROM history WHERE device = ?", (device,))
                 return conn.execute("DELETE FROM buckets WHERE device = ?", (device,)).rowcount
 
     async def _issue_token(self, device: str | None) -> tuple[Token, str]:
@@ -592,6 +650,9 @@ class SQLiteStore(Store):
                         (b.device, b.job or "", text, b.version, len(b.data), size, b.updated_at)
                     )
                 conn.executemany(_UPSERT_BUCKET, rows)
+                conn.executemany(  # an imported bucket starts a history of its own
+                    "DELETE FROM history WHERE device = ? AND job = ?", [r[:2] for r in rows]
+                )
                 conn.executemany(
                     "INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?)",
                     [(t.id, t.device, t.hash, t.created_at) for t in tokens],

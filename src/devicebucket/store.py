@@ -22,9 +22,11 @@ from .errors import ConflictError, InvalidValueError, NotFoundError
 from .rules import (
     Clear,
     Delete,
+    KeyChanges,
     Limits,
     Merge,
     Operation,
+    Replace,
     check_id,
     check_schema,
     decode,
@@ -37,6 +39,7 @@ from .tokens import Token, token_id
 __all__ = [
     "DEVICE_SORTS",
     "BucketRecord",
+    "Change",
     "DeviceInfo",
     "DevicePage",
     "Job",
@@ -46,6 +49,8 @@ __all__ = [
     "Token",
     "TokenRecord",
     "UpdateFunction",
+    "decode_change",
+    "encode_changes",
     "schema_text",
 ]
 
@@ -118,6 +123,19 @@ class DevicePage:
 
     devices: list[DeviceInfo]
     total: int
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One change of a bucket, as the history keeps it: names of keys, never values."""
+
+    version: int
+    at: float
+    actor: str
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    kept: bool = False  # whether this version's full contents are kept (restorable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,11 +220,16 @@ class Store(ABC):
         *,
         job: str | None = None,
         expected_version: int | None = None,
+        actor: str | None = None,
     ) -> Snapshot:
-        """Shallow-merge ``data`` into the bucket and return the bucket after the write."""
+        """Shallow-merge ``data`` into the bucket and return the bucket after the write.
+
+        ``actor`` says who wrote (an automation, a token, the dashboard) in the history."""
         device, job_id = check_id(device), _job_id(job)
         patch = normalize_data(data, self.limits)
-        return await self._write(device, job_id, Merge(patch), _expected(expected_version))
+        return await self._write(
+            device, job_id, Merge(patch), _expected(expected_version), _actor(actor)
+        )
 
     async def delete(
         self,
@@ -215,20 +238,77 @@ class Store(ABC):
         *,
         job: str | None = None,
         expected_version: int | None = None,
+        actor: str | None = None,
     ) -> Snapshot:
         """Remove top-level keys; keys that are not there are ignored."""
         if isinstance(keys, str):
             raise InvalidValueError("keys to delete must be a list of str, not one str")
         device, job_id = check_id(device), _job_id(job)
         operation = Delete(normalize_keys(keys))
-        return await self._write(device, job_id, operation, _expected(expected_version))
+        return await self._write(
+            device, job_id, operation, _expected(expected_version), _actor(actor)
+        )
 
     async def clear(
-        self, device: str, *, job: str | None = None, expected_version: int | None = None
+        self,
+        device: str,
+        *,
+        job: str | None = None,
+        expected_version: int | None = None,
+        actor: str | None = None,
     ) -> Snapshot:
         """Remove every key. The bucket keeps its version history (the version grows)."""
         device, job_id = check_id(device), _job_id(job)
-        return await self._write(device, job_id, Clear(), _expected(expected_version))
+        return await self._write(
+            device, job_id, Clear(), _expected(expected_version), _actor(actor)
+        )
+
+    # --- history -------------------------------------------------------------------------
+
+    async def history(
+        self, device: str, *, job: str | None = None, limit: int = 100
+    ) -> list[Change]:
+        """The bucket's changes, newest first: version, time, actor and the keys touched."""
+        if type(limit) is not int or not 1 <= limit <= 10_000:
+            raise InvalidValueError("limit must be an integer from 1 to 10000")
+        return await self._history(check_id(device), _job_id(job), limit)
+
+    async def at_version(self, device: str, version: int, *, job: str | None = None) -> Snapshot:
+        """The bucket as it was at ``version``. NotFoundError if that version's contents are no
+        longer kept (only the last ``limits.history_versions`` are) or never existed."""
+        device, job_id = check_id(device), _job_id(job)
+        _check_version_number(version)
+        if version == 0:
+            return Snapshot({}, 0, None)
+        found = await self._history_text(device, job_id, version)
+        if found is None:
+            raise NotFoundError(
+                f"version {version} of this bucket is not kept: it never existed, or it is"
+                f" older than the last {self.limits.history_versions} versions"
+            )
+        text, at = found
+        return Snapshot(None, version, at, text)
+
+    async def restore(
+        self,
+        device: str,
+        version: int,
+        *,
+        job: str | None = None,
+        expected_version: int | None = None,
+        actor: str | None = None,
+    ) -> Snapshot:
+        """Make the bucket what it was at ``version``, as a new version (so it can be undone).
+        A job bucket's restored contents must match the job's current schema."""
+        device, job_id = check_id(device), _job_id(job)
+        _check_version_number(version)
+        return await self._restore(
+            device,
+            job_id,
+            version,
+            _expected(expected_version),
+            _actor(actor, f"restore of version {version}"),
+        )
 
     async def version(self, device: str, *, job: str | None = None) -> int:
         """The bucket's current version (0 if never written)."""
@@ -241,6 +321,7 @@ class Store(ABC):
         *,
         job: str | None = None,
         attempts: int = 100,
+        actor: str | None = None,
     ) -> Snapshot:
         """Atomic read-modify-write: merge ``fn(current)``, retrying when another writer won.
 
@@ -254,7 +335,9 @@ class Store(ABC):
             if inspect.isawaitable(patch):
                 patch = await patch
             try:
-                return await self.merge(device, patch, job=job, expected_version=current.version)
+                return await self.merge(
+                    device, patch, job=job, expected_version=current.version, actor=actor
+                )
             except ConflictError:
                 # Jittered exponential backoff, capped, so contenders spread out.
                 await asyncio.sleep(random.uniform(0, min(0.05, 0.0005 * 2**attempt)))
@@ -435,9 +518,32 @@ class Store(ABC):
 
     @abstractmethod
     async def _write(
-        self, device: str, job: str | None, operation: Operation, expected_version: int | None
+        self,
+        device: str,
+        job: str | None,
+        operation: Operation,
+        expected_version: int | None,
+        actor: str,
     ) -> Snapshot:
-        """Apply ``operation`` atomically (see ``rules.apply_operation``) and make it durable."""
+        """Apply ``operation`` atomically (see ``rules.plan_write``), record the change in the
+        history (with the new contents; only the last ``limits.history_versions`` keep them),
+        and make it durable."""
+
+    async def _restore(
+        self, device: str, job: str | None, version: int, expected_version: int | None, actor: str
+    ) -> Snapshot:
+        """Override where a restore is one request; this reads the version, then writes it."""
+        old = await self.at_version(device, version, job=job)
+        return await self._write(device, job, Replace(old.data), expected_version, actor)
+
+    @abstractmethod
+    async def _history(self, device: str, job: str | None, limit: int) -> list[Change]: ...
+
+    @abstractmethod
+    async def _history_text(
+        self, device: str, job: str | None, version: int
+    ) -> tuple[str, float] | None:
+        """The stored text and time of a kept version, else None."""
 
     @abstractmethod
     async def _devices(self, after: str | None, limit: int) -> list[DeviceInfo]: ...
@@ -512,6 +618,28 @@ class Store(ABC):
     async def _import(
         self, jobs: list[Job], buckets: list[BucketRecord], tokens: list[TokenRecord]
     ) -> None: ...
+
+
+def encode_changes(changes: KeyChanges) -> str:
+    """How a change's key names are stored: ``[added, changed, removed]`` as JSON."""
+    return json.dumps([changes.added, changes.changed, changes.removed], ensure_ascii=False)
+
+
+def decode_change(version: int, at: float, actor: str, changes: str, kept: object) -> Change:
+    added, changed, removed = json.loads(changes)
+    return Change(version, at, actor, tuple(added), tuple(changed), tuple(removed), bool(kept))
+
+
+def _check_version_number(version: object) -> None:
+    if type(version) is not int or not 0 <= version < 2**63:
+        raise InvalidValueError("version must be an integer from 0 to 2**63 - 1")
+
+
+def _actor(actor: str | None, suffix: str | None = None) -> str:
+    if actor is not None and not isinstance(actor, str):
+        raise InvalidValueError("actor must be a string")
+    text = " ".join((actor or "unknown").split())[:200] or "unknown"
+    return f"{text} ({suffix})" if suffix else text
 
 
 def _expected(version: int | None) -> int | None:

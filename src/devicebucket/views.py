@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .store import DeviceInfo, Job
+from .store import Change, DeviceInfo, Job
 from .tokens import Token
 
-__all__ = ["device_json", "job_json", "token_json"]
+__all__ = ["change_from_json", "change_json", "device_json", "job_json", "token_json"]
 
 TimeFormat = Callable[[float], Any]
 
@@ -47,3 +47,27 @@ def token_json(token: Token, time: TimeFormat = _seconds) -> dict[str, Any]:
         "admin": token.is_admin,
         "created_at": time(token.created_at),
     }
+
+
+def change_json(change: Change, time: TimeFormat = _seconds) -> dict[str, Any]:
+    return {
+        "version": change.version,
+        "at": time(change.at),
+        "actor": change.actor,
+        "added": list(change.added),
+        "changed": list(change.changed),
+        "removed": list(change.removed),
+        "kept": change.kept,
+    }
+
+
+def change_from_json(value: dict[str, Any]) -> Change:
+    return Change(
+        int(value["version"]),
+        float(value["at"]),
+        str(value["actor"]),
+        tuple(value["added"]),
+        tuple(value["changed"]),
+        tuple(value["removed"]),
+        bool(value["kept"]),
+    )
