@@ -118,3 +118,15 @@ async def test_results_narrow_for_mypy(store: Store) -> None:
     else:
         pytest.fail(result["error"])
     assert bucket == {}
+
+
+async def test_history_names_the_automation_and_its_job(store: Store) -> None:
+    agent = Agent(store, "pixel-7-01", "signup", automation="signup.py")
+    await agent.utils.deviceBucket.set({"a": 1})
+    await agent.utils.bucket.update(lambda current: {"n": 1})
+    await Agent(store, "pixel-7-01").utils.deviceBucket.delete("a")
+    device_changes = await store.history("pixel-7-01")
+    assert "automation signup.py in job signup" in device_changes[1].actor
+    assert "agent" in device_changes[0].actor
+    (job_change,) = await store.history("pixel-7-01", job="signup")
+    assert "automation signup.py in job signup" in job_change.actor

@@ -190,3 +190,35 @@ def test_on_a_terminal_output_is_indented_and_export_shows_progress(
     assert "exporting" in screen
     assert "reading" in screen
     assert len(dump.read_text().splitlines()) == 4
+
+
+def test_history_diff_and_restore(cli: Cli) -> None:
+    ok(cli("set", "pixel", "a=1", "password=s3cret-one"))
+    ok(cli("set", "pixel", "a:=2", "password=s3cret-two"))
+    ok(cli("delete", "pixel", "a"))
+    changes = ok(cli("history", "pixel"))
+    assert isinstance(changes, list)
+    assert [(c["version"], c["actor"], c["removed"]) for c in changes] == [
+        (3, "cli", ["a"]),
+        (2, "cli", []),
+        (1, "cli", []),
+    ]
+    assert changes[1]["changed"] == ["a", "password"]
+    assert changes[0]["at"].endswith("+00:00")
+
+    masked = cli("diff", "pixel", "1", "2")
+    assert "s3cret" not in masked.stdout
+    assert ok(masked) == {
+        "added": {},
+        "changed": {"a": {"from": "1", "to": 2}, "password": "••••••••"},
+        "removed": {},
+    }
+    revealed = ok(cli("diff", "pixel", "1", "2", "--reveal"))
+    assert revealed["changed"]["password"] == {"from": "s3cret-one", "to": "s3cret-two"}  # type: ignore[index]
+
+    assert ok(cli("restore", "pixel", "--version", "1")) == {"a": "1", "password": "s3cret-one"}
+    newest = ok(cli("history", "pixel", "--limit", "1"))
+    assert newest[0]["actor"] == "cli (restore of version 1)"  # type: ignore[index]
+    fails(cli("restore", "pixel", "--version", "2", "--expected-version", "1"), "version conflict")
+    fails(cli("diff", "pixel", "1", "77"), "version 77 of this bucket is not kept")
+    assert ok(cli("get", "pixel")) == {"a": "1", "password": "s3cret-one"}

@@ -93,6 +93,10 @@ ADMIN_ROUTES = [
     ("DELETE", "/v1/tokens/{token}", None, 204),
     ("GET", "/v1/export", None, 200),
     ("POST", "/v1/import", None, 200),
+    ("GET", "/v1/devices/{d}/bucket/history", None, 200),
+    ("GET", "/v1/devices/{d}/bucket/history/0", None, 200),
+    ("POST", "/v1/devices/{d}/bucket/restore", {"version": 0}, 200),
+    ("GET", "/v1/devices/{d}/jobs/signup/bucket/history", None, 200),
 ]
 ANY_TOKEN_ROUTES = [("GET", "/v1/jobs/signup", None), ("GET", "/v1/whoami", None)]
 PUBLIC_ROUTES = ["/healthz", "/metrics", "/openapi.json", "/docs"]
@@ -367,3 +371,30 @@ def test_concurrent_patches_through_one_server_lose_nothing(api: Api) -> None:
             assert len((await client.get("/v1/devices/many/bucket")).json()) == 100
 
     asyncio.run(run())
+
+
+def test_history_names_the_token_and_the_automation_never_the_secret(api: Api) -> None:
+    headers = {"X-Devicebucket-Actor": "automation login.py"}
+    written = api.call("PATCH", f"/v1/devices/{OWN}/bucket", api.own, {"k": 1}, headers=headers)
+    assert written.status_code == 200
+    changes = api.call("GET", f"/v1/devices/{OWN}/bucket/history", ADMIN).json()["changes"]
+    actor = changes[0]["actor"]
+    assert actor.startswith("device token ")
+    assert actor.endswith(" via automation login.py")
+    assert api.own not in actor
+    version = changes[0]["version"]
+    kept = api.call("GET", f"/v1/devices/{OWN}/bucket/history/{version}", ADMIN)
+    assert kept.headers["etag"] == f'"{version}"'
+    assert kept.json()["k"] == 1
+    missing = api.call("GET", f"/v1/devices/{OWN}/bucket/history/{version + 5}", ADMIN)
+    assert missing.status_code == 404
+    stale = api.call(
+        "POST",
+        f"/v1/devices/{OWN}/bucket/restore",
+        ADMIN,
+        {"version": 0},
+        headers={"If-Match": f'"{version - 1}"'},
+    )
+    assert stale.status_code == 412
+    bad = api.call("POST", f"/v1/devices/{OWN}/bucket/restore", ADMIN, {"version": "1"})
+    assert bad.status_code == 422

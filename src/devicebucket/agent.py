@@ -52,10 +52,11 @@ R = TypeVar("R", DeviceBucketResult, BucketResult)
 class _BucketUtils(ABC, Generic[R]):
     """get / set / delete / clear / update of one bucket, each answering a result dict."""
 
-    def __init__(self, store: Store, device: str, job: str | None) -> None:
+    def __init__(self, store: Store, device: str, job: str | None, actor: str = "agent") -> None:
         self._store = store
         self._device = device
         self._job = job
+        self._actor = actor
 
     @abstractmethod
     def _success(self, data: dict[str, Any]) -> R: ...
@@ -84,19 +85,23 @@ class _BucketUtils(ABC, Generic[R]):
         """Merge ``data`` shallowly: its keys are added or overwritten, the rest kept."""
         if problem := self._precondition():
             return self._failure(problem)
-        return await self._result(self._store.merge(self._device, data, job=self._job))
+        return await self._result(
+            self._store.merge(self._device, data, job=self._job, actor=self._actor)
+        )
 
     async def delete(self, *keys: str) -> R:
         """Remove these top-level keys (missing ones are ignored)."""
         if problem := self._precondition():
             return self._failure(problem)
-        return await self._result(self._store.delete(self._device, keys, job=self._job))
+        return await self._result(
+            self._store.delete(self._device, keys, job=self._job, actor=self._actor)
+        )
 
     async def clear(self) -> R:
         """Remove every key."""
         if problem := self._precondition():
             return self._failure(problem)
-        return await self._result(self._store.clear(self._device, job=self._job))
+        return await self._result(self._store.clear(self._device, job=self._job, actor=self._actor))
 
     async def update(self, fn: UpdateFunction) -> R:
         """Atomic read-modify-write: merge ``fn(current)``, retried on conflict.
@@ -105,7 +110,9 @@ class _BucketUtils(ABC, Generic[R]):
         """
         if problem := self._precondition():
             return self._failure(problem)
-        return await self._result(self._store.update(self._device, fn, job=self._job))
+        return await self._result(
+            self._store.update(self._device, fn, job=self._job, actor=self._actor)
+        )
 
 
 class DeviceBucketUtils(_BucketUtils[DeviceBucketResult]):
@@ -134,10 +141,10 @@ class JobBucketUtils(_BucketUtils[BucketResult]):
 class Utils:
     """``agent.utils``: ``deviceBucket`` (alias ``device_bucket``) and ``bucket``."""
 
-    def __init__(self, store: Store, device: str, job: str | None) -> None:
-        self.deviceBucket = DeviceBucketUtils(store, device, None)
+    def __init__(self, store: Store, device: str, job: str | None, actor: str = "agent") -> None:
+        self.deviceBucket = DeviceBucketUtils(store, device, None, actor)
         self.device_bucket = self.deviceBucket
-        self.bucket = JobBucketUtils(store, device, job)
+        self.bucket = JobBucketUtils(store, device, job, actor)
 
 
 class Agent:
@@ -155,7 +162,11 @@ class Agent:
         self.device_id = check_id(device_id)
         self.job_id = None if job_id is None else check_id(job_id, "job id")
         self.automation = automation
-        self.utils = Utils(store, self.device_id, self.job_id)
+        # Who writes, as the history records it: the automation and the job it runs in.
+        actor = f"automation {automation}" if automation else "agent"
+        if self.job_id:
+            actor += f" in job {self.job_id}"
+        self.utils = Utils(store, self.device_id, self.job_id, actor)
 
     def __repr__(self) -> str:
         job = f" job={self.job_id}" if self.job_id else ""

@@ -21,17 +21,19 @@ import click
 from rich.console import Console
 from rich.progress import Progress
 
+from . import rules
 from .errors import DeviceBucketError, InvalidValueError
 from .exchange import HEADER, dump_record, parse_records
 from .factory import open_store
 from .runner import Automation, load_automation, run_automations
 from .serve import serve_command
 from .store import Snapshot, Store
-from .views import device_json, job_json, token_json
+from .views import change_json, device_json, job_json, token_json
 
 __all__ = ["main"]
 
 T = TypeVar("T")
+MASK = "••••••••"
 
 
 class _Group(click.Group):
@@ -167,7 +169,7 @@ def set_(
             raise InvalidValueError("--json is not valid JSON") from None
     else:
         data = parse_assignments(assignments)
-    snapshot = _with_store(ctx, lambda store: store.merge(device, data, job=job))
+    snapshot = _with_store(ctx, lambda store: store.merge(device, data, job=job, actor="cli"))
     _emit(snapshot.data)
 
 
@@ -178,7 +180,7 @@ def set_(
 @click.pass_context
 def delete(ctx: click.Context, device: str, keys: tuple[str, ...], job: str | None) -> None:
     """Remove keys from a bucket and print the bucket after the write."""
-    snapshot = _with_store(ctx, lambda store: store.delete(device, keys, job=job))
+    snapshot = _with_store(ctx, lambda store: store.delete(device, keys, job=job, actor="cli"))
     _emit(snapshot.data)
 
 
@@ -188,7 +190,85 @@ def delete(ctx: click.Context, device: str, keys: tuple[str, ...], job: str | No
 @click.pass_context
 def clear(ctx: click.Context, device: str, job: str | None) -> None:
     """Remove every key of a bucket."""
-    snapshot: Snapshot = _with_store(ctx, lambda store: store.clear(device, job=job))
+    snapshot: Snapshot = _with_store(ctx, lambda store: store.clear(device, job=job, actor="cli"))
+    _emit(snapshot.data)
+
+
+@main.command()
+@click.argument("device")
+@job_option
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.pass_context
+def history(ctx: click.Context, device: str, job: str | None, limit: int) -> None:
+    """List a bucket's changes, newest first: version, time, who wrote, keys touched.
+
+    "kept" says whether that version's contents are kept, so it can be restored."""
+    changes = _with_store(ctx, lambda store: store.history(device, job=job, limit=limit))
+    _emit([change_json(c, _iso) for c in changes])
+
+
+@main.command()
+@click.argument("device")
+@click.argument("from_version", metavar="V1", type=click.IntRange(0))
+@click.argument("to_version", metavar="V2", type=click.IntRange(0))
+@job_option
+@click.option("--reveal", is_flag=True, help="Show the values of secret-looking keys.")
+@click.pass_context
+def diff(
+    ctx: click.Context,
+    device: str,
+    from_version: int,
+    to_version: int,
+    job: str | None,
+    reveal: bool,
+) -> None:
+    """Show what changed in a bucket from version V1 to V2 (both must still be kept).
+
+    Values of keys that look like secrets are masked unless --reveal."""
+
+    async def both(store: Store) -> tuple[Snapshot, Snapshot]:
+        return (
+            await store.at_version(device, from_version, job=job),
+            await store.at_version(device, to_version, job=job),
+        )
+
+    before, after = _with_store(ctx, both)
+    changes = rules.diff(before.data, after.data)
+    if not reveal:
+        patterns = rules.secret_key_patterns()
+        for section in changes.values():
+            for key in section:
+                if rules.is_secret_key(key, patterns):
+                    section[key] = MASK
+    _emit(changes)
+
+
+@main.command()
+@click.argument("device")
+@click.option("--version", "version", required=True, type=click.IntRange(0), help="Version.")
+@job_option
+@click.option(
+    "--expected-version",
+    type=click.IntRange(0),
+    help="Restore only if the bucket is still at this version.",
+)
+@click.pass_context
+def restore(
+    ctx: click.Context,
+    device: str,
+    version: int,
+    job: str | None,
+    expected_version: int | None,
+) -> None:
+    """Make a bucket what it was at --version, as a new version (so it can be undone).
+
+    Prints the bucket after the restore."""
+    snapshot = _with_store(
+        ctx,
+        lambda store: store.restore(
+            device, version, job=job, expected_version=expected_version, actor="cli"
+        ),
+    )
     _emit(snapshot.data)
 
 
