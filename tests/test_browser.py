@@ -269,3 +269,35 @@ def test_usable_on_a_phone_sized_screen_with_the_keyboard(
         screenshot(page, tmp_path, "device-phone")
     finally:
         context.close()
+
+
+def test_history_shows_who_changed_what_and_restores(page: Page, db: Path, tmp_path: Path) -> None:
+    sign_in(page)
+    page.goto("/ui/devices/pixel-7-01")
+    device = page.locator("#bucket-device")
+    device.get_by_text("Edit locale").click()
+    device.get_by_label("New value of locale (JSON)").fill('"pt-BR"')
+    device.get_by_role("button", name="Save").first.click()
+    expect(page.get_by_role("status")).to_have_text("Saved 'locale'.")
+
+    page.get_by_role("link", name="History of the device bucket").click()
+    expect(page.get_by_role("heading", name="History of the device bucket")).to_be_visible()
+    newest = page.get_by_role("row").nth(1)
+    expect(newest).to_contain_text("dashboard (admin token env)")
+    expect(newest).to_contain_text("Changed: locale")
+    screenshot(page, tmp_path, "history")
+
+    newest.get_by_role("link", name="Diff with 2").click()
+    expect(page.get_by_role("heading", name="Version 2 → 3")).to_be_visible()
+    changed = page.get_by_role("row", name="locale")
+    expect(changed).to_contain_text('"en-US"')
+    expect(changed).to_contain_text('"pt-BR"')
+    screenshot(page, tmp_path, "diff")
+
+    page.go_back()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Restore version 2").click()
+    expect(page.get_by_role("status")).to_have_text("Restored version 2, as version 4.")
+    assert stored(db, "pixel-7-01")["locale"] == "en-US"
+    page.get_by_role("link", name="History of the device bucket").click()
+    expect(page.get_by_role("row").nth(1)).to_contain_text("restore of version 2")

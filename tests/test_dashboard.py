@@ -281,3 +281,54 @@ def test_pages_forbid_framing_and_caching(browser: httpx.Client) -> None:
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
     assert response.headers["cache-control"] == "no-store"
     assert browser.get("/ui/static/dashboard.css").status_code == 200
+
+
+def test_history_diff_and_restore(browser: httpx.Client, db: Path) -> None:
+    page = browser.get("/ui/devices/pixel-1").text
+    version = stored(db, "pixel-1")[1]
+    form = {"csrf": csrf(page), "job": "", "key": "password", "value": '"rotated-secret"'}
+    assert (
+        browser.post("/ui/devices/pixel-1/keys", data={**form, "version": version}).status_code
+        == 303
+    )
+
+    history = browser.get("/ui/devices/pixel-1/history", params={"job": ""}).text
+    assert "dashboard (admin token env)" in history
+    assert "Changed: <code>password</code>" in history
+    assert "hunter2-secret" not in history
+    assert "rotated-secret" not in history
+
+    masked = browser.get("/ui/devices/pixel-1/diff", params={"from": 1, "to": 2}).text
+    assert "hunter2-secret" not in masked
+    assert "rotated-secret" not in masked
+    shown = browser.get("/ui/devices/pixel-1/diff", params={"from": 1, "to": 2, "reveal": 1}).text
+    assert "hunter2-secret" in shown
+    assert "rotated-secret" in shown
+
+    stale = browser.post(
+        "/ui/devices/pixel-1/restore",
+        data={"csrf": csrf(history), "job": "", "version": 1, "current": 1},
+    )
+    assert stale.status_code == 409
+    assert "Not restored" in stale.text
+    assert stored(db, "pixel-1")[0]["password"] == "rotated-secret"
+
+    restored = browser.post(
+        "/ui/devices/pixel-1/restore",
+        data={"csrf": csrf(history), "job": "", "version": 1, "current": 2},
+    )
+    assert restored.status_code == 303
+    assert stored(db, "pixel-1") == (
+        {"password": "hunter2-secret", "n": 1, "cfg": {"a": [1]}},
+        3,
+    )
+    assert "Restored version 1, as version 3." in browser.get(restored.headers["location"]).text
+
+
+def test_a_restore_without_the_csrf_token_changes_nothing(browser: httpx.Client, db: Path) -> None:
+    before = stored(db, "pixel-1")
+    response = browser.post(
+        "/ui/devices/pixel-1/restore", data={"job": "", "version": 0, "current": before[1]}
+    )
+    assert response.status_code == 403
+    assert stored(db, "pixel-1") == before

@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .errors import ConflictError, DeviceBucketError, SchemaViolationError
-from .rules import check_id, is_secret_key, schema_errors
+from .rules import check_id, diff, is_secret_key, schema_errors
 from .store import DEVICE_SORTS, Snapshot
 from .tokens import Token
 
@@ -219,6 +219,8 @@ class Dashboard:
                 ("Saved", query["saved"]) if "saved" in query else ("Deleted", query["deleted"])
             )
             notice = f"{action} {key[:200]!r}."
+        elif query.get("restored", "").isdigit() and query.get("now", "").isdigit():
+            notice = f"Restored version {query['restored']}, as version {query['now']}."
         return self.render(
             "device.html",
             outcome.pop("status", 200),
@@ -274,11 +276,15 @@ class Dashboard:
             )
         try:
             if action == "delete":
-                await self.store.delete(device, [key], job=job, expected_version=version)
+                await self.store.delete(
+                    device, [key], job=job, expected_version=version, actor=_actor(session)
+                )
                 done = {"deleted": key}
             else:
                 value = _parse_value(form)
-                await self.store.merge(device, {key: value}, job=job, expected_version=version)
+                await self.store.merge(
+                    device, {key: value}, job=job, expected_version=version, actor=_actor(session)
+                )
                 done = {"saved": key}
         except ConflictError as exc:
             newer = await self.store.get(device, job=job)
@@ -301,6 +307,78 @@ class Dashboard:
         anchor = f"bucket-{job}" if job else "bucket-device"
         target = f"/ui/devices/{device}?" + urlencode(done) + f"#{anchor}"
         return RedirectResponse(target, 303)
+
+    # --- history -------------------------------------------------------------------------
+
+    async def history(
+        self, request: Request, session: dict[str, str], **outcome: Any
+    ) -> HTMLResponse:
+        device = check_id(request.path_params["device"])
+        job = request.query_params.get("job") or None
+        current = await self.store.get(device, job=job)
+        changes = await self.store.history(device, job=job, limit=200)
+        return self.render(
+            "history.html",
+            outcome.pop("status", 200),
+            session=session,
+            device=device,
+            job=job,
+            current=current.version,
+            changes=changes,
+            kept={c.version for c in changes if c.kept} | {0},
+            **outcome,
+        )
+
+    async def diff(self, request: Request, session: dict[str, str]) -> Response:
+        device = check_id(request.path_params["device"])
+        query = request.query_params
+        job = query.get("job") or None
+        raw_from, raw_to = query.get("from", ""), query.get("to", "")
+        if not (raw_from.isdigit() and raw_to.isdigit() and len(raw_from + raw_to) < 30):
+            return self.render(
+                "error.html", 400, session=session, message="Give two versions: from and to."
+            )
+        before_version, after = int(raw_from), int(raw_to)
+        old = await self.store.at_version(device, before_version, job=job)
+        new = await self.store.at_version(device, after, job=job)
+        reveal = query.get("reveal") == "1"
+        changes = diff(old.data, new.data)
+        return self.render(
+            "diff.html",
+            session=session,
+            device=device,
+            job=job,
+            before=before_version,
+            after=after,
+            changes=changes,
+            reveal=reveal,
+            secret=lambda key: is_secret_key(key, self.secret_keys),
+        )
+
+    async def restore(self, request: Request, session: dict[str, str]) -> Response:
+        device = check_id(request.path_params["device"])
+        form = await request.form()
+        job = str(form.get("job", "")) or None
+        try:
+            version = int(str(form.get("version", "")))
+            expected = int(str(form.get("current", "")))
+        except ValueError:
+            return self.render("error.html", 400, session=session, message="Missing version.")
+        try:
+            restored = await self.store.restore(
+                device, version, job=job, expected_version=expected, actor=_actor(session)
+            )
+        except ConflictError as exc:
+            message = (
+                f"Not restored: the bucket changed since you loaded this page (version"
+                f" {expected} → {exc.actual}). Check the newest changes below, then restore again."
+            )
+            return await self.history(request, session, status=409, error=message)
+        except DeviceBucketError as exc:
+            return await self.history(request, session, status=422, error=str(exc))
+        notice = {"restored": str(version), "now": str(restored.version)}
+        anchor = f"bucket-{job}" if job else "bucket-device"
+        return RedirectResponse(f"/ui/devices/{device}?{urlencode(notice)}#{anchor}", 303)
 
     # --- jobs ----------------------------------------------------------------------------
 
@@ -341,10 +419,17 @@ class Dashboard:
             Route("/ui/devices", self.page(self.devices)),
             Route("/ui/devices/{device}", self.page(self.device)),
             Route("/ui/devices/{device}/keys", self.page(self.change), methods=["POST"]),
+            Route("/ui/devices/{device}/history", self.page(self.history)),
+            Route("/ui/devices/{device}/diff", self.page(self.diff)),
+            Route("/ui/devices/{device}/restore", self.page(self.restore), methods=["POST"]),
             Route("/ui/jobs", self.page(self.jobs)),
             Route("/ui/jobs/{job}", self.page(self.job)),
             Mount("/ui/static", StaticFiles(packages=[("devicebucket", "static")]), name="static"),
         ]
+
+
+def _actor(session: dict[str, str]) -> str:
+    return f"dashboard (admin token {session['token']})"
 
 
 def _parse_value(form: FormData) -> Any:
