@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from devicebucket import Agent, DeviceBucketUtils, SQLiteStore
+from devicebucket import Agent, DeviceBucketUtils, Limits, SQLiteStore
 
 PAYLOAD = {f"key{i:02d}": "v" * 40 for i in range(20)}  # ~1 KB of JSON
 
@@ -117,9 +117,11 @@ def bare_set(conn: sqlite3.Connection, device: str, patch: Mapping[str, object])
     conn.execute("COMMIT")
 
 
-async def run(devices: int, rounds: int, workdir: Path) -> list[tuple[Result, Result | None]]:
+async def run(
+    devices: int, rounds: int, workdir: Path, limits: Limits
+) -> list[tuple[Result, Result | None]]:
     ids = [f"pixel-{i:05d}" for i in range(devices)]
-    store = SQLiteStore(workdir / "devicebucket.db")
+    store = SQLiteStore(workdir / "devicebucket.db", limits=limits)
     agents = [Agent(store, d).utils.deviceBucket for d in ids]
     conn = bare_connection(workdir / "bare.db")
     for device, bucket in zip(ids, agents, strict=True):
@@ -176,9 +178,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--devices", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3, help="passes of get over all devices")
+    parser.add_argument(
+        "--history-versions",
+        type=int,
+        default=Limits().history_versions,
+        help="restorable versions per bucket (0: history off)",
+    )
     args = parser.parse_args()
+    limits = Limits(history_versions=args.history_versions)
     with tempfile.TemporaryDirectory(prefix="devicebucket-bench-") as tmp:
-        rows = asyncio.run(run(args.devices, args.rounds, Path(tmp)))
+        rows = asyncio.run(run(args.devices, args.rounds, Path(tmp), limits))
+    print(f"history: {args.history_versions or 'off'}")
     print(report(rows, args.devices))
 
 

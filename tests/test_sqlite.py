@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from devicebucket import Agent, SQLiteStore, StoreUnavailableError
+from devicebucket import Agent, Limits, NotFoundError, SQLiteStore, StoreUnavailableError
 
 
 async def test_file_is_in_wal_mode_with_tables(tmp_path: Path) -> None:
@@ -160,3 +160,14 @@ async def test_job_schema_changes_reach_a_cached_writer(tmp_path: Path) -> None:
         await writer.merge("d", {"m": "not an int"}, job="j")
     await writer.close()
     await admin.close()
+
+
+async def test_history_can_be_turned_off(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db", limits=Limits(history_versions=0))
+    await store.merge("d", {"a": 1})
+    await store.merge("d", {"a": 2})
+    assert await store.history("d") == []
+    with pytest.raises(NotFoundError):
+        await store.restore("d", 1)
+    assert (await store.get("d")).data == {"a": 2}
+    await store.close()

@@ -120,7 +120,9 @@ _INSERT_HISTORY = """
     INSERT INTO history VALUES ($1, $2, $3, $4, $5, $6, $7)
     ON CONFLICT (device, job, version) DO UPDATE SET at = excluded.at, actor = excluded.actor,
         changes = excluded.changes, data = excluded.data"""
-_FORGET_CONTENTS = "UPDATE history SET data = NULL WHERE device = $1 AND job = $2 AND version = $3"
+_FORGET_CONTENTS = """
+    UPDATE history SET data = NULL
+    WHERE device = $1 AND job = $2 AND version <= $3 AND data IS NOT NULL"""
 _SELECT_DEVICES = """
     SELECT device, sum(CASE WHEN job = '' THEN keys ELSE 0 END) AS keys,
            sum(size) AS size, max(updated_at) AS updated_at,
@@ -435,18 +437,20 @@ class PostgresStore(Store):
                     if inserted is None:
                         continue  # another writer created it first: lock its row, merge again
                 keep = self.limits.history_versions
-                await conn.execute(
-                    _INSERT_HISTORY,
-                    device,
-                    key,
-                    planned.version,
-                    now,
-                    actor,
-                    encode_changes(planned.changes),
-                    planned.text if keep else None,
-                )
-                if keep and planned.version > keep:
-                    await conn.execute(_FORGET_CONTENTS, device, key, planned.version - keep)
+                if keep:  # 0: no history at all (the fastest writes)
+                    changes = encode_changes(planned.changes)
+                    await conn.execute(
+                        _INSERT_HISTORY,
+                        device,
+                        key,
+                        planned.version,
+                        now,
+                        actor,
+                        changes,
+                        planned.text,
+                    )
+                    if planned.version % keep == 0:  # at least the last ``keep`` stay restorable
+                        await conn.execute(_FORGET_CONTENTS, device, key, planned.version - keep)
                 return Snapshot(None, planned.version, now, planned.text)
 
     async def _delete_device(self, device: str) -> int:

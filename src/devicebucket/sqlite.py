@@ -115,7 +115,9 @@ _UPSERT_BUCKET = """
         keys = excluded.keys, size = excluded.size, updated_at = excluded.updated_at
 """
 _INSERT_HISTORY = "INSERT OR REPLACE INTO history VALUES (?, ?, ?, ?, ?, ?, ?)"
-_FORGET_CONTENTS = "UPDATE history SET data = NULL WHERE device = ? AND job = ? AND version = ?"
+_FORGET_CONTENTS = """
+    UPDATE history SET data = NULL
+    WHERE device = ? AND job = ? AND version <= ? AND data IS NOT NULL"""
 _SELECT_HISTORY = """
     SELECT version, at, actor, changes, data IS NOT NULL FROM history
     WHERE device = ? AND job = ?"""
@@ -523,18 +525,12 @@ class SQLiteStore(Store):
             (*key, planned.text, planned.version, len(planned.data), planned.size, now),
         )
         keep = self.limits.history_versions
-        changes = encode_changes(planned.changes)
-        history = (
-            *key,
-            planned.version,
-            now,
-            pending.actor,
-            changes,
-            planned.text if keep else None,
-        )
-        conn.execute(_INSERT_HISTORY, history)
-        if keep and planned.version > keep:
-            conn.execute(_FORGET_CONTENTS, (*key, planned.version - keep))
+        if keep:  # 0: no history at all (the fastest writes)
+            changes = encode_changes(planned.changes)
+            history = (*key, planned.version, now, pending.actor, changes, planned.text)
+            conn.execute(_INSERT_HISTORY, history)
+            if planned.version % keep == 0:  # at least the last ``keep`` stay restorable
+                conn.execute(_FORGET_CONTENTS, (*key, planned.version - keep))
         state.remember(key, _Cached(planned.text, planned.version, now, planned.data))
         return Snapshot(None, planned.version, now, planned.text)
 
