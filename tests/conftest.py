@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from devicebucket import HTTPStore, SQLiteStore, Store
+from devicebucket.crypto import KeyRing
 from devicebucket.postgres import PostgresStore
 from devicebucket.server import create_app
 
@@ -22,7 +23,7 @@ from .servers import ADMIN, ThreadedServer
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
-STORE_KINDS = ["sqlite", "http", "postgresql"]
+STORE_KINDS = ["sqlite", "sqlite-encrypted", "http", "postgresql"]
 PG_URL = os.environ.get("DEVICEBUCKET_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
@@ -69,8 +70,9 @@ async def open_test_store(kind: str, tmp_path: Path) -> AsyncIterator[Store]:
     ``http`` is an HTTPStore talking to a real server (uvicorn on a free loopback port)
     whose own store is a fresh SQLite file.
     """
-    if kind == "sqlite":
-        store: Store = SQLiteStore(tmp_path / "store.db")
+    if kind in ("sqlite", "sqlite-encrypted"):
+        keys = KeyRing([b"k" * 32]) if kind == "sqlite-encrypted" else None
+        store: Store = SQLiteStore(tmp_path / "store.db", keys=keys)
         try:
             yield store
         finally:

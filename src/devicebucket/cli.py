@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import traceback
 from collections.abc import Awaitable, Callable, Iterator
@@ -22,6 +23,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from . import rules
+from .crypto import KEY_ENV, KEY_FILE_ENV, KeyRing, generate_key
 from .errors import DeviceBucketError, InvalidValueError
 from .exchange import HEADER, dump_record, parse_records
 from .factory import open_store
@@ -126,10 +128,20 @@ job_option = click.option(
     envvar="DEVICEBUCKET_TOKEN",
     help="Bearer token for an http(s):// store. Default: $DEVICEBUCKET_TOKEN.",
 )
+@click.option(
+    "--key-file",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Encryption key of the store (`key generate` makes one)."
+    " Default: $DEVICEBUCKET_ENCRYPTION_KEY, else $DEVICEBUCKET_KEY_FILE.",
+)
 @click.version_option(package_name="devicebucket")
 @click.pass_context
-def main(ctx: click.Context, db: str | None, token: str | None) -> None:
+def main(ctx: click.Context, db: str | None, token: str | None, key_file: str | None) -> None:
     """Persistent device and job buckets for device-automation fleets."""
+    if key_file is not None:  # through the environment, so `serve` workers get it too
+        os.environ[KEY_FILE_ENV] = str(Path(key_file).resolve())
+        os.environ.pop(KEY_ENV, None)
     ctx.obj = _Settings(db, token)
 
 
@@ -376,6 +388,58 @@ def run(
 
 
 main.add_command(serve_command)
+
+
+@main.group()
+def key() -> None:
+    """Encryption keys: generate one, rotate a store to a new one."""
+
+
+@key.command(name="generate")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File.")
+def key_generate(output: Path | None) -> None:
+    """Make a new random key (AES-256). Keep it apart from the database and its backups."""
+    text = generate_key()
+    if output is None:
+        click.echo(text)
+        return
+    with os.fdopen(os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+        f.write(text + "\n")
+    _emit({"key_file": str(output), "key_id": KeyRing.from_file(output).key_id})
+
+
+@key.command(name="rotate")
+@click.option(
+    "--new-key-file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The key to rotate to.",
+)
+@click.pass_context
+def key_rotate(ctx: click.Context, new_key_file: Path) -> None:
+    """Re-encrypt every value with a new key, online. The current key comes from --key-file
+    or the environment (none: the store is encrypted for the first time). Readers that hold
+    both keys (DEVICEBUCKET_ENCRYPTION_KEY=new,old) keep working throughout; an interrupted
+    rotation resumes when run again."""
+    new = KeyRing.from_file(new_key_file)
+    old = KeyRing.from_env()
+    ring = new if old is None else new.with_old(old)
+
+    async def rotate(store: Store) -> int:
+        with _progress("re-encrypting", None) as advance:
+            return await store.rotate_key(advance)
+
+    settings: _Settings = ctx.obj
+
+    async def run() -> int:
+        store = open_store(settings.db, token=settings.token, keys=ring)
+        try:
+            return await rotate(store)
+        finally:
+            await store.close()
+
+    count = asyncio.run(run())
+    _emit({"resealed": count, "key_id": new.key_id})
 
 
 @main.group()

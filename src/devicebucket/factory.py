@@ -6,6 +6,7 @@ import os
 
 from platformdirs import user_data_path
 
+from .crypto import KeyRing
 from .errors import InvalidValueError
 from .remote import HTTPStore
 from .rules import Limits
@@ -33,6 +34,7 @@ def open_store(
     token: str | None = None,
     limits: Limits | None = None,
     timeout: float = 10.0,
+    keys: KeyRing | None = None,
 ) -> Store:
     """Open the store ``url`` names; ``None`` means ``DEVICEBUCKET_URL`` or the default file.
 
@@ -42,16 +44,20 @@ def open_store(
       PostgreSQL, for many servers.
     * ``http://host:8787`` or ``https://...``: a devicebucket server, with ``token``
       (default ``DEVICEBUCKET_TOKEN``) and a ``timeout`` in seconds per request.
+
+    ``keys`` encrypt what a local store writes (default: ``DEVICEBUCKET_ENCRYPTION_KEY`` or
+    ``DEVICEBUCKET_KEY_FILE``, see :mod:`devicebucket.crypto`); a server encrypts its own.
     """
     url = url or default_url()
     limits = limits or Limits.from_env()
     scheme = scheme_of(url)
     if scheme in ("", "sqlite"):
-        return SQLiteStore(sqlite_path(url), limits=limits)
+        return SQLiteStore(sqlite_path(url), limits=limits, keys=keys or KeyRing.from_env())
     if scheme in ("postgresql", "postgres"):
         from .postgres import PostgresStore  # asyncpg is loaded only for PostgreSQL
 
-        return PostgresStore(url, limits=limits, timeout=timeout)
+        keys = keys or KeyRing.from_env()
+        return PostgresStore(url, limits=limits, timeout=timeout, keys=keys)
     if scheme in ("http", "https"):
         return HTTPStore(
             url, token=token or os.environ.get(ENV_TOKEN), limits=limits, timeout=timeout

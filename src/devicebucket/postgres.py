@@ -28,6 +28,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
+from .crypto import KeyRing
 from .errors import InvalidValueError, JobConflictError, StoreUnavailableError
 from .queries import device_page_sql
 from .rules import (
@@ -111,7 +112,8 @@ MIGRATIONS: tuple[str, ...] = (
         changes text NOT NULL,
         data text,
         PRIMARY KEY (device, job, version)
-    )
+    );
+    CREATE TABLE settings (name text PRIMARY KEY, value text NOT NULL)
     """,
 )
 
@@ -182,10 +184,11 @@ class PostgresStore(Store):
         min_pool: int | None = None,
         max_pool: int | None = None,
         timeout: float = 10.0,
+        keys: KeyRing | None = None,
     ) -> None:
         """Pool sizes come from the arguments, else ``?pool_min=&pool_max=`` in the URL,
         else 1 and 10."""
-        super().__init__(limits=limits)
+        super().__init__(limits=limits, keys=keys)
         self.dsn, params = split_url(url)
         self.schema = schema or params.get("schema")
         self.url = redact_url(url)
@@ -260,6 +263,10 @@ class PostgresStore(Store):
                 await conn.execute(
                     "INSERT INTO devicebucket_migrations (version) VALUES ($1)", number + 1
                 )
+            stored = await conn.fetchval("SELECT value FROM settings WHERE name = 'key_check'")
+            check = self._check_key(stored, f"PostgreSQL store {self.url}")
+            if check is not None:  # encryption turned on: new values are sealed from now on
+                await conn.execute("INSERT INTO settings VALUES ('key_check', $1)", check)
         self._migrated = True
 
     async def migrate(self) -> int:
@@ -295,7 +302,8 @@ class PostgresStore(Store):
             row = await conn.fetchrow(_SELECT_BUCKET, device, job or "")
         if row is None:
             return Snapshot(None, 0, None, "{}")
-        return Snapshot(None, row["version"], row["updated_at"], row["data"])
+        text = self._open(device, job, row["data"])
+        return Snapshot(None, row["version"], row["updated_at"], text)
 
     async def _devices(self, after: str | None, limit: int) -> list[DeviceInfo]:
         query = f"{_SELECT_DEVICES} WHERE device > $1 GROUP BY device ORDER BY device LIMIT $2"
@@ -341,7 +349,38 @@ class PostgresStore(Store):
         )
         async with self._connection() as conn:
             row = await conn.fetchrow(query, device, job or "", version)
-        return None if row is None else (row["data"], row["at"])
+        return None if row is None else (self._open(device, job, row["data"]), row["at"])
+
+    async def _reseal(self, limit: int) -> int:
+        keys = self.keys
+        assert keys is not None
+        primary = f"dbk1:{keys.key_id}:%"
+        count = 0
+        async with self._connection() as conn, conn.transaction():
+            for table in ("buckets", "history"):
+                rows = await conn.fetch(
+                    f"SELECT ctid, device, job, data FROM {table} WHERE data IS NOT NULL"
+                    " AND data NOT LIKE $1 LIMIT $2 FOR UPDATE",
+                    primary,
+                    limit - count,
+                )
+                await conn.executemany(
+                    f"UPDATE {table} SET data = $2 WHERE ctid = $1",
+                    [
+                        (r["ctid"], keys.seal(r["device"], r["job"], keys.open(*r[1:])))
+                        for r in rows
+                    ],
+                )
+                count += len(rows)
+        return count
+
+    async def _set_key_check(self, check: str) -> None:
+        async with self._connection() as conn:
+            await conn.execute(
+                "INSERT INTO settings VALUES ('key_check', $1)"
+                " ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+                check,
+            )
 
     async def _token(self, ident: str) -> Token | None:
         async with self._connection() as conn:
@@ -379,7 +418,7 @@ class PostgresStore(Store):
                         yield BucketRecord(
                             r["device"],
                             r["job"] or None,
-                            decode(r["data"]),
+                            decode(self._open(r["device"], r["job"], r["data"])),
                             r["version"],
                             r["updated_at"],
                         )
@@ -403,6 +442,7 @@ class PostgresStore(Store):
                 text, version, updated_at = (
                     (row["data"], row["version"], row["updated_at"]) if row else ("{}", 0, None)
                 )
+                text = self._open(device, key, text)
                 planned = plan_write(
                     decode(text), text, version, operation, expected_version, self.limits
                 )
@@ -413,10 +453,11 @@ class PostgresStore(Store):
                     if schema is not None:
                         validate_against_schema(planned.data, schema, job)
                 now = time.time()
+                stored = self._seal(device, key, planned.text)
                 values = (
                     device,
                     key,
-                    planned.text,
+                    stored,
                     planned.version,
                     len(planned.data),
                     planned.size,
@@ -447,7 +488,7 @@ class PostgresStore(Store):
                         now,
                         actor,
                         changes,
-                        planned.text,
+                        stored,
                     )
                     if planned.version % keep == 0:  # at least the last ``keep`` stay restorable
                         await conn.execute(_FORGET_CONTENTS, device, key, planned.version - keep)
@@ -505,7 +546,7 @@ class PostgresStore(Store):
                 (
                     b.device,
                     b.job or "",
-                    text,
+                    self._seal(b.device, b.job, text),
                     b.version,
                     len(b.data),
                     check_size(text, self.limits),

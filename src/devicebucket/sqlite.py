@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .crypto import KeyRing
 from .errors import DeviceBucketError, JobConflictError, StoreUnavailableError
 from .queries import device_page_sql
 from .rules import (
@@ -103,7 +104,8 @@ _MIGRATIONS = (
         changes TEXT NOT NULL,
         data TEXT,
         PRIMARY KEY (device, job, version)
-    )
+    );
+    CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)
     """,
 )
 
@@ -218,11 +220,12 @@ class SQLiteStore(Store):
         busy_timeout: float = 30.0,
         max_batch: int = 256,
         wal_autocheckpoint: int = 1000,
+        keys: KeyRing | None = None,
     ) -> None:
         """``wal_autocheckpoint`` is in pages (SQLite's default, 1,000). A larger value makes
         checkpoints rarer, which helps a server under sustained writes, but a WAL that is
         still growing costs a metadata flush on every fsync (see docs/benchmarks.md)."""
-        super().__init__(limits=limits)
+        super().__init__(limits=limits, keys=keys)
         self.path = Path(path)
         self.url = f"sqlite:///{self.path}"
         self.busy_timeout = busy_timeout
@@ -293,6 +296,10 @@ class SQLiteStore(Store):
                     if statement.strip():
                         conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+            row = conn.execute("SELECT value FROM settings WHERE name = 'key_check'").fetchone()
+            check = self._check_key(None if row is None else row[0], f"SQLite store {self.path}")
+            if check is not None:  # encryption turned on: new values are sealed from now on
+                conn.execute("INSERT INTO settings VALUES ('key_check', ?)", (check,))
         self._migrated = True
 
     def _conn(self) -> sqlite3.Connection:
@@ -327,12 +334,13 @@ class SQLiteStore(Store):
             row = self._conn().execute(_SELECT_BUCKET, (device, job or "")).fetchone()
         if row is None:
             return Snapshot({}, 0, None, "{}")
-        return Snapshot(decode(row[0]), row[1], row[2], row[0])
+        text = self._open(device, job, row[0])
+        return Snapshot(decode(text), row[1], row[2], text)
 
     async def _get_json(self, device: str, job: str | None) -> tuple[str, int]:
         with self._errors():
             row = self._conn().execute(_SELECT_BUCKET, (device, job or "")).fetchone()
-        return ("{}", 0) if row is None else (row[0], row[1])
+        return ("{}", 0) if row is None else (self._open(device, job, row[0]), row[1])
 
     async def _devices(self, after: str | None, limit: int) -> list[DeviceInfo]:
         query = f"{_SELECT_DEVICES} WHERE device > ? GROUP BY device ORDER BY device LIMIT ?"
@@ -373,7 +381,37 @@ class SQLiteStore(Store):
         )
         with self._errors():
             row = self._conn().execute(query, (device, job or "", version)).fetchone()
-        return None if row is None else (row[0], row[1])
+        return None if row is None else (self._open(device, job, row[0]), row[1])
+
+    async def _reseal(self, limit: int) -> int:
+        assert self.keys is not None
+        primary = f"dbk1:{self.keys.key_id}:%"
+        count = 0
+        self._state.drop_cache()  # this connection changes rows behind the cache
+        with self._errors():
+            conn = self._conn()
+            with _transaction(conn):
+                for table in ("buckets", "history"):
+                    rows = conn.execute(
+                        f"SELECT rowid, device, job, data FROM {table}"
+                        " WHERE data IS NOT NULL AND data NOT LIKE ? LIMIT ?",
+                        (primary, limit - count),
+                    ).fetchall()
+                    conn.executemany(
+                        f"UPDATE {table} SET data = ? WHERE rowid = ?",
+                        [
+                            (self.keys.seal(d, j, self.keys.open(d, j, data)), rowid)
+                            for rowid, d, j, data in rows
+                        ],
+                    )
+                    count += len(rows)
+        return count
+
+    async def _set_key_check(self, check: str) -> None:
+        with self._errors():
+            conn = self._conn()
+            with _transaction(conn):
+                conn.execute("INSERT OR REPLACE INTO settings VALUES ('key_check', ?)", (check,))
 
     async def _token(self, ident: str) -> Token | None:
         query = "SELECT id, device, created_at FROM tokens WHERE id = ?"
@@ -418,7 +456,8 @@ class SQLiteStore(Store):
                 if not rows:
                     break
                 for device, job, data, version, updated_at in rows:
-                    yield BucketRecord(device, job or None, decode(data), version, updated_at)
+                    text = self._open(device, job, data)
+                    yield BucketRecord(device, job or None, decode(text), version, updated_at)
         finally:
             with self._lock:
                 if conn in self._connections:
@@ -508,6 +547,7 @@ class SQLiteStore(Store):
         else:
             row = conn.execute(_SELECT_BUCKET, key).fetchone()
             text, version, updated_at = row if row is not None else ("{}", 0, None)
+            text = self._open(pending.device, pending.job, text)
             data = decode(text)
         planned = plan_write(
             data, text, version, pending.operation, pending.expected_version, self.limits
@@ -520,14 +560,14 @@ class SQLiteStore(Store):
             schema = self._schema(conn, state, pending.job)
             if schema is not None:
                 validate_against_schema(planned.data, schema, pending.job)
+        stored = self._seal(pending.device, pending.job, planned.text)
         conn.execute(
-            _UPSERT_BUCKET,
-            (*key, planned.text, planned.version, len(planned.data), planned.size, now),
+            _UPSERT_BUCKET, (*key, stored, planned.version, len(planned.data), planned.size, now)
         )
         keep = self.limits.history_versions
         if keep:  # 0: no history at all (the fastest writes)
             changes = encode_changes(planned.changes)
-            history = (*key, planned.version, now, pending.actor, changes, planned.text)
+            history = (*key, planned.version, now, pending.actor, changes, stored)
             conn.execute(_INSERT_HISTORY, history)
             if planned.version % keep == 0:  # at least the last ``keep`` stay restorable
                 conn.execute(_FORGET_CONTENTS, (*key, planned.version - keep))
@@ -642,8 +682,9 @@ class SQLiteStore(Store):
                 for b in buckets:
                     text = encode(b.data)
                     size = check_size(text, self.limits)
+                    stored = self._seal(b.device, b.job, text)
                     rows.append(
-                        (b.device, b.job or "", text, b.version, len(b.data), size, b.updated_at)
+                        (b.device, b.job or "", stored, b.version, len(b.data), size, b.updated_at)
                     )
                 conn.executemany(_UPSERT_BUCKET, rows)
                 conn.executemany(  # an imported bucket starts a history of its own

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeAlias
 
+from .crypto import EncryptionError, KeyRing, open_plain
 from .errors import ConflictError, InvalidValueError, NotFoundError
 from .rules import (
     Clear,
@@ -200,8 +201,53 @@ class Store(ABC):
     #: Where the store lives, for messages (never includes a password or token).
     url: str = ""
 
-    def __init__(self, *, limits: Limits | None = None) -> None:
+    def __init__(self, *, limits: Limits | None = None, keys: KeyRing | None = None) -> None:
         self.limits = limits or Limits()
+        self.keys = keys
+
+    # --- encryption at rest (backends call these on every stored bucket text) -----------
+
+    def _seal(self, device: str, job: str | None, text: str) -> str:
+        return text if self.keys is None else self.keys.seal(device, job or "", text)
+
+    def _open(self, device: str, job: str | None, stored: str) -> str:
+        if self.keys is None:
+            return open_plain(device, job or "", stored)
+        return self.keys.open(device, job or "", stored)
+
+    def _check_key(self, stored_check: str | None, where: str) -> str | None:
+        """Compare the configured key with the store's key check; return a new check to
+        store when encryption is being turned on (else None)."""
+        if stored_check is None:
+            return None if self.keys is None else self.keys.seal(*_KEY_CHECK, _KEY_CHECK[1])
+        if self.keys is None:
+            raise EncryptionError(
+                f"{where} is encrypted: give its key (DEVICEBUCKET_ENCRYPTION_KEY,"
+                " DEVICEBUCKET_KEY_FILE or --key-file)"
+            )
+        try:
+            if self.keys.open(*_KEY_CHECK, stored_check) == _KEY_CHECK[1]:
+                return None
+        except EncryptionError:
+            pass
+        raise EncryptionError(f"the encryption key does not match {where}")
+
+    async def rotate_key(
+        self, progress: Callable[[int], None] | None = None, *, batch: int = 500
+    ) -> int:
+        """Re-seal every stored value with the first key of ``self.keys`` (the new key; the
+        old one follows it in the ring), then record the new key check. Safe to run while
+        others read and write, and to run again after an interruption. Returns the count."""
+        if self.keys is None:
+            raise EncryptionError("give the new key (and the old one) to rotate to")
+        done = 0
+        while count := await self._reseal(batch):
+            done += count
+            if progress is not None:
+                progress(count)
+            await asyncio.sleep(0)  # one batch at a time: others on this loop go on
+        await self._set_key_check(self.keys.seal(*_KEY_CHECK, _KEY_CHECK[1]))
+        return done
 
     # --- buckets -----------------------------------------------------------------------
 
@@ -529,6 +575,14 @@ class Store(ABC):
         history (with the new contents; only the last ``limits.history_versions`` keep them),
         and make it durable."""
 
+    async def _reseal(self, limit: int) -> int:
+        """Re-seal up to ``limit`` stored values not sealed with the primary key, each in a
+        transaction that locks its row; return how many (0: none left)."""
+        raise EncryptionError(f"{type(self).__name__} does not store values itself")
+
+    async def _set_key_check(self, check: str) -> None:
+        raise EncryptionError(f"{type(self).__name__} does not store values itself")
+
     async def _restore(
         self, device: str, job: str | None, version: int, expected_version: int | None, actor: str
     ) -> Snapshot:
@@ -618,6 +672,9 @@ class Store(ABC):
     async def _import(
         self, jobs: list[Job], buckets: list[BucketRecord], tokens: list[TokenRecord]
     ) -> None: ...
+
+
+_KEY_CHECK = ("devicebucket", "key check")
 
 
 def encode_changes(changes: KeyChanges) -> str:

@@ -1,0 +1,140 @@
+"""Encryption at rest: bucket contents sealed with AES-256-GCM, bound to their device and job.
+
+A stored value is ``dbk1:<key id>:<base64url(nonce + ciphertext)>``. The associated data is
+the device and job, so a ciphertext copied to another bucket fails to open. Keys are 32
+random bytes, written as base64url (``devicebucket key generate``). A :class:`KeyRing` seals
+with its first key and opens with any of its keys: during a rotation it holds the new key
+first and the old one after it, so reads keep working while rows move to the new key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import secrets
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Final
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from .errors import StoreUnavailableError
+
+__all__ = ["KEY_ENV", "KEY_FILE_ENV", "EncryptionError", "KeyRing", "generate_key"]
+
+KEY_ENV: Final = "DEVICEBUCKET_ENCRYPTION_KEY"
+KEY_FILE_ENV: Final = "DEVICEBUCKET_KEY_FILE"
+PREFIX: Final = "dbk1:"
+_NONCE: Final = 12
+
+
+class EncryptionError(StoreUnavailableError):
+    """A value cannot be opened (wrong key, moved ciphertext) or no key was given."""
+
+
+def generate_key() -> str:
+    """A new key, as the text a key file holds."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+
+
+def _decode_key(text: str, source: str) -> bytes:
+    try:
+        raw = base64.urlsafe_b64decode(text.strip().encode())
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 32:
+        raise EncryptionError(
+            f"the encryption key from {source} is not 32 bytes of base64url"
+            " (make one with `devicebucket key generate`)"
+        )
+    return raw
+
+
+def _aad(device: str, job: str) -> bytes:
+    return f"{device}\x1f{job}".encode()
+
+
+class KeyRing:
+    """Keys to seal (the first) and open (any) bucket contents."""
+
+    def __init__(self, keys: Iterable[bytes]) -> None:
+        self._keys = [(hashlib.sha256(k).hexdigest()[:8], AESGCM(k)) for k in keys]
+        if not self._keys:
+            raise ValueError("a key ring needs at least one key")
+        self._by_id = dict(self._keys)
+
+    @classmethod
+    def from_texts(cls, texts: Iterable[str], source: str) -> KeyRing:
+        return cls(_decode_key(t, source) for t in texts)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> KeyRing | None:
+        """``DEVICEBUCKET_ENCRYPTION_KEY`` (comma-separated: new key first during a rotation)
+        or the file named by ``DEVICEBUCKET_KEY_FILE``; None if neither is set."""
+        env = os.environ if environ is None else environ
+        if env.get(KEY_ENV):
+            return cls.from_texts(env[KEY_ENV].split(","), f"${KEY_ENV}")
+        if env.get(KEY_FILE_ENV):
+            return cls.from_file(Path(env[KEY_FILE_ENV]))
+        return None
+
+    @classmethod
+    def from_file(cls, path: Path) -> KeyRing:
+        try:
+            lines = [line for line in path.read_text().splitlines() if line.strip()]
+        except OSError as exc:
+            raise EncryptionError(f"cannot read key file {path}: {exc.strerror}") from None
+        return cls.from_texts(lines, f"key file {path}")
+
+    @property
+    def key_id(self) -> str:
+        """The id of the sealing key (a hash prefix: it names a key, never reveals it)."""
+        return self._keys[0][0]
+
+    def with_old(self, old: KeyRing) -> KeyRing:
+        """This ring's keys first, then ``old``'s (for a rotation)."""
+        ring = KeyRing.__new__(KeyRing)
+        ring._keys = self._keys + [k for k in old._keys if k[0] not in self._by_id]
+        ring._by_id = dict(ring._keys)
+        return ring
+
+    def seal(self, device: str, job: str, text: str) -> str:
+        key_id, aead = self._keys[0]
+        nonce = secrets.token_bytes(_NONCE)
+        sealed = aead.encrypt(nonce, text.encode(), _aad(device, job))
+        return f"{PREFIX}{key_id}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+
+    def open(self, device: str, job: str, stored: str) -> str:
+        if not stored.startswith(PREFIX):
+            return stored  # written before encryption was turned on
+        key_id, _, body = stored[len(PREFIX) :].partition(":")
+        aead = self._by_id.get(key_id)
+        if aead is None:
+            raise EncryptionError(
+                f"a value in bucket {device!r}{f' (job {job!r})' if job else ''} is sealed"
+                f" with key {key_id}, which is not among the configured keys"
+            )
+        raw = base64.urlsafe_b64decode(body.encode())
+        try:
+            return aead.decrypt(raw[:_NONCE], raw[_NONCE:], _aad(device, job)).decode()
+        except InvalidTag:
+            raise EncryptionError(
+                f"a value in bucket {device!r}{f' (job {job!r})' if job else ''} does not"
+                " decrypt: it was sealed for another device or job, or it was altered"
+            ) from None
+
+    def sealed_with_primary(self, stored: str) -> bool:
+        return stored.startswith(f"{PREFIX}{self.key_id}:")
+
+
+def open_plain(device: str, job: str, stored: str) -> str:
+    """Reading without a key: plaintext passes, a sealed value is a clear error."""
+    if stored.startswith(PREFIX):
+        raise EncryptionError(
+            "this store is encrypted: give its key (DEVICEBUCKET_ENCRYPTION_KEY,"
+            " DEVICEBUCKET_KEY_FILE or --key-file)"
+        )
+    return stored
