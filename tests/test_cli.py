@@ -65,7 +65,10 @@ def test_errors_are_one_line_and_change_nothing(cli: Cli) -> None:
     fails(cli("get", "bad device"), "device id must be 1-256 characters")
     fails(cli("get", "pixel", db="ftp://nowhere"), "unsupported store URL")
     fails(cli("set", "pixel", "--json", '{"k": 1e999}'), "value at $.k is inf")
-    assert ok(cli("get", "pixel")) == {"password": "hunter2-secret"}
+    assert ok(cli("get", "pixel", "--reveal")) == {"password": "hunter2-secret"}
+    masked = cli("get", "pixel")
+    assert "hunter2" not in masked.stdout
+    assert ok(masked) == {"password": "••••••••"}
 
 
 def test_usage_errors_exit_two(cli: Cli) -> None:
@@ -216,9 +219,9 @@ def test_history_diff_and_restore(cli: Cli) -> None:
     revealed = ok(cli("diff", "pixel", "1", "2", "--reveal"))
     assert revealed["changed"]["password"] == {"from": "s3cret-one", "to": "s3cret-two"}  # type: ignore[index]
 
-    assert ok(cli("restore", "pixel", "--version", "1")) == {"a": "1", "password": "s3cret-one"}
+    assert ok(cli("restore", "pixel", "--version", "1")) == {"a": "1", "password": "••••••••"}
     newest = ok(cli("history", "pixel", "--limit", "1"))
     assert newest[0]["actor"] == "cli (restore of version 1)"  # type: ignore[index]
     fails(cli("restore", "pixel", "--version", "2", "--expected-version", "1"), "version conflict")
     fails(cli("diff", "pixel", "1", "77"), "version 77 of this bucket is not kept")
-    assert ok(cli("get", "pixel")) == {"a": "1", "password": "s3cret-one"}
+    assert ok(cli("get", "pixel", "--reveal")) == {"a": "1", "password": "s3cret-one"}

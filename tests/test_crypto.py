@@ -181,7 +181,7 @@ def test_key_commands(tmp_path: Path, cli: Callable[..., subprocess.CompletedPro
     rotated = cli("--key-file", str(key), "key", "rotate", "--new-key-file", str(new))
     assert rotated.returncode == 0, rotated.stderr
     assert '"resealed":2' in rotated.stdout
-    assert "hunter2-key-cmd" in cli("--key-file", str(new), "get", "pixel").stdout
+    assert "hunter2-key-cmd" in cli("--key-file", str(new), "get", "pixel", "--reveal").stdout
     assert cli("--key-file", str(key), "get", "pixel").returncode == 1
 
 

@@ -112,6 +112,19 @@ def parse_assignments(assignments: tuple[str, ...]) -> dict[str, Any]:
 job_option = click.option(
     "--job", metavar="ID", help="The job bucket of this job, not the device bucket."
 )
+reveal_option = click.option(
+    "--reveal",
+    is_flag=True,
+    help="Show values of secret-looking keys (masked by default; DEVICEBUCKET_SECRET_KEYS).",
+)
+
+
+def _masked(data: dict[str, Any], reveal: bool) -> dict[str, Any]:
+    """The bucket with values of secret-looking keys replaced by a mask, unless ``reveal``."""
+    if reveal:
+        return data
+    patterns = rules.secret_key_patterns()
+    return {k: MASK if rules.is_secret_key(k, patterns) else v for k, v in data.items()}
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -148,11 +161,12 @@ def main(ctx: click.Context, db: str | None, token: str | None, key_file: str | 
 @main.command()
 @click.argument("device")
 @job_option
+@reveal_option
 @click.pass_context
-def get(ctx: click.Context, device: str, job: str | None) -> None:
+def get(ctx: click.Context, device: str, job: str | None, reveal: bool) -> None:
     """Print a bucket ({} if it was never written)."""
     snapshot = _with_store(ctx, lambda store: store.get(device, job=job))
-    _emit(snapshot.data)
+    _emit(_masked(snapshot.data, reveal))
 
 
 @main.command(name="set")
@@ -160,6 +174,7 @@ def get(ctx: click.Context, device: str, job: str | None) -> None:
 @click.argument("assignments", nargs=-1, metavar="[KEY=VALUE | KEY:=JSON]...")
 @job_option
 @click.option("--json", "json_text", metavar="OBJECT", help="A JSON object to merge.")
+@reveal_option
 @click.pass_context
 def set_(
     ctx: click.Context,
@@ -167,6 +182,7 @@ def set_(
     assignments: tuple[str, ...],
     job: str | None,
     json_text: str | None,
+    reveal: bool,
 ) -> None:
     """Merge keys into a bucket and print the bucket after the write.
 
@@ -182,28 +198,32 @@ def set_(
     else:
         data = parse_assignments(assignments)
     snapshot = _with_store(ctx, lambda store: store.merge(device, data, job=job, actor="cli"))
-    _emit(snapshot.data)
+    _emit(_masked(snapshot.data, reveal))
 
 
 @main.command()
 @click.argument("device")
 @click.argument("keys", nargs=-1, required=True)
 @job_option
+@reveal_option
 @click.pass_context
-def delete(ctx: click.Context, device: str, keys: tuple[str, ...], job: str | None) -> None:
+def delete(
+    ctx: click.Context, device: str, keys: tuple[str, ...], job: str | None, reveal: bool
+) -> None:
     """Remove keys from a bucket and print the bucket after the write."""
     snapshot = _with_store(ctx, lambda store: store.delete(device, keys, job=job, actor="cli"))
-    _emit(snapshot.data)
+    _emit(_masked(snapshot.data, reveal))
 
 
 @main.command()
 @click.argument("device")
 @job_option
+@reveal_option
 @click.pass_context
-def clear(ctx: click.Context, device: str, job: str | None) -> None:
+def clear(ctx: click.Context, device: str, job: str | None, reveal: bool) -> None:
     """Remove every key of a bucket."""
     snapshot: Snapshot = _with_store(ctx, lambda store: store.clear(device, job=job, actor="cli"))
-    _emit(snapshot.data)
+    _emit(_masked(snapshot.data, reveal))
 
 
 @main.command()
@@ -224,7 +244,7 @@ def history(ctx: click.Context, device: str, job: str | None, limit: int) -> Non
 @click.argument("from_version", metavar="V1", type=click.IntRange(0))
 @click.argument("to_version", metavar="V2", type=click.IntRange(0))
 @job_option
-@click.option("--reveal", is_flag=True, help="Show the values of secret-looking keys.")
+@reveal_option
 @click.pass_context
 def diff(
     ctx: click.Context,
@@ -264,6 +284,7 @@ def diff(
     type=click.IntRange(0),
     help="Restore only if the bucket is still at this version.",
 )
+@reveal_option
 @click.pass_context
 def restore(
     ctx: click.Context,
@@ -271,6 +292,7 @@ def restore(
     version: int,
     job: str | None,
     expected_version: int | None,
+    reveal: bool,
 ) -> None:
     """Make a bucket what it was at --version, as a new version (so it can be undone).
 
@@ -281,7 +303,7 @@ def restore(
             device, version, job=job, expected_version=expected_version, actor="cli"
         ),
     )
-    _emit(snapshot.data)
+    _emit(_masked(snapshot.data, reveal))
 
 
 @main.command()
