@@ -73,8 +73,9 @@ class ServeProcess:
         *args: str,
         admin: str | None = ADMIN,
         tls: tuple[Path, Path] | None = None,
+        port: int | None = None,
     ) -> None:
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.verify: ssl.SSLContext | bool = (
             ssl.create_default_context(cafile=str(tls[0])) if tls else True

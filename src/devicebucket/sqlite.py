@@ -284,6 +284,15 @@ class SQLiteStore(Store):
             delay = min(delay * 2, 0.05)
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
+        if conn.execute("PRAGMA user_version").fetchone()[0] == _SCHEMA_VERSION:
+            # Up to date: check the key without a write transaction, so a store that can only
+            # be read (a read-only file) still opens for reading.
+            row = conn.execute("SELECT value FROM settings WHERE name = 'key_check'").fetchone()
+            stored = None if row is None else row[0]
+            if stored is not None or self.keys is None:
+                self._check_key(stored, f"SQLite store {self.path}")
+                self._migrated = True
+                return
         with _transaction(conn):
             current = conn.execute("PRAGMA user_version").fetchone()[0]
             if current > _SCHEMA_VERSION:
