@@ -65,3 +65,26 @@ def test_every_command_named_in_the_readme_exists() -> None:
     assert named
     for command in named:
         assert re.search(rf"^  {command}\b", help_text, re.M), command
+
+
+def test_encryption_example_runs_and_leaves_no_plaintext(tmp_path: Path) -> None:
+    (block,) = [b for b in blocks("sh") if "key generate -o fleet.key" in b]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEVICEBUCKET_")}
+    outputs = []
+    for line in block.strip().splitlines():
+        command = shlex.split(line.split("  #")[0])
+        result = subprocess.run(
+            [sys.executable, "-m", "devicebucket", *command[1:]],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, (line, result.stderr)
+        outputs.append(result.stdout)
+    assert '"password":"hunter2"' in outputs[2]  # --reveal
+    assert '"password":"••••••••"' in outputs[-1]  # masked, after the rotation
+    for name in ("secure.db", "secure.db-wal"):
+        if (tmp_path / name).exists():
+            assert b"hunter2" not in (tmp_path / name).read_bytes()
