@@ -18,7 +18,7 @@ from devicebucket.crypto import KeyRing
 from devicebucket.postgres import PostgresStore
 from devicebucket.server import create_app
 
-from .servers import ADMIN, ThreadedServer
+from .servers import ADMIN, SERVER_LOGS, ThreadedServer
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -127,3 +127,26 @@ def cli(db_url: str) -> Callable[..., subprocess.CompletedProcess[str]]:
         )
 
     return run
+
+
+# Values the tests store under secret-looking keys, or present as tokens. No server log of
+# the whole run may contain one (values never reach a log line).
+KNOWN_SECRETS = (
+    "hunter2",
+    "s3cret",
+    "correct-horse",
+    "sid=7f3a9c1e5b2d",
+    "pw-in-history",
+    "dbk_0123456789ab_",
+)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Scan the log of every server the run started for the known secrets."""
+    leaks = []
+    for log in SERVER_LOGS:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        leaks += [f"{secret!r} in {log}" for secret in KNOWN_SECRETS if secret in text]
+    if leaks:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print("\nsecrets found in server logs:\n  " + "\n  ".join(leaks))

@@ -18,6 +18,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 ADMIN = "test-admin-token-not-a-secret-of-anyone"
+SERVER_LOGS: list[Path] = []  # every ServeProcess log of this test run (conftest scans them)
 
 
 def bound_socket() -> socket.socket:
@@ -87,6 +88,7 @@ class ServeProcess:
             env["DEVICEBUCKET_ADMIN_TOKEN"] = admin
         self.log = Path(tempfile.gettempdir()) / f"devicebucket-serve-{self.port}.log"
         self.log_file = self.log.open("w")
+        SERVER_LOGS.append(self.log)
         self.process = subprocess.Popen(
             [
                 sys.executable,

@@ -386,6 +386,12 @@ def test_history_names_the_token_and_the_automation_never_the_secret(api: Api) -
     kept = api.call("GET", f"/v1/devices/{OWN}/bucket/history/{version}", ADMIN)
     assert kept.headers["etag"] == f'"{version}"'
     assert kept.json()["k"] == 1
+    api.call("PATCH", f"/v1/devices/{OWN}/bucket", ADMIN, {"password": "pw-in-history"})
+    latest = f"/v1/devices/{OWN}/bucket/history/{version + 1}"
+    assert api.call("GET", latest, ADMIN).json()["password"] == "••••••••"
+    assert api.call("GET", f"{latest}?reveal=true", ADMIN).json()["password"] == "pw-in-history"
+    assert api.call("GET", f"{latest}?reveal=yes", ADMIN).status_code == 400
+    version += 1
     missing = api.call("GET", f"/v1/devices/{OWN}/bucket/history/{version + 5}", ADMIN)
     assert missing.status_code == 404
     stale = api.call(

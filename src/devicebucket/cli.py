@@ -35,7 +35,6 @@ from .views import change_json, device_json, job_json, token_json
 __all__ = ["main"]
 
 T = TypeVar("T")
-MASK = "••••••••"
 
 
 class _Group(click.Group):
@@ -124,7 +123,7 @@ def _masked(data: dict[str, Any], reveal: bool) -> dict[str, Any]:
     if reveal:
         return data
     patterns = rules.secret_key_patterns()
-    return {k: MASK if rules.is_secret_key(k, patterns) else v for k, v in data.items()}
+    return {k: rules.MASK if rules.is_secret_key(k, patterns) else v for k, v in data.items()}
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -271,7 +270,7 @@ def diff(
         for section in changes.values():
             for key in section:
                 if rules.is_secret_key(key, patterns):
-                    section[key] = MASK
+                    section[key] = rules.MASK
     _emit(changes)
 
 

@@ -39,7 +39,6 @@ __all__ = ["SESSION_COOKIE", "dashboard_routes"]
 SESSION_COOKIE = "devicebucket_session"
 SESSION_SECONDS = 12 * 3600
 PAGE_SIZE = 50
-MASK = "••••••••"
 
 Page = Callable[[Request, dict[str, Any]], Awaitable[Response]]
 

@@ -120,7 +120,7 @@ def _bucket_operations(scope: tuple[str, ...], what: str) -> dict[str, dict[str,
                 f"The {what} as it was at a kept version (admin)",
                 _ok(_ref("Bucket"), f"The {what} at that version", etag=True),
                 (404, 422, 503),
-                parameters=(*scope, "version"),
+                parameters=(*scope, "version", "reveal"),
             )
         },
         "restore": {
@@ -185,6 +185,13 @@ def _components() -> dict[str, Any]:
                 "schema": {"type": "string", "pattern": r'^(\*|(W/)?"[0-9]{1,18}"|[0-9]{1,18})$'},
             },
             "after": {"name": "after", "in": "query", "required": False, "schema": id_param},
+            "reveal": {
+                "name": "reveal",
+                "in": "query",
+                "required": False,
+                "description": "Show values of secret-looking keys (masked by default)",
+                "schema": {"type": "string", "enum": ["true", "false"]},
+            },
             "version": {
                 "name": "version",
                 "in": "path",

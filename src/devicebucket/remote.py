@@ -291,7 +291,10 @@ class HTTPStore(Store):
     ) -> tuple[str, float] | None:
         try:
             response = await self._request(
-                "GET", f"{_bucket_path(device, job)}/history/{version}", retry_unknown=True
+                "GET",
+                f"{_bucket_path(device, job)}/history/{version}",
+                retry_unknown=True,
+                params={"reveal": "true"},  # the store hands out values; callers mask
             )
         except NotFoundError:
             return None

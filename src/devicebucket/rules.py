@@ -22,6 +22,7 @@ from .errors import ConflictError, InvalidSchemaError, InvalidValueError, Schema
 
 __all__ = [
     "ID_ALPHABET",
+    "MASK",
     "Clear",
     "Delete",
     "KeyChanges",
@@ -473,6 +474,7 @@ def schema_errors(
 # --- secret-looking keys ----------------------------------------------------------------
 
 SECRET_KEY_PATTERNS: Final = ("token", "password", "secret", "cookie", "session", "key")
+MASK: Final = "••••••••"  # shown instead of the value of a secret-looking key
 
 
 def secret_key_patterns(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:

@@ -46,7 +46,7 @@ from .errors import (
 from .exchange import HEADER, RecordParser, dump_record
 from .factory import open_store
 from .openapi import openapi_document
-from .rules import encode, secret_key_patterns
+from .rules import MASK, encode, is_secret_key, secret_key_patterns
 from .store import Snapshot, Store
 from .tokens import Token
 from .views import change_json, device_json, job_json, token_json
@@ -188,8 +188,15 @@ Handler = Callable[[Request, Token | None], Awaitable[Response]]
 class Api:
     """The routes of one app over one store."""
 
-    def __init__(self, store: Store, admin_token: str | None, max_import_bytes: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        admin_token: str | None,
+        max_import_bytes: int,
+        secret_keys: tuple[str, ...] = (),
+    ) -> None:
         self.store = store
+        self.secret_keys = secret_keys
         self.admin_hash = None if not admin_token else hashlib.sha256(admin_token.encode()).digest()
         self.max_body_bytes = store.limits.max_bucket_bytes + 64 * 1024
         self.max_import_bytes = max_import_bytes
@@ -364,11 +371,22 @@ class Api:
         return _json({"changes": [change_json(c) for c in changes]})
 
     async def history_version(self, request: Request, token: Token | None) -> Response:
+        """A kept version; values of secret-looking keys masked unless ``?reveal=true``."""
         params = request.path_params
+        reveal = request.query_params.get("reveal", "false")
+        if reveal not in ("true", "false"):
+            raise HTTPError(400, "bad_request", "reveal must be true or false")
         snapshot = await self.store.at_version(
             params["device"], params["version"], job=params.get("job")
         )
-        response = _bucket(snapshot)
+        if reveal == "true":
+            response = _bucket(snapshot)
+        else:
+            masked = {
+                k: MASK if is_secret_key(k, self.secret_keys) else v
+                for k, v in snapshot.data.items()
+            }
+            response = _bucket_text(encode(masked), snapshot.version)
         response.headers["X-Devicebucket-Version-Time"] = repr(snapshot.updated_at or 0.0)
         return response
 
@@ -506,6 +524,7 @@ class Api:
                 self.route(
                     f"{prefix}/bucket/history/{{version:int}}",
                     {"GET": (self.history_version, admin)},
+                    frozenset({"reveal"}),
                 ),
                 self.route(f"{prefix}/bucket/restore", {"POST": (self.restore, admin)}),
             ]
@@ -565,13 +584,14 @@ def create_app(
     process). ``secret_keys`` are the words that make a key's value masked in the dashboard
     (default: ``DEVICEBUCKET_SECRET_KEYS`` or ``rules.SECRET_KEY_PATTERNS``).
     """
-    api = Api(store, admin_token, max_import_bytes)
+    secret_keys = secret_key_patterns() if secret_keys is None else secret_keys
+    api = Api(store, admin_token, max_import_bytes, secret_keys)
     if session_secret is None:
         session_secret = secrets.token_bytes(32)
     ui = dashboard_routes(
         api,
         session_secret.encode() if isinstance(session_secret, str) else session_secret,
-        secret_key_patterns() if secret_keys is None else secret_keys,
+        secret_keys,
     )
 
     async def not_found(request: Request, exc: Exception) -> Response:
