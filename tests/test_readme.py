@@ -34,25 +34,30 @@ def test_python_example_runs(tmp_path: Path) -> None:
     assert (tmp_path / "fleet.db").exists()
 
 
-def test_cli_examples_run_in_order(tmp_path: Path) -> None:
-    (cli,) = [b for b in blocks("sh") if "devicebucket --db sqlite:///fleet.db set" in b]
+def run_block(block: str, cwd: Path) -> list[str]:
+    """Run each `devicebucket ...` line of a README block in order; return their outputs."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEVICEBUCKET_")}
-    for line in cli.strip().splitlines():
+    outputs = []
+    for line in block.strip().splitlines():
         command = shlex.split(line.split("  #")[0])
         assert command[0] == "devicebucket"
-        if "examples/" in line:
-            command = [
-                str(ROOT / part) if part.startswith("examples/") else part for part in command
-            ]
+        command = [str(ROOT / part) if part.startswith("examples/") else part for part in command]
         result = subprocess.run(
             [sys.executable, "-m", "devicebucket", *command[1:]],
-            cwd=tmp_path,
+            cwd=cwd,
             env=env,
             capture_output=True,
             text=True,
             timeout=60,
         )
         assert result.returncode == 0, (line, result.stderr)
+        outputs.append(result.stdout)
+    return outputs
+
+
+def test_cli_examples_run_in_order(tmp_path: Path) -> None:
+    (cli,) = [b for b in blocks("sh") if "devicebucket --db sqlite:///fleet.db set" in b]
+    run_block(cli, tmp_path)
     assert (tmp_path / "copy.db").exists()
 
 
@@ -69,20 +74,7 @@ def test_every_command_named_in_the_readme_exists() -> None:
 
 def test_encryption_example_runs_and_leaves_no_plaintext(tmp_path: Path) -> None:
     (block,) = [b for b in blocks("sh") if "key generate -o fleet.key" in b]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEVICEBUCKET_")}
-    outputs = []
-    for line in block.strip().splitlines():
-        command = shlex.split(line.split("  #")[0])
-        result = subprocess.run(
-            [sys.executable, "-m", "devicebucket", *command[1:]],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert result.returncode == 0, (line, result.stderr)
-        outputs.append(result.stdout)
+    outputs = run_block(block, tmp_path)
     assert '"password":"hunter2"' in outputs[2]  # --reveal
     assert '"password":"••••••••"' in outputs[-1]  # masked, after the rotation
     for name in ("secure.db", "secure.db-wal"):
