@@ -23,6 +23,8 @@ from devicebucket.server import create_app
 
 from .servers import ADMIN, ThreadedServer
 
+pytestmark = pytest.mark.slow
+
 EXAMPLES = 1_500  # per test: 12,000 requests in all (1, 2, 2 and 3 per example)
 COUNTS: dict[str, int] = {}
 
