@@ -118,10 +118,22 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 _SELECT_BUCKET = "SELECT data, version, updated_at FROM buckets WHERE device = $1 AND job = $2"
-_INSERT_HISTORY = """
-    INSERT INTO history VALUES ($1, $2, $3, $4, $5, $6, $7)
+_UPDATE_BUCKET = """
+    UPDATE buckets SET data = $3, version = $4, keys = $5, size = $6, updated_at = $7
+    WHERE device = $1 AND job = $2"""
+_INSERT_BUCKET = """
+    INSERT INTO buckets VALUES ($1, $2, $3, $4, $5, $6, $7)
+    ON CONFLICT (device, job) DO NOTHING RETURNING version"""
+_HISTORY_CONFLICT = """
     ON CONFLICT (device, job, version) DO UPDATE SET at = excluded.at, actor = excluded.actor,
         changes = excluded.changes, data = excluded.data"""
+_UPDATE_WITH_HISTORY = f"""
+    WITH bucket AS ({_UPDATE_BUCKET})
+    INSERT INTO history VALUES ($1, $2, $4, $7, $8::text, $9::text, $3) {_HISTORY_CONFLICT}"""
+_INSERT_WITH_HISTORY = f"""
+    WITH bucket AS ({_INSERT_BUCKET})
+    INSERT INTO history SELECT $1, $2, version, $7, $8::text, $9::text, $3 FROM bucket
+    {_HISTORY_CONFLICT} RETURNING version"""
 _FORGET_CONTENTS = """
     UPDATE history SET data = NULL
     WHERE device = $1 AND job = $2 AND version <= $3 AND data IS NOT NULL"""
@@ -463,35 +475,19 @@ class PostgresStore(Store):
                     planned.size,
                     now,
                 )
-                if row is not None:
-                    await conn.execute(
-                        "UPDATE buckets SET data = $3, version = $4, keys = $5, size = $6,"
-                        " updated_at = $7 WHERE device = $1 AND job = $2",
-                        *values,
-                    )
-                else:
-                    inserted = await conn.fetchval(
-                        "INSERT INTO buckets VALUES ($1, $2, $3, $4, $5, $6, $7)"
-                        " ON CONFLICT (device, job) DO NOTHING RETURNING version",
-                        *values,
-                    )
-                    if inserted is None:
-                        continue  # another writer created it first: lock its row, merge again
                 keep = self.limits.history_versions
-                if keep:  # 0: no history at all (the fastest writes)
-                    changes = encode_changes(planned.changes)
-                    await conn.execute(
-                        _INSERT_HISTORY,
-                        device,
-                        key,
-                        planned.version,
-                        now,
-                        actor,
-                        changes,
-                        stored,
-                    )
-                    if planned.version % keep == 0:  # at least the last ``keep`` stay restorable
-                        await conn.execute(_FORGET_CONTENTS, device, key, planned.version - keep)
+                # With the history on, the bucket and its history row are written by one
+                # statement (one round trip): a data-modifying CTE runs in any case.
+                history = (actor, encode_changes(planned.changes)) if keep else ()
+                if row is not None:
+                    update = _UPDATE_WITH_HISTORY if keep else _UPDATE_BUCKET
+                    await conn.execute(update, *values, *history)
+                else:
+                    insert = _INSERT_WITH_HISTORY if keep else _INSERT_BUCKET
+                    if await conn.fetchval(insert, *values, *history) is None:
+                        continue  # another writer created it first: lock its row, merge again
+                if keep and planned.version % keep == 0:  # at least the last ``keep`` stay
+                    await conn.execute(_FORGET_CONTENTS, device, key, planned.version - keep)
                 return Snapshot(None, planned.version, now, planned.text)
 
     async def _delete_device(self, device: str) -> int:
