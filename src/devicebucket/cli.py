@@ -56,10 +56,12 @@ class _Settings:
     token: str | None
 
 
-def _with_store(ctx: click.Context, fn: Callable[[Store], Awaitable[T]]) -> T:
+def _with_store(
+    ctx: click.Context, fn: Callable[[Store], Awaitable[T]], keys: KeyRing | None = None
+) -> T:
     async def run() -> T:
         settings: _Settings = ctx.obj
-        store = open_store(settings.db, token=settings.token)
+        store = open_store(settings.db, token=settings.token, keys=keys)
         try:
             return await fn(store)
         finally:
@@ -120,10 +122,7 @@ reveal_option = click.option(
 
 def _masked(data: dict[str, Any], reveal: bool) -> dict[str, Any]:
     """The bucket with values of secret-looking keys replaced by a mask, unless ``reveal``."""
-    if reveal:
-        return data
-    patterns = rules.secret_key_patterns()
-    return {k: rules.MASK if rules.is_secret_key(k, patterns) else v for k, v in data.items()}
+    return data if reveal else rules.mask_secrets(data, rules.secret_key_patterns())
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -265,13 +264,7 @@ def diff(
 
     before, after = _with_store(ctx, both)
     changes = rules.diff(before.data, after.data)
-    if not reveal:
-        patterns = rules.secret_key_patterns()
-        for section in changes.values():
-            for key in section:
-                if rules.is_secret_key(key, patterns):
-                    section[key] = rules.MASK
-    _emit(changes)
+    _emit({name: _masked(section, reveal) for name, section in changes.items()})
 
 
 @main.command()
@@ -426,7 +419,7 @@ def key_generate(output: Path | None) -> None:
         return
     with os.fdopen(os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
         f.write(text + "\n")
-    _emit({"key_file": str(output), "key_id": KeyRing.from_file(output).key_id})
+    _emit({"key_file": str(output), "key_id": KeyRing.from_texts([text], "the new key").key_id})
 
 
 @key.command(name="rotate")
@@ -450,16 +443,7 @@ def key_rotate(ctx: click.Context, new_key_file: Path) -> None:
         with _progress("re-encrypting", None) as advance:
             return await store.rotate_key(advance)
 
-    settings: _Settings = ctx.obj
-
-    async def run() -> int:
-        store = open_store(settings.db, token=settings.token, keys=ring)
-        try:
-            return await rotate(store)
-        finally:
-            await store.close()
-
-    count = asyncio.run(run())
+    count = _with_store(ctx, rotate, keys=ring)
     _emit({"resealed": count, "key_id": new.key_id})
 
 

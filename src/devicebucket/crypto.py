@@ -102,10 +102,10 @@ class KeyRing:
         return ring
 
     def seal(self, device: str, job: str, text: str) -> str:
-        key_id, aead = self._keys[0]
+        aead = self._keys[0][1]
         nonce = secrets.token_bytes(_NONCE)
         sealed = aead.encrypt(nonce, text.encode(), _aad(device, job))
-        return f"{PREFIX}{key_id}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+        return f"{self.prefix}{base64.urlsafe_b64encode(nonce + sealed).decode()}"
 
     def open(self, device: str, job: str, stored: str) -> str:
         if not stored.startswith(PREFIX):
@@ -126,8 +126,10 @@ class KeyRing:
                 " decrypt: it was sealed for another device or job, or it was altered"
             ) from None
 
-    def sealed_with_primary(self, stored: str) -> bool:
-        return stored.startswith(f"{PREFIX}{self.key_id}:")
+    @property
+    def prefix(self) -> str:
+        """How every value sealed with the first key begins."""
+        return f"{PREFIX}{self.key_id}:"
 
 
 def open_plain(device: str, job: str, stored: str) -> str:

@@ -26,7 +26,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from .errors import ConflictError, DeviceBucketError, SchemaViolationError
+from .errors import ConflictError, DeviceBucketError
 from .rules import check_id, diff, is_secret_key, schema_errors
 from .store import DEVICE_SORTS, Snapshot
 from .tokens import Token
@@ -102,7 +102,7 @@ class Dashboard:
         return {"token": token.id, "csrf": str(payload.get("csrf", ""))}
 
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-        html = self.env.get_template(template).render(secret_keys=self.secret_keys, **context)
+        html = self.env.get_template(template).render(**context)
         return HTMLResponse(
             html,
             status,
@@ -297,15 +297,9 @@ class Dashboard:
                 "secret": is_secret_key(key, self.secret_keys),
             }
             return await self.device(request, session, status=409, edit=edit, conflict=conflict)
-        except SchemaViolationError as exc:
-            return await self.device(
-                request, session, status=422, edit=edit, error=str(exc), path=exc.path
-            )
-        except (DeviceBucketError, ValueError) as exc:
+        except (DeviceBucketError, ValueError) as exc:  # schema violations included
             return await self.device(request, session, status=422, edit=edit, error=str(exc))
-        anchor = f"bucket-{job}" if job else "bucket-device"
-        target = f"/ui/devices/{device}?" + urlencode(done) + f"#{anchor}"
-        return RedirectResponse(target, 303)
+        return _back_to_bucket(device, job, done)
 
     # --- history -------------------------------------------------------------------------
 
@@ -376,8 +370,7 @@ class Dashboard:
         except DeviceBucketError as exc:
             return await self.history(request, session, status=422, error=str(exc))
         notice = {"restored": str(version), "now": str(restored.version)}
-        anchor = f"bucket-{job}" if job else "bucket-device"
-        return RedirectResponse(f"/ui/devices/{device}?{urlencode(notice)}#{anchor}", 303)
+        return _back_to_bucket(device, job, notice)
 
     # --- jobs ----------------------------------------------------------------------------
 
@@ -425,6 +418,12 @@ class Dashboard:
             Route("/ui/jobs/{job}", self.page(self.job)),
             Mount("/ui/static", StaticFiles(packages=[("devicebucket", "static")]), name="static"),
         ]
+
+
+def _back_to_bucket(device: str, job: str | None, notice: dict[str, str]) -> Response:
+    """After a change: the device page, scrolled to the bucket, saying what was done."""
+    anchor = f"bucket-{job}" if job else "bucket-device"
+    return RedirectResponse(f"/ui/devices/{device}?{urlencode(notice)}#{anchor}", 303)
 
 
 def _actor(session: dict[str, str]) -> str:

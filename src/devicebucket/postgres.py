@@ -366,7 +366,7 @@ class PostgresStore(Store):
     async def _reseal(self, limit: int) -> int:
         keys = self.keys
         assert keys is not None
-        primary = f"dbk1:{keys.key_id}:%"
+        primary = f"{keys.prefix}%"
         count = 0
         async with self._connection() as conn, conn.transaction():
             for table in ("buckets", "history"):

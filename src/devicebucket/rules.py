@@ -41,6 +41,7 @@ __all__ = [
     "is_secret_key",
     "json_path",
     "key_changes",
+    "mask_secrets",
     "normalize_data",
     "normalize_keys",
     "plan_write",
@@ -74,8 +75,10 @@ class Limits:
     def __post_init__(self) -> None:
         for name in _LIMIT_NAMES:
             value = getattr(self, name)
-            if type(value) is not int or value < (0 if name == "history_versions" else 1):
-                raise ValueError(f"limit {name} must be a positive integer")
+            least = 0 if name == "history_versions" else 1
+            if type(value) is not int or value < least:
+                what = "a positive integer" if least else "an integer >= 0"
+                raise ValueError(f"limit {name} must be {what}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Limits:
@@ -368,12 +371,9 @@ def plan_write(
 
 def _changes(current: JSONObject, operation: Operation) -> KeyChanges:
     """The keys ``operation`` touches, found in time proportional to the operation."""
-    if isinstance(operation, Merge):
+    if isinstance(operation, Merge):  # only the patch's keys can change
         patch = operation.patch
-        return KeyChanges(
-            tuple(sorted(k for k in patch if k not in current)),
-            tuple(sorted(k for k in patch if k in current and not _same(current[k], patch[k]))),
-        )
+        return key_changes({k: current[k] for k in patch if k in current}, patch)
     if isinstance(operation, Delete):
         return KeyChanges(removed=tuple(sorted({k for k in operation.keys if k in current})))
     if isinstance(operation, Replace):
@@ -490,3 +490,9 @@ def is_secret_key(key: str, patterns: Iterable[str] = SECRET_KEY_PATTERNS) -> bo
     """Whether a key's name contains one of ``patterns`` (case-insensitive)."""
     lowered = key.lower()
     return any(word in lowered for word in patterns)
+
+
+def mask_secrets(data: Mapping[str, Any], patterns: Iterable[str]) -> dict[str, Any]:
+    """``data`` with the value of every secret-looking key replaced by :data:`MASK`."""
+    patterns = tuple(patterns)
+    return {k: MASK if is_secret_key(k, patterns) else v for k, v in data.items()}

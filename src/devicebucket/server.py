@@ -46,7 +46,7 @@ from .errors import (
 from .exchange import HEADER, RecordParser, dump_record
 from .factory import open_store
 from .openapi import openapi_document
-from .rules import MASK, encode, is_secret_key, secret_key_patterns
+from .rules import encode, mask_secrets, secret_key_patterns
 from .store import Snapshot, Store
 from .tokens import Token
 from .views import change_json, device_json, job_json, token_json
@@ -382,10 +382,7 @@ class Api:
         if reveal == "true":
             response = _bucket(snapshot)
         else:
-            masked = {
-                k: MASK if is_secret_key(k, self.secret_keys) else v
-                for k, v in snapshot.data.items()
-            }
+            masked = mask_secrets(snapshot.data, self.secret_keys)
             response = _bucket_text(encode(masked), snapshot.version)
         response.headers["X-Devicebucket-Version-Time"] = repr(snapshot.updated_at or 0.0)
         return response

@@ -283,16 +283,18 @@ class SQLiteStore(Store):
             time.sleep(delay)  # only while a brand-new file is being set up
             delay = min(delay * 2, 0.05)
 
+    def _verify_key(self, conn: sqlite3.Connection) -> str | None:
+        """Check the configured key against the file's; a key check to store, if any."""
+        row = conn.execute("SELECT value FROM settings WHERE name = 'key_check'").fetchone()
+        return self._check_key(None if row is None else row[0], f"SQLite store {self.path}")
+
     def _migrate(self, conn: sqlite3.Connection) -> None:
-        if conn.execute("PRAGMA user_version").fetchone()[0] == _SCHEMA_VERSION:
-            # Up to date: check the key without a write transaction, so a store that can only
-            # be read (a read-only file) still opens for reading.
-            row = conn.execute("SELECT value FROM settings WHERE name = 'key_check'").fetchone()
-            stored = None if row is None else row[0]
-            if stored is not None or self.keys is None:
-                self._check_key(stored, f"SQLite store {self.path}")
-                self._migrated = True
-                return
+        # Up to date with nothing to record: no write transaction, so a store that can only
+        # be read (a read-only file) still opens for reading.
+        current = conn.execute("PRAGMA user_version").fetchone()[0]
+        if current == _SCHEMA_VERSION and self._verify_key(conn) is None:
+            self._migrated = True
+            return
         with _transaction(conn):
             current = conn.execute("PRAGMA user_version").fetchone()[0]
             if current > _SCHEMA_VERSION:
@@ -305,8 +307,7 @@ class SQLiteStore(Store):
                     if statement.strip():
                         conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-            row = conn.execute("SELECT value FROM settings WHERE name = 'key_check'").fetchone()
-            check = self._check_key(None if row is None else row[0], f"SQLite store {self.path}")
+            check = self._verify_key(conn)
             if check is not None:  # encryption turned on: new values are sealed from now on
                 conn.execute("INSERT INTO settings VALUES ('key_check', ?)", (check,))
         self._migrated = True
@@ -394,7 +395,7 @@ class SQLiteStore(Store):
 
     async def _reseal(self, limit: int) -> int:
         assert self.keys is not None
-        primary = f"dbk1:{self.keys.key_id}:%"
+        primary = f"{self.keys.prefix}%"
         count = 0
         self._state.drop_cache()  # this connection changes rows behind the cache
         with self._errors():
@@ -562,8 +563,8 @@ class SQLiteStore(Store):
             data, text, version, pending.operation, pending.expected_version, self.limits
         )
         if planned is None:
-            if cached is None:
-                state.remember(key, _Cached(text, version, updated_at, decode(text)))
+            if cached is None:  # nothing changed, so ``data`` still holds what ``text`` says
+                state.remember(key, _Cached(text, version, updated_at, data))
             return Snapshot(None, version, updated_at, text)
         if pending.job:
             schema = self._schema(conn, state, pending.job)

@@ -219,7 +219,7 @@ class Store(ABC):
         """Compare the configured key with the store's key check; return a new check to
         store when encryption is being turned on (else None)."""
         if stored_check is None:
-            return None if self.keys is None else self.keys.seal(*_KEY_CHECK, _KEY_CHECK[1])
+            return None if self.keys is None else _key_check(self.keys)
         if self.keys is None:
             raise EncryptionError(
                 f"{where} is encrypted: give its key (DEVICEBUCKET_ENCRYPTION_KEY,"
@@ -246,7 +246,7 @@ class Store(ABC):
             if progress is not None:
                 progress(count)
             await asyncio.sleep(0)  # one batch at a time: others on this loop go on
-        await self._set_key_check(self.keys.seal(*_KEY_CHECK, _KEY_CHECK[1]))
+        await self._set_key_check(_key_check(self.keys))
         return done
 
     # --- buckets -----------------------------------------------------------------------
@@ -675,6 +675,11 @@ class Store(ABC):
 
 
 _KEY_CHECK = ("devicebucket", "key check")
+
+
+def _key_check(keys: KeyRing) -> str:
+    """What the store keeps to recognise its key: a known text sealed with it."""
+    return keys.seal(*_KEY_CHECK, _KEY_CHECK[1])
 
 
 def encode_changes(changes: KeyChanges) -> str:
