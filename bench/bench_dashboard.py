@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from devicebucket import BucketRecord, Store, open_store
-from devicebucket.server import create_app
+from devicebucket.web.app import create_app
 
 ADMIN = "bench-admin-token"
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from devicebucket.postgres import PostgresStore
-from devicebucket.rules import encode
+from devicebucket.backends.postgres import PostgresStore
+from devicebucket.core.values import encode
 
 # Connections per side. Both pools together stay under PostgreSQL's default
 # max_connections (100); 64 clients queue for 40 connections, as a server's requests would.

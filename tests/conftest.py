@@ -14,9 +14,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from devicebucket import HTTPStore, SQLiteStore, Store
-from devicebucket.crypto import KeyRing
-from devicebucket.postgres import PostgresStore
-from devicebucket.server import create_app
+from devicebucket.backends.postgres import PostgresStore
+from devicebucket.core.crypto import KeyRing
+from devicebucket.web.app import create_app
 
 from .servers import ADMIN, SERVER_LOGS, ThreadedServer
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from devicebucket import Agent, InvalidValueError, Store
-from devicebucket.rules import Limits, normalize_data
+from devicebucket import Agent, InvalidValueError, Limits, Store
+from devicebucket.core.values import normalize_data
 
 SECRET = "hunter2-do-not-echo"
 

@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from devicebucket import SQLiteStore
-from devicebucket.server import create_app
+from devicebucket.web.app import create_app
 
 from .conftest import IN_CI
 from .servers import ADMIN, ThreadedServer

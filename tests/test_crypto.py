@@ -13,8 +13,8 @@ import asyncpg
 import pytest
 
 from devicebucket import SQLiteStore, StoreUnavailableError
-from devicebucket.crypto import EncryptionError, KeyRing, generate_key
-from devicebucket.postgres import PostgresStore
+from devicebucket.backends.postgres import PostgresStore
+from devicebucket.core.crypto import EncryptionError, KeyRing, generate_key
 
 from .conftest import PG_URL, drop_schema, pg_schema_url, require_postgres
 

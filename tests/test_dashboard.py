@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from devicebucket import SQLiteStore
-from devicebucket.dashboard import SESSION_COOKIE
-from devicebucket.server import create_app
+from devicebucket.web.app import create_app
+from devicebucket.web.dashboard import SESSION_COOKIE
 
 from .servers import ADMIN, ThreadedServer
 

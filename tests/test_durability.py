@@ -10,7 +10,7 @@ import sys
 from contextlib import closing
 
 from devicebucket import open_store
-from devicebucket.factory import sqlite_path
+from devicebucket.core.urls import sqlite_path
 
 from .conftest import ROOT
 

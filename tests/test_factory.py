@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from devicebucket import InvalidValueError, Limits, SQLiteStore, open_store
-from devicebucket.factory import default_url, redact_url, sqlite_path
+from devicebucket import InvalidValueError, Limits, SQLiteStore, default_url, open_store
+from devicebucket.core.urls import redact_url, sqlite_path
 
 
 def test_sqlite_urls_and_paths() -> None:

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devicebucket import SQLiteStore
-from devicebucket.server import create_app
+from devicebucket.web.app import create_app
 
 from .servers import ADMIN, ThreadedServer
 

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 
 from devicebucket import SQLiteStore
-from devicebucket.openapi import openapi_document
-from devicebucket.server import create_app
+from devicebucket.web.app import create_app
+from devicebucket.web.openapi import openapi_document
 
 from .servers import ADMIN, ThreadedServer
 

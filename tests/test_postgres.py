@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from devicebucket import Agent, HTTPStore, InvalidValueError, SQLiteStore
-from devicebucket.copying import CopyError, copy_store
-from devicebucket.postgres import MIGRATIONS, PostgresStore
+from devicebucket.backends.copying import CopyError, copy_store
+from devicebucket.backends.postgres import MIGRATIONS, PostgresStore
 
 from .conftest import IN_CI, PG_URL, drop_schema, pg_schema_url, require_postgres
 from .servers import ADMIN, ServeProcess

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devicebucket import Agent, Store
-from devicebucket.rules import json_path
+from devicebucket.core.values import json_path
 
 from .conftest import STORE_KINDS, open_test_store
 

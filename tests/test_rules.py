@@ -5,14 +5,9 @@ from __future__ import annotations
 import pytest
 
 from devicebucket import InvalidSchemaError, Limits, SchemaViolationError
-from devicebucket.rules import (
-    check_id,
-    check_schema,
-    json_path,
-    normalize_data,
-    validate_against_schema,
-)
-from devicebucket.store import schema_text
+from devicebucket.core.ids import check_id
+from devicebucket.core.schema import check_schema, schema_text, validate_against_schema
+from devicebucket.core.values import json_path, normalize_data
 
 
 @pytest.mark.parametrize("good", ["a", "pixel-7-01", "emu_5554", "user@host:profile.1", "x" * 256])

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from devicebucket import JobConflictError, Store
-from devicebucket.runner import AutomationError, load_automation, run_automations
+from devicebucket.entry.runner import AutomationError, load_automation, run_automations
 
 from .conftest import ROOT
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from devicebucket import SQLiteStore
-from devicebucket.server import create_app
+from devicebucket.web.app import create_app
 
 from .servers import ADMIN, ThreadedServer
 

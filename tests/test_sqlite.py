@@ -65,11 +65,11 @@ async def test_a_write_lock_held_too_long_fails_clearly_and_reads_go_on(tmp_path
 
 
 async def test_an_older_file_is_upgraded_in_place(tmp_path: Path) -> None:
-    from devicebucket.sqlite import _MIGRATIONS
+    from devicebucket.backends.sql import SQL, SQLITE
 
     path = tmp_path / "v1.db"
     with closing(sqlite3.connect(path)) as conn:
-        conn.executescript(_MIGRATIONS[0])
+        conn.executescript(";".join(SQL(SQLITE).steps[0]))
         conn.execute("""INSERT INTO buckets VALUES ('d', '', '{"a":1}', 4, 1, 7, 1.0)""")
         conn.execute("PRAGMA user_version = 1")
         conn.commit()

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-from .agent import (
-    Agent,
-    BucketResult,
-    BucketSuccess,
-    DeviceBucketResult,
-    DeviceBucketSuccess,
-    DeviceBucketUtils,
-    Failure,
-    JobBucketUtils,
-)
-from .errors import (
+from .backends.factory import default_url, open_store
+from .backends.http import HTTPStore
+from .backends.sqlite import SQLiteStore
+from .core.errors import (
     AccessDeniedError,
     ConflictError,
     DeviceBucketError,
@@ -23,12 +16,20 @@ from .errors import (
     SchemaViolationError,
     StoreUnavailableError,
 )
-from .factory import default_url, open_store
-from .remote import HTTPStore
-from .rules import Limits
-from .sqlite import SQLiteStore
-from .store import BucketRecord, DeviceInfo, Job, Snapshot, Store, TokenRecord
-from .tokens import Token
+from .core.limits import Limits
+from .core.model import BucketRecord, DeviceInfo, Job, Snapshot, TokenRecord
+from .core.store import Store
+from .core.tokens import Token
+from .entry.agent import (
+    Agent,
+    BucketResult,
+    BucketSuccess,
+    DeviceBucketResult,
+    DeviceBucketSuccess,
+    DeviceBucketUtils,
+    Failure,
+    JobBucketUtils,
+)
 
 __all__ = [
     "AccessDeniedError",

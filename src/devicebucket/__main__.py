@@ -1,3 +1,3 @@
-from devicebucket.cli import main
+from devicebucket.entry.cli import main
 
 main()

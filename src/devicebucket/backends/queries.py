@@ -8,9 +8,10 @@ a ``COUNT(DISTINCT device)``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from .sql import Dialect
 
 __all__ = ["DevicePageSQL", "device_page_sql"]
 
@@ -36,11 +37,11 @@ def device_page_sql(
     descending: bool,
     offset: int,
     limit: int,
-    param: Callable[[int], str],
-    contains: Callable[[str, str], str],
+    dialect: Dialect,
 ) -> DevicePageSQL:
-    """``param(n)`` spells the n-th placeholder (1-based); ``contains(column, needle)`` a
-    case-sensitive substring test (the needle is lowered here, ids are ASCII)."""
+    """The statements of one page in ``dialect`` (the search needle is lowered here: ids are
+    ASCII)."""
+    param, contains = dialect.param, dialect.contains
     where: list[str] = []
     args: list[Any] = []
     if search:

@@ -11,9 +11,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable
 from typing import Any, Generic, Literal, TypeAlias, TypedDict, TypeVar, cast
 
-from .errors import DeviceBucketError
-from .rules import check_id
-from .store import Snapshot, Store, UpdateFunction
+from ..core.errors import DeviceBucketError
+from ..core.ids import check_id
+from ..core.model import Snapshot, UpdateFunction
+from ..core.store import Store
 
 __all__ = [
     "Agent",

@@ -23,7 +23,16 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .errors import StoreUnavailableError
 
-__all__ = ["KEY_ENV", "KEY_FILE_ENV", "EncryptionError", "KeyRing", "generate_key"]
+__all__ = [
+    "KEY_ENV",
+    "KEY_FILE_ENV",
+    "EncryptionError",
+    "KeyRing",
+    "generate_key",
+    "key_check",
+    "open_plain",
+    "verify_key",
+]
 
 KEY_ENV: Final = "DEVICEBUCKET_ENCRYPTION_KEY"
 KEY_FILE_ENV: Final = "DEVICEBUCKET_KEY_FILE"
@@ -140,3 +149,29 @@ def open_plain(device: str, job: str, stored: str) -> str:
             " DEVICEBUCKET_KEY_FILE or --key-file)"
         )
     return stored
+
+
+_KEY_CHECK: Final = ("devicebucket", "key check")
+
+
+def key_check(keys: KeyRing) -> str:
+    """What a store keeps to recognise its key: a known text sealed with it."""
+    return keys.seal(*_KEY_CHECK, _KEY_CHECK[1])
+
+
+def verify_key(keys: KeyRing | None, stored_check: str | None, where: str) -> str | None:
+    """Compare the configured key with a store's key check; return a new check to store
+    when encryption is being turned on (else None). Raises EncryptionError on a mismatch."""
+    if stored_check is None:
+        return None if keys is None else key_check(keys)
+    if keys is None:
+        raise EncryptionError(
+            f"{where} is encrypted: give its key (DEVICEBUCKET_ENCRYPTION_KEY,"
+            " DEVICEBUCKET_KEY_FILE or --key-file)"
+        )
+    try:
+        if keys.open(*_KEY_CHECK, stored_check) == _KEY_CHECK[1]:
+            return None
+    except EncryptionError:
+        pass
+    raise EncryptionError(f"the encryption key does not match {where}")

@@ -11,8 +11,8 @@ import sys
 import click
 import uvicorn
 
-from .factory import default_url, open_store
-from .server import ADMIN_TOKEN_ENV, SESSION_SECRET_ENV
+from ..backends.factory import default_url, open_store
+from ..web.app import ADMIN_TOKEN_ENV, SESSION_SECRET_ENV
 
 __all__ = ["is_loopback", "serve_command"]
 
@@ -86,7 +86,7 @@ def serve_command(
     os.environ.setdefault(SESSION_SECRET_ENV, secrets.token_hex(32))
     sys.stderr.flush()
     uvicorn.run(
-        "devicebucket.server:app_from_env",
+        "devicebucket.web.app:app_from_env",
         factory=True,
         host=host,
         port=port,

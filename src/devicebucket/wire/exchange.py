@@ -16,8 +16,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from .errors import InvalidValueError
-from .store import BucketRecord, Job, Record, TokenRecord
+from ..core.errors import InvalidValueError
+from ..core.model import BucketRecord, Job, Record, TokenRecord
 
 __all__ = ["FORMAT", "HEADER", "RecordParser", "dump_record", "parse_records"]
 

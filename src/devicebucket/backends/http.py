@@ -18,50 +18,25 @@ import ssl
 import weakref
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
-from .errors import (
-    AccessDeniedError,
-    ConflictError,
-    InvalidSchemaError,
-    InvalidValueError,
-    JobConflictError,
-    NotFoundError,
-    SchemaViolationError,
-    StoreUnavailableError,
-)
-from .exchange import HEADER, RecordParser, dump_record
-from .rules import Clear, Delete, Limits, Merge, Operation
-from .store import (
-    BucketRecord,
-    Change,
-    DeviceInfo,
-    Job,
-    Record,
-    Snapshot,
-    Store,
-    TokenRecord,
-)
-from .tokens import Token
-from .urls import redact_url
-from .views import change_from_json
+from ..core.errors import AccessDeniedError, NotFoundError, StoreUnavailableError
+from ..core.limits import Limits
+from ..core.model import BucketRecord, Change, DeviceInfo, Job, Record, Snapshot, TokenRecord
+from ..core.operations import Clear, Delete, Merge, Operation
+from ..core.store import Store
+from ..core.tokens import Token
+from ..core.urls import redact_url
+from ..wire.errors import error_from_answer
+from ..wire.exchange import HEADER, RecordParser, dump_record
+from ..wire.routes import endpoint, url_of
+from ..wire.shapes import change_from_json
 
 __all__ = ["HTTPStore"]
 
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _UNKNOWN_FATE = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
-
-
-def _path(*parts: str) -> str:
-    return "/".join(quote(part, safe="") for part in parts)
-
-
-def _bucket_path(device: str, job: str | None) -> str:
-    if job is None:
-        return f"/v1/devices/{_path(device)}/bucket"
-    return f"/v1/devices/{_path(device)}/jobs/{_path(job)}/bucket"
 
 
 ACTOR_HEADER = "X-Devicebucket-Actor"
@@ -191,6 +166,20 @@ class HTTPStore(Store):
             return response
         raise self._unavailable(f"{cause} (after {self.retries + 1} attempts)")
 
+    async def _call(
+        self,
+        handler: str,
+        where: dict[str, str | int | None] | None = None,
+        *,
+        retry_unknown: bool,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Send the request of a route of the route table (by its handler's name)."""
+        where = where or {}
+        method = endpoint(handler, **where).method
+        url = url_of(handler, **where)
+        return await self._request(method, url, retry_unknown=retry_unknown, **kwargs)
+
     @staticmethod
     def _message(response: httpx.Response) -> str:
         try:
@@ -202,36 +191,24 @@ class HTTPStore(Store):
         return f"HTTP {response.status_code}"
 
     def _raise_for(self, response: httpx.Response) -> None:
-        status = response.status_code
-        if status < 400:
+        """Raise the store error an error answer stands for (the contract's error table)."""
+        if response.status_code < 400:
             return
-        message = self._message(response)
         try:
             body = response.json()
         except ValueError:
-            body = {}
-        code = body.get("code") if isinstance(body, dict) else None
-        if status in (401, 403):
-            raise AccessDeniedError(f"devicebucket server {self.url}: {message}")
-        if status == 412:
-            actual = body.get("version", -1) if isinstance(body, dict) else -1
-            raise ConflictError(-1, actual, message)
-        if status == 409:
-            raise JobConflictError(message)
-        if status == 404:
-            raise NotFoundError(message)
-        if code == "schema_violation":
-            raise SchemaViolationError(message, body.get("path", ""), body.get("rule", ""))
-        if code == "invalid_schema":
-            raise InvalidSchemaError(message)
-        if status in (400, 413, 422):
-            raise InvalidValueError(message)
-        raise self._unavailable(f"HTTP {status}: {message}")
+            body = None
+        error = error_from_answer(response.status_code, body, self._message(response))
+        if isinstance(error, (AccessDeniedError, StoreUnavailableError)):
+            raise type(error)(f"devicebucket server {self.url}: {error}")
+        raise error
 
     # --- buckets -------------------------------------------------------------------------
 
     async def _get(self, device: str, job: str | None) -> Snapshot:
-        response = await self._request("GET", _bucket_path(device, job), retry_unknown=True)
+        response = await self._call(
+            "get_bucket", {"device": device, "job": job}, retry_unknown=True
+        )
         return Snapshot(response.json(), _version(response))
 
     async def _write(
@@ -242,35 +219,30 @@ class HTTPStore(Store):
         expected_version: int | None,
         actor: str,
     ) -> Snapshot:
-        path = _bucket_path(device, job)
-        headers = _write_headers(expected_version, actor)
-        conditional = expected_version is not None
+        body: dict[str, Any] | None = None
         if isinstance(operation, Merge):
-            response = await self._request(
-                "PATCH", path, retry_unknown=conditional, headers=headers, json=operation.patch
-            )
+            handler, body = "patch_bucket", operation.patch
         elif isinstance(operation, Delete):
-            response = await self._request(
-                "POST",
-                f"{path}/delete-keys",
-                retry_unknown=conditional,
-                headers=headers,
-                json={"keys": list(operation.keys)},
-            )
+            handler, body = "delete_keys", {"keys": list(operation.keys)}
         elif isinstance(operation, Clear):
-            response = await self._request(
-                "DELETE", path, retry_unknown=conditional, headers=headers
-            )
+            handler = "clear_bucket"
         else:  # Replace comes only from restore(), which _restore sends as one request
             raise TypeError(f"the HTTP store does not send {type(operation).__name__} writes")
+        response = await self._call(
+            handler,
+            {"device": device, "job": job},
+            retry_unknown=expected_version is not None,
+            headers=_write_headers(expected_version, actor),
+            json=body,
+        )
         return Snapshot(response.json(), _version(response))
 
     async def _restore(
         self, device: str, job: str | None, version: int, expected_version: int | None, actor: str
     ) -> Snapshot:
-        response = await self._request(
-            "POST",
-            f"{_bucket_path(device, job)}/restore",
+        response = await self._call(
+            "restore",
+            {"device": device, "job": job},
             retry_unknown=expected_version is not None,
             headers=_write_headers(expected_version, actor),
             json={"version": version},
@@ -278,11 +250,11 @@ class HTTPStore(Store):
         return Snapshot(response.json(), _version(response))
 
     async def _history(self, device: str, job: str | None, limit: int) -> list[Change]:
-        response = await self._request(
-            "GET",
-            f"{_bucket_path(device, job)}/history",
+        response = await self._call(
+            "history",
+            {"device": device, "job": job},
             retry_unknown=True,
-            params={"limit": min(limit, 1000)},
+            params={"limit": limit},
         )
         return [change_from_json(c) for c in response.json()["changes"]]
 
@@ -290,9 +262,9 @@ class HTTPStore(Store):
         self, device: str, job: str | None, version: int
     ) -> tuple[str, float] | None:
         try:
-            response = await self._request(
-                "GET",
-                f"{_bucket_path(device, job)}/history/{version}",
+            response = await self._call(
+                "history_version",
+                {"device": device, "job": job, "version": version},
                 retry_unknown=True,
                 params={"reveal": "true"},  # the store hands out values; callers mask
             )
@@ -304,17 +276,17 @@ class HTTPStore(Store):
     # --- devices, jobs, tokens -----------------------------------------------------------
 
     async def _devices(self, after: str | None, limit: int) -> list[DeviceInfo]:
-        params: dict[str, str | int] = {"limit": min(limit, 1000)}
+        params: dict[str, str | int] = {"limit": limit}
         if after is not None:
             params["after"] = after
-        response = await self._request("GET", "/v1/devices", retry_unknown=True, params=params)
+        response = await self._call("list_devices", retry_unknown=True, params=params)
         return [
             DeviceInfo(d["device"], d["keys"], d["size"], d["updated_at"], tuple(d["jobs"]))
             for d in response.json()["devices"]
         ]
 
     async def _delete_device(self, device: str) -> int:
-        response = await self._request("DELETE", f"/v1/devices/{_path(device)}", retry_unknown=True)
+        response = await self._call("delete_device", {"device": device}, retry_unknown=True)
         return int(response.json()["deleted_buckets"])
 
     async def _put_job(
@@ -325,36 +297,32 @@ class HTTPStore(Store):
             "bucket_schema": None if schema is None else json.loads(schema),
             "replace_schema": replace_schema,
         }
-        response = await self._request(
-            "PUT", f"/v1/jobs/{_path(job)}", retry_unknown=True, json=body
-        )
+        response = await self._call("put_job", {"job": job}, retry_unknown=True, json=body)
         return _job(response.json())
 
     async def _get_job(self, job: str) -> Job | None:
         try:
-            response = await self._request("GET", f"/v1/jobs/{_path(job)}", retry_unknown=True)
+            response = await self._call("get_job", {"job": job}, retry_unknown=True)
         except NotFoundError:
             return None
         return _job(response.json())
 
     async def _jobs(self) -> list[Job]:
-        response = await self._request("GET", "/v1/jobs", retry_unknown=True)
+        response = await self._call("list_jobs", retry_unknown=True)
         return [_job(j) for j in response.json()["jobs"]]
 
     async def _issue_token(self, device: str | None) -> tuple[Token, str]:
-        response = await self._request(
-            "POST", "/v1/tokens", retry_unknown=False, json={"device": device}
-        )
+        response = await self._call("create_token", retry_unknown=False, json={"device": device})
         body = response.json()
         return _token(body), str(body["token"])
 
     async def _tokens(self) -> list[Token]:
-        response = await self._request("GET", "/v1/tokens", retry_unknown=True)
+        response = await self._call("list_tokens", retry_unknown=True)
         return [_token(t) for t in response.json()["tokens"]]
 
     async def _delete_token(self, ident: str) -> bool:
         try:
-            await self._request("DELETE", f"/v1/tokens/{_path(ident)}", retry_unknown=True)
+            await self._call("revoke_token", {"token": ident}, retry_unknown=True)
         except NotFoundError:
             return False
         return True
@@ -362,9 +330,8 @@ class HTTPStore(Store):
     async def _authenticate(self, presented: str) -> Token | None:
         """Ask the server who ``presented`` is (token hashes never leave the server)."""
         try:
-            response = await self._request(
-                "GET",
-                "/v1/whoami",
+            response = await self._call(
+                "whoami",
                 retry_unknown=True,
                 headers={"Authorization": f"Bearer {presented}"},
             )
@@ -377,7 +344,8 @@ class HTTPStore(Store):
     async def _export(self) -> AsyncIterator[Record]:
         parser = RecordParser()
         try:
-            async with self._client().stream("GET", "/v1/export") as response:
+            route = endpoint("export")
+            async with self._client().stream(route.method, route.path) as response:
                 if response.status_code >= 400:
                     await response.aread()
                     self._raise_for(response)
@@ -394,9 +362,8 @@ class HTTPStore(Store):
     ) -> None:
         records: list[Record] = [*jobs, *tokens, *buckets]
         lines = [json.dumps(HEADER)] + [dump_record(r) for r in records]
-        await self._request(
-            "POST",
-            "/v1/import",
+        await self._call(
+            "import_",
             retry_unknown=False,
             content="\n".join(lines).encode(),
             headers={"Content-Type": "application/x-ndjson"},

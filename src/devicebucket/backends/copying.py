@@ -6,9 +6,10 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .errors import DeviceBucketError
-from .rules import encode
-from .store import BucketRecord, Job, Record, Store
+from ..core.errors import DeviceBucketError
+from ..core.model import BucketRecord, Job, Record
+from ..core.store import Store
+from ..core.values import encode
 
 __all__ = ["CopyError", "Inventory", "copy_store", "inventory"]
 

@@ -21,7 +21,6 @@ How it is fast and safe at once:
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sqlite3
 import threading
@@ -32,19 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .crypto import KeyRing
-from .errors import DeviceBucketError, JobConflictError, StoreUnavailableError
-from .queries import device_page_sql
-from .rules import (
-    Limits,
-    Operation,
-    check_size,
-    decode,
-    encode,
-    plan_write,
-    validate_against_schema,
-)
-from .store import (
+from ..core.crypto import KeyRing
+from ..core.errors import DeviceBucketError, StoreUnavailableError
+from ..core.limits import Limits
+from ..core.model import (
     BucketRecord,
     Change,
     DeviceInfo,
@@ -52,93 +42,20 @@ from .store import (
     Job,
     Record,
     Snapshot,
-    Store,
     TokenRecord,
     decode_change,
-    encode_changes,
-    schema_text,
 )
-from .tokens import Token, hash_token, new_token, token_id, token_matches
+from ..core.operations import Operation
+from ..core.planner import StoredBucket, WritePlan, plan_job, plan_write
+from ..core.tokens import Token, hash_token, new_token, token_id, token_matches
+from ..core.values import decode
+from .queries import device_page_sql
+from .sql import SQL, SQLITE, SQLStore, device_info, job_row
 
 __all__ = ["SQLiteStore"]
 
-_SCHEMA_VERSION = 4
-_MIGRATIONS = (
-    """
-    CREATE TABLE buckets (
-        device TEXT NOT NULL,
-        job TEXT NOT NULL DEFAULT '',
-        data TEXT NOT NULL,
-        version INTEGER NOT NULL,
-        keys INTEGER NOT NULL,
-        size INTEGER NOT NULL,
-        updated_at REAL NOT NULL,
-        PRIMARY KEY (device, job)
-    );
-    CREATE TABLE jobs (
-        job TEXT PRIMARY KEY,
-        automation TEXT,
-        schema TEXT,
-        created_at REAL NOT NULL,
-        updated_at REAL NOT NULL
-    );
-    """,
-    """
-    CREATE TABLE tokens (
-        id TEXT PRIMARY KEY,
-        device TEXT,
-        hash TEXT NOT NULL,
-        created_at REAL NOT NULL
-    );
-    """,
-    # Which devices have a bucket of a job (the dashboard's job page), without a full scan.
-    "CREATE INDEX buckets_by_job ON buckets (job, device)",
-    # Every change: who, when, which keys; ``data`` only for the last N versions.
-    """
-    CREATE TABLE history (
-        device TEXT NOT NULL,
-        job TEXT NOT NULL,
-        version INTEGER NOT NULL,
-        at REAL NOT NULL,
-        actor TEXT NOT NULL,
-        changes TEXT NOT NULL,
-        data TEXT,
-        PRIMARY KEY (device, job, version)
-    );
-    CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)
-    """,
-)
-
-_SELECT_BUCKET = "SELECT data, version, updated_at FROM buckets WHERE device = ? AND job = ?"
-_UPSERT_BUCKET = """
-    INSERT INTO buckets (device, job, data, version, keys, size, updated_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (device, job) DO UPDATE SET data = excluded.data, version = excluded.version,
-        keys = excluded.keys, size = excluded.size, updated_at = excluded.updated_at
-"""
-_INSERT_HISTORY = "INSERT OR REPLACE INTO history VALUES (?, ?, ?, ?, ?, ?, ?)"
-_FORGET_CONTENTS = """
-    UPDATE history SET data = NULL
-    WHERE device = ? AND job = ? AND version <= ? AND data IS NOT NULL"""
-_SELECT_HISTORY = """
-    SELECT version, at, actor, changes, data IS NOT NULL FROM history
-    WHERE device = ? AND job = ?"""
-_SELECT_DEVICES = """
-    SELECT device, SUM(CASE WHEN job = '' THEN keys ELSE 0 END), SUM(size),
-           MAX(updated_at), GROUP_CONCAT(NULLIF(job, ''), char(31))
-    FROM buckets"""
-_SELECT_JOB = "SELECT job, automation, schema, created_at, updated_at FROM jobs"
-
-
-def _instr(column: str, needle: str) -> str:
-    return f"instr({column}, {needle}) > 0"
-
-
-def _device_info(row: tuple[Any, ...]) -> DeviceInfo:
-    device, keys, size, updated, jobs = row
-    return DeviceInfo(
-        device, keys, size, updated, tuple(sorted(jobs.split("\x1f"))) if jobs else ()
-    )
+_SQL = SQL(SQLITE)
+_SCHEMA_VERSION = len(_SQL.steps)  # one version a migration step
 
 
 @dataclass(slots=True)
@@ -155,16 +72,6 @@ class _Pending:
 _CACHE_BYTES = 16 * 1024 * 1024
 
 
-@dataclass(slots=True)
-class _Cached:
-    """A bucket as this connection last wrote it. ``data`` is never handed out or mutated."""
-
-    text: str
-    version: int
-    updated_at: float | None
-    data: dict[str, Any]
-
-
 class _ThreadState(threading.local):
     """Per thread: its connection, its event loop's pending write batch, its write cache."""
 
@@ -173,7 +80,7 @@ class _ThreadState(threading.local):
         self.pid = 0
         self.pending: list[_Pending] = []
         self.leading = False
-        self.cache: dict[tuple[str, str], _Cached] = {}
+        self.cache: dict[tuple[str, str], StoredBucket] = {}
         self.cache_bytes = 0
         self.schemas: dict[str, str | None] = {}
         self.data_version: int | None = None
@@ -184,7 +91,8 @@ class _ThreadState(threading.local):
         self.cache_bytes = 0
         self.data_version = None
 
-    def remember(self, key: tuple[str, str], entry: _Cached) -> None:
+    def remember(self, key: tuple[str, str], entry: StoredBucket) -> None:
+        """Keep a bucket as this connection last wrote it (its ``data`` is never handed out)."""
         old = self.cache.pop(key, None)
         if old is not None:
             self.cache_bytes -= len(old.text)
@@ -195,21 +103,7 @@ class _ThreadState(threading.local):
             self.cache_bytes -= len(evicted.text)
 
 
-def _job_from_row(row: tuple[Any, ...]) -> Job:
-    job, automation, schema, created_at, updated_at = row
-    return Job(
-        job, automation, None if schema is None else decode_schema(schema), created_at, updated_at
-    )
-
-
-def decode_schema(text: str) -> dict[str, Any] | bool:
-    value = json.loads(text)
-    if not isinstance(value, (dict, bool)):
-        raise StoreUnavailableError("a stored job schema is not a JSON object")
-    return value
-
-
-class SQLiteStore(Store):
+class SQLiteStore(SQLStore):
     """A store in one SQLite file. Safe to share between coroutines, threads and processes."""
 
     def __init__(
@@ -285,7 +179,7 @@ class SQLiteStore(Store):
 
     def _verify_key(self, conn: sqlite3.Connection) -> str | None:
         """Check the configured key against the file's; a key check to store, if any."""
-        row = conn.execute("SELECT value FROM settings WHERE name = 'key_check'").fetchone()
+        row = conn.execute(_SQL.key_check).fetchone()
         return self._check_key(None if row is None else row[0], f"SQLite store {self.path}")
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
@@ -302,14 +196,13 @@ class SQLiteStore(Store):
                     f"SQLite store {self.path} was written by a newer devicebucket"
                     f" (schema {current}, this one knows {_SCHEMA_VERSION})"
                 )
-            for number in range(current, _SCHEMA_VERSION):
-                for statement in _MIGRATIONS[number].split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+            for step in _SQL.steps[current:]:
+                for statement in step:
+                    conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
             check = self._verify_key(conn)
             if check is not None:  # encryption turned on: new values are sealed from now on
-                conn.execute("INSERT INTO settings VALUES ('key_check', ?)", (check,))
+                conn.execute(_SQL.set_key_check, (check,))
         self._migrated = True
 
     def _conn(self) -> sqlite3.Connection:
@@ -329,6 +222,19 @@ class SQLiteStore(Store):
         except (sqlite3.Error, OSError) as exc:
             raise self._fail(exc) from None
 
+    @contextmanager
+    def _changing(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction outside the batch path (it changes rows behind the cache)."""
+        self._state.drop_cache()
+        with self._errors():
+            conn = self._conn()
+            with _transaction(conn):
+                yield conn
+
+    def _read(self, query: str, *args: Any) -> list[Any]:
+        with self._errors():
+            return self._conn().execute(query, args).fetchall()
+
     async def close(self) -> None:
         self._closed = True
         with self._lock:
@@ -341,7 +247,7 @@ class SQLiteStore(Store):
 
     async def _get(self, device: str, job: str | None) -> Snapshot:
         with self._errors():
-            row = self._conn().execute(_SELECT_BUCKET, (device, job or "")).fetchone()
+            row = self._conn().execute(_SQL.select_bucket, (device, job or "")).fetchone()
         if row is None:
             return Snapshot({}, 0, None, "{}")
         text = self._open(device, job, row[0])
@@ -349,95 +255,60 @@ class SQLiteStore(Store):
 
     async def _get_json(self, device: str, job: str | None) -> tuple[str, int]:
         with self._errors():
-            row = self._conn().execute(_SELECT_BUCKET, (device, job or "")).fetchone()
+            row = self._conn().execute(_SQL.select_bucket, (device, job or "")).fetchone()
         return ("{}", 0) if row is None else (self._open(device, job, row[0]), row[1])
 
     async def _devices(self, after: str | None, limit: int) -> list[DeviceInfo]:
-        query = f"{_SELECT_DEVICES} WHERE device > ? GROUP BY device ORDER BY device LIMIT ?"
-        with self._errors():
-            rows = self._conn().execute(query, (after or "", limit)).fetchall()
-        return [_device_info(row) for row in rows]
+        return [device_info(row) for row in self._read(_SQL.devices_after, after or "", limit)]
 
     async def _device(self, device: str) -> DeviceInfo | None:
-        with self._errors():
-            row = self._conn().execute(f"{_SELECT_DEVICES} WHERE device = ?", (device,)).fetchone()
-        return None if row is None or row[0] is None else _device_info(row)
+        rows = self._read(_SQL.device, device)
+        return device_info(rows[0]) if rows else None
 
     async def _device_page(
         self, search: str, job: str | None, sort: str, descending: bool, offset: int, limit: int
     ) -> DevicePage:
-        sql = device_page_sql(search, job, sort, descending, offset, limit, lambda n: "?", _instr)
+        sql = device_page_sql(search, job, sort, descending, offset, limit, SQLITE)
         with self._errors():
             conn = self._conn()
             ids = [row[0] for row in conn.execute(sql.page, sql.page_args)]
             total = conn.execute(sql.count, sql.count_args).fetchone()[0]
-            marks = ",".join("?" * len(ids))
-            query = f"{_SELECT_DEVICES} WHERE device IN ({marks}) GROUP BY device"
-            found = {row[0]: _device_info(row) for row in conn.execute(query, ids)}
+            query = _SQL.devices_in.format(marks=",".join("?" * len(ids)))
+            found = {row[0]: device_info(row) for row in conn.execute(query, ids)}
         return DevicePage([found[device] for device in ids if device in found], total)
 
     async def _history(self, device: str, job: str | None, limit: int) -> list[Change]:
-        query = f"{_SELECT_HISTORY} ORDER BY version DESC LIMIT ?"
-        with self._errors():
-            rows = self._conn().execute(query, (device, job or "", limit)).fetchall()
+        rows = self._read(_SQL.select_history, device, job or "", limit)
         return [decode_change(*row) for row in rows]
 
     async def _history_text(
         self, device: str, job: str | None, version: int
     ) -> tuple[str, float] | None:
-        query = (
-            "SELECT data, at FROM history WHERE device = ? AND job = ? AND version = ?"
-            " AND data IS NOT NULL"
-        )
-        with self._errors():
-            row = self._conn().execute(query, (device, job or "", version)).fetchone()
-        return None if row is None else (self._open(device, job, row[0]), row[1])
-
-    async def _reseal(self, limit: int) -> int:
-        assert self.keys is not None
-        primary = f"{self.keys.prefix}%"
-        count = 0
-        self._state.drop_cache()  # this connection changes rows behind the cache
-        with self._errors():
-            conn = self._conn()
-            with _transaction(conn):
-                for table in ("buckets", "history"):
-                    rows = conn.execute(
-                        f"SELECT rowid, device, job, data FROM {table}"
-                        " WHERE data IS NOT NULL AND data NOT LIKE ? LIMIT ?",
-                        (primary, limit - count),
-                    ).fetchall()
-                    conn.executemany(
-                        f"UPDATE {table} SET data = ? WHERE rowid = ?",
-                        [
-                            (self.keys.seal(d, j, self.keys.open(d, j, data)), rowid)
-                            for rowid, d, j, data in rows
-                        ],
-                    )
-                    count += len(rows)
-        return count
-
-    async def _set_key_check(self, check: str) -> None:
-        with self._errors():
-            conn = self._conn()
-            with _transaction(conn):
-                conn.execute("INSERT OR REPLACE INTO settings VALUES ('key_check', ?)", (check,))
+        rows = self._read(_SQL.select_kept, device, job or "", version)
+        return (self._open(device, job, rows[0][0]), rows[0][1]) if rows else None
 
     async def _token(self, ident: str) -> Token | None:
-        query = "SELECT id, device, created_at FROM tokens WHERE id = ?"
-        with self._errors():
-            row = self._conn().execute(query, (ident,)).fetchone()
-        return None if row is None else Token(*row)
+        rows = self._read(_SQL.select_token, ident)
+        return Token(*rows[0]) if rows else None
 
     async def _get_job(self, job: str) -> Job | None:
-        with self._errors():
-            row = self._conn().execute(f"{_SELECT_JOB} WHERE job = ?", (job,)).fetchone()
-        return None if row is None else _job_from_row(row)
+        rows = self._read(_SQL.select_job, job)
+        return job_row(rows[0]).to_job() if rows else None
 
     async def _jobs(self) -> list[Job]:
-        with self._errors():
-            rows = self._conn().execute(f"{_SELECT_JOB} ORDER BY job").fetchall()
-        return [_job_from_row(row) for row in rows]
+        return [job_row(row).to_job() for row in self._read(_SQL.select_jobs)]
+
+    async def _job_summaries(self) -> list[tuple[Job, int]]:
+        return [(job_row(row).to_job(), row[5]) for row in self._read(_SQL.job_summaries)]
+
+    async def _tokens(self) -> list[Token]:
+        return [Token(*row) for row in self._read(_SQL.select_tokens)]
+
+    async def _authenticate(self, presented: str) -> Token | None:
+        rows = self._read(_SQL.token_hash, token_id(presented))
+        if not rows or not token_matches(presented, rows[0][3]):
+            return None
+        return Token(*rows[0][:3])
 
     async def _export(self) -> AsyncIterator[Record]:
         # A connection of its own, in one read transaction: a consistent snapshot, and the
@@ -447,19 +318,14 @@ class SQLiteStore(Store):
         try:
             with self._errors():
                 conn.execute("BEGIN")
-                jobs = conn.execute(f"{_SELECT_JOB} ORDER BY job").fetchall()
-                tokens = conn.execute(
-                    "SELECT id, device, hash, created_at FROM tokens ORDER BY id"
-                ).fetchall()
+                jobs = conn.execute(_SQL.select_jobs).fetchall()
+                tokens = conn.execute(_SQL.export_tokens).fetchall()
             for row in jobs:
-                yield _job_from_row(row)
+                yield job_row(row).to_job()
             for row in tokens:
                 yield TokenRecord(*row)
             with self._errors():
-                cursor = conn.execute(
-                    "SELECT device, job, data, version, updated_at FROM buckets"
-                    " ORDER BY device, job"
-                )
+                cursor = conn.execute(_SQL.export_buckets)
             while True:
                 with self._errors():
                     rows = cursor.fetchmany(500)
@@ -549,161 +415,117 @@ class SQLiteStore(Store):
     def _apply(
         self, conn: sqlite3.Connection, state: _ThreadState, pending: _Pending, now: float
     ) -> Snapshot:
+        """Read the bucket (from the cache where it is good), plan the write, execute it."""
         key = (pending.device, pending.job)
         cached = state.cache.get(key)
-        if cached is not None:
-            text, version, updated_at = cached.text, cached.version, cached.updated_at
-            data = dict(cached.data)  # shallow: operations replace top-level values only
+        if cached is not None and cached.data is not None:
+            # A shallow copy: operations replace top-level values only.
+            data = dict(cached.data)
+            stored = StoredBucket(cached.text, cached.version, cached.updated_at, data)
         else:
-            row = conn.execute(_SELECT_BUCKET, key).fetchone()
+            row = conn.execute(_SQL.select_bucket, key).fetchone()
             text, version, updated_at = row if row is not None else ("{}", 0, None)
             text = self._open(pending.device, pending.job, text)
-            data = decode(text)
-        planned = plan_write(
-            data, text, version, pending.operation, pending.expected_version, self.limits
+            data = decode(text)  # the planner consumes it: kept for the cache if nothing changes
+            stored = StoredBucket(text, version, updated_at, data)
+        plan = plan_write(
+            stored,
+            pending.operation,
+            pending.expected_version,
+            device=pending.device,
+            job=pending.job,
+            schema=self._schema(conn, state, pending.job) if pending.job else None,
+            limits=self.limits,
+            actor=pending.actor,
+            now=now,
         )
-        if planned is None:
-            if cached is None:  # nothing changed, so ``data`` still holds what ``text`` says
-                state.remember(key, _Cached(text, version, updated_at, data))
-            return Snapshot(None, version, updated_at, text)
-        if pending.job:
-            schema = self._schema(conn, state, pending.job)
-            if schema is not None:
-                validate_against_schema(planned.data, schema, pending.job)
-        stored = self._seal(pending.device, pending.job, planned.text)
-        conn.execute(
-            _UPSERT_BUCKET, (*key, stored, planned.version, len(planned.data), planned.size, now)
-        )
-        keep = self.limits.history_versions
-        if keep:  # 0: no history at all (the fastest writes)
-            changes = encode_changes(planned.changes)
-            history = (*key, planned.version, now, pending.actor, changes, stored)
-            conn.execute(_INSERT_HISTORY, history)
-            if planned.version % keep == 0:  # at least the last ``keep`` stay restorable
-                conn.execute(_FORGET_CONTENTS, (*key, planned.version - keep))
-        state.remember(key, _Cached(planned.text, planned.version, now, planned.data))
-        return Snapshot(None, planned.version, now, planned.text)
+        if plan is None:
+            if cached is None:  # unchanged: ``data`` is still what the text says
+                state.remember(
+                    key, StoredBucket(stored.text, stored.version, stored.updated_at, data)
+                )
+            return Snapshot(None, stored.version, stored.updated_at, stored.text)
+        self._execute(conn, plan)
+        row = plan.row
+        state.remember(key, StoredBucket(row.text, row.version, row.updated_at, plan.data))
+        return plan.snapshot()
+
+    def _execute(self, conn: sqlite3.Connection, plan: WritePlan) -> None:
+        row = plan.row
+        stored = self._seal(row.device, row.job, row.text)
+        conn.execute(_SQL.upsert_bucket, row.values(stored))
+        if plan.history is not None:
+            h = plan.history
+            conn.execute(
+                _SQL.insert_history,
+                (row.device, row.job, h.version, h.at, h.actor, h.changes, stored),
+            )
+        if plan.forget_through is not None:
+            conn.execute(_SQL.forget_contents, (row.device, row.job, plan.forget_through))
 
     @staticmethod
     def _schema(conn: sqlite3.Connection, state: _ThreadState, job: str) -> str | None:
         if job not in state.schemas:
-            row = conn.execute("SELECT schema FROM jobs WHERE job = ?", (job,)).fetchone()
+            row = conn.execute(_SQL.job_schema, (job,)).fetchone()
             state.schemas[job] = None if row is None else row[0]
         return state.schemas[job]
 
     async def _put_job(
         self, job: str, automation: str | None, schema: str | None, replace_schema: bool
     ) -> Job:
-        self._state.drop_cache()  # this connection changes rows behind the cache
-        with self._errors():
-            conn = self._conn()
-            with _transaction(conn):
-                row = conn.execute(f"{_SELECT_JOB} WHERE job = ?", (job,)).fetchone()
-                now = time.time()
-                if row is None:
-                    conn.execute(
-                        "INSERT INTO jobs VALUES (?, ?, ?, ?, ?)",
-                        (job, automation, schema, now, now),
-                    )
-                    return Job(
-                        job, automation, None if schema is None else decode_schema(schema), now, now
-                    )
-                stored = row[2]
-                if schema is None and not replace_schema:
-                    schema = stored
-                elif stored is not None and schema != stored and not replace_schema:
-                    raise JobConflictError(
-                        f"job {job!r} is registered with a different bucket schema;"
-                        " replace it explicitly (--replace-schema / replace_schema=True)"
-                    )
-                automation = automation if automation is not None else row[1]
-                conn.execute(
-                    "UPDATE jobs SET automation = ?, schema = ?, updated_at = ? WHERE job = ?",
-                    (automation, schema, now, job),
-                )
-                return Job(
-                    job, automation, None if schema is None else decode_schema(schema), row[3], now
-                )
+        with self._changing() as conn:
+            row = conn.execute(_SQL.lock_job, (job,)).fetchone()
+            existing = None if row is None else job_row(row)
+            planned = plan_job(existing, job, automation, schema, replace_schema, time.time())
+            if existing is None:
+                conn.execute(_SQL.insert_job, planned.values())
+            else:
+                conn.execute(_SQL.update_job, (job, *planned.values()[1:3], planned.updated_at))
+        return planned.to_job()
 
     async def _delete_device(self, device: str) -> int:
-        self._state.drop_cache()  # this connection changes rows behind the cache
-        with self._errors():
-            conn = self._conn()
-            with _transaction(conn):
-                conn.execute("DELETE FROM history WHERE device = ?", (device,))
-                return conn.execute("DELETE FROM buckets WHERE device = ?", (device,)).rowcount
+        with self._changing() as conn:
+            conn.execute(_SQL.delete_device_history, (device,))
+            return conn.execute(_SQL.delete_device, (device,)).rowcount
 
     async def _issue_token(self, device: str | None) -> tuple[Token, str]:
         ident, secret = new_token()
         now = time.time()
-        with self._errors():
-            conn = self._conn()
-            with _transaction(conn):
-                conn.execute(
-                    "INSERT INTO tokens VALUES (?, ?, ?, ?)",
-                    (ident, device, hash_token(secret), now),
-                )
+        with self._changing() as conn:
+            conn.execute(_SQL.insert_token, (ident, device, hash_token(secret), now))
         return Token(ident, device, now), secret
 
-    async def _tokens(self) -> list[Token]:
-        with self._errors():
-            rows = (
-                self._conn()
-                .execute("SELECT id, device, created_at FROM tokens ORDER BY created_at, id")
-                .fetchall()
-            )
-        return [Token(*row) for row in rows]
-
     async def _delete_token(self, ident: str) -> bool:
-        with self._errors():
-            conn = self._conn()
-            with _transaction(conn):
-                return conn.execute("DELETE FROM tokens WHERE id = ?", (ident,)).rowcount > 0
+        with self._changing() as conn:
+            return conn.execute(_SQL.delete_token, (ident,)).rowcount > 0
 
-    async def _authenticate(self, presented: str) -> Token | None:
-        query = "SELECT id, device, created_at, hash FROM tokens WHERE id = ?"
-        with self._errors():
-            row = self._conn().execute(query, (token_id(presented),)).fetchone()
-        if row is None or not token_matches(presented, row[3]):
-            return None
-        return Token(row[0], row[1], row[2])
-
-    async def _import(
-        self, jobs: list[Job], buckets: list[BucketRecord], tokens: list[TokenRecord]
+    async def _write_import(
+        self,
+        jobs: list[tuple[Any, ...]],
+        buckets: list[tuple[Any, ...]],
+        tokens: list[tuple[Any, ...]],
     ) -> None:
-        self._state.drop_cache()  # this connection changes rows behind the cache
-        with self._errors():
-            conn = self._conn()
-            with _transaction(conn):
-                conn.executemany(
-                    "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?)",
-                    [
-                        (
-                            j.job,
-                            j.automation,
-                            None if j.schema is None else schema_text(j.schema),
-                            j.created_at,
-                            j.updated_at,
-                        )
-                        for j in jobs
-                    ],
-                )
-                rows = []
-                for b in buckets:
-                    text = encode(b.data)
-                    size = check_size(text, self.limits)
-                    stored = self._seal(b.device, b.job, text)
-                    rows.append(
-                        (b.device, b.job or "", stored, b.version, len(b.data), size, b.updated_at)
-                    )
-                conn.executemany(_UPSERT_BUCKET, rows)
-                conn.executemany(  # an imported bucket starts a history of its own
-                    "DELETE FROM history WHERE device = ? AND job = ?", [r[:2] for r in rows]
-                )
-                conn.executemany(
-                    "INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?)",
-                    [(t.id, t.device, t.hash, t.created_at) for t in tokens],
-                )
+        with self._changing() as conn:
+            conn.executemany(_SQL.upsert_job, jobs)
+            conn.executemany(_SQL.upsert_bucket, buckets)
+            conn.executemany(_SQL.forget_history, [r[:2] for r in buckets])
+            conn.executemany(_SQL.upsert_token, tokens)
+
+    async def _reseal(self, limit: int) -> int:
+        assert self.keys is not None
+        count = 0
+        with self._changing() as conn:
+            for table in ("buckets", "history"):
+                rows = conn.execute(
+                    _SQL.unsealed[table], (f"{self.keys.prefix}%", limit - count)
+                ).fetchall()
+                conn.executemany(_SQL.reseal[table], self._resealed(rows))
+                count += len(rows)
+        return count
+
+    async def _set_key_check(self, check: str) -> None:
+        with self._changing() as conn:
+            conn.execute(_SQL.set_key_check, (check,))
 
 
 @contextmanager

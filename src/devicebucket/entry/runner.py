@@ -12,10 +12,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from ..core.errors import DeviceBucketError
+from ..core.schema import check_schema, schema_text
+from ..core.store import Store
 from .agent import Agent
-from .errors import DeviceBucketError
-from .rules import check_schema
-from .store import Store, schema_text
 
 __all__ = ["Automation", "AutomationError", "RunResult", "load_automation", "run_automations"]
 

@@ -6,13 +6,13 @@ import os
 
 from platformdirs import user_data_path
 
-from .crypto import KeyRing
-from .errors import InvalidValueError
-from .remote import HTTPStore
-from .rules import Limits
+from ..core.crypto import KeyRing
+from ..core.errors import InvalidValueError
+from ..core.limits import Limits
+from ..core.store import Store
+from ..core.urls import redact_url, scheme_of, sqlite_path
+from .http import HTTPStore
 from .sqlite import SQLiteStore
-from .store import Store
-from .urls import redact_url, scheme_of, sqlite_path
 
 __all__ = ["default_url", "open_store", "redact_url", "sqlite_path"]
 

@@ -22,15 +22,18 @@ import click
 from rich.console import Console
 from rich.progress import Progress
 
-from . import rules
-from .crypto import KEY_ENV, KEY_FILE_ENV, KeyRing, generate_key
-from .errors import DeviceBucketError, InvalidValueError
-from .exchange import HEADER, dump_record, parse_records
-from .factory import open_store
+from ..backends.factory import open_store
+from ..backends.sql import SQLStore
+from ..core.crypto import KEY_ENV, KEY_FILE_ENV, KeyRing, generate_key
+from ..core.errors import DeviceBucketError, InvalidValueError
+from ..core.masking import mask_secrets, secret_key_patterns
+from ..core.model import Snapshot
+from ..core.operations import diff as diff_buckets
+from ..core.store import Store
+from ..wire.exchange import HEADER, dump_record, parse_records
+from ..wire.shapes import change_json, device_json, job_json, token_json
 from .runner import Automation, load_automation, run_automations
 from .serve import serve_command
-from .store import Snapshot, Store
-from .views import change_json, device_json, job_json, token_json
 
 __all__ = ["main"]
 
@@ -122,7 +125,7 @@ reveal_option = click.option(
 
 def _masked(data: dict[str, Any], reveal: bool) -> dict[str, Any]:
     """The bucket with values of secret-looking keys replaced by a mask, unless ``reveal``."""
-    return data if reveal else rules.mask_secrets(data, rules.secret_key_patterns())
+    return data if reveal else mask_secrets(data, secret_key_patterns())
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -263,7 +266,7 @@ def diff(
         )
 
     before, after = _with_store(ctx, both)
-    changes = rules.diff(before.data, after.data)
+    changes = diff_buckets(before.data, after.data)
     _emit({name: _masked(section, reveal) for name, section in changes.items()})
 
 
@@ -440,6 +443,11 @@ def key_rotate(ctx: click.Context, new_key_file: Path) -> None:
     ring = new if old is None else new.with_old(old)
 
     async def rotate(store: Store) -> int:
+        if not isinstance(store, SQLStore):
+            raise click.UsageError(
+                "key rotate runs against the database (sqlite:// or postgresql://), not"
+                " through a server"
+            )
         with _progress("re-encrypting", None) as advance:
             return await store.rotate_key(advance)
 
@@ -485,7 +493,7 @@ def token_revoke(ctx: click.Context, token_id: str) -> None:
 @click.pass_context
 def migrate_db(ctx: click.Context) -> None:
     """Create or upgrade the tables of a PostgreSQL store (servers also do this on start)."""
-    from .postgres import PostgresStore
+    from ..backends.postgres import PostgresStore
 
     async def migrate(store: Store) -> int:
         if not isinstance(store, PostgresStore):
@@ -506,7 +514,7 @@ def copy_(ctx: click.Context, source: str, target: str, force: bool) -> None:
     The copy is checked by counts and a content checksum per device before success is
     reported. A target that holds anything is refused unless --force.
     """
-    from .copying import copy_store
+    from ..backends.copying import copy_store
 
     token = ctx.obj.token
 

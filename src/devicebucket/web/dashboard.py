@@ -15,7 +15,7 @@ import math
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -26,15 +26,17 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from .errors import ConflictError, DeviceBucketError
-from .rules import check_id, diff, is_secret_key, schema_errors
-from .store import DEVICE_SORTS, Snapshot
-from .tokens import Token
+from ..core.errors import ConflictError, DeviceBucketError
+from ..core.ids import check_id
+from ..core.masking import is_secret_key
+from ..core.model import DEVICE_SORTS, Snapshot
+from ..core.operations import diff
+from ..core.schema import schema_errors
+from ..core.store import Store
+from ..core.tokens import Token
+from .auth import TokenAuth
 
-if TYPE_CHECKING:
-    from .server import Api
-
-__all__ = ["SESSION_COOKIE", "dashboard_routes"]
+__all__ = ["SESSION_COOKIE", "Dashboard"]
 
 SESSION_COOKIE = "devicebucket_session"
 SESSION_SECONDS = 12 * 3600
@@ -70,13 +72,15 @@ def _pretty(value: Any) -> str:
 class Dashboard:
     """The pages of one app: sessions, devices, a device's buckets, jobs."""
 
-    def __init__(self, api: Api, session_secret: bytes, secret_keys: tuple[str, ...]) -> None:
-        self.api = api
-        self.store = api.store
+    def __init__(
+        self, store: Store, auth: TokenAuth, session_secret: bytes, secret_keys: tuple[str, ...]
+    ) -> None:
+        self.store = store
+        self.auth = auth
         self.signer = URLSafeTimedSerializer(session_secret, salt="devicebucket-ui-session")
         self.secret_keys = secret_keys
         self.env = Environment(
-            loader=PackageLoader("devicebucket", "templates"),
+            loader=PackageLoader("devicebucket.web", "templates"),
             autoescape=select_autoescape(default=True),
             trim_blocks=True,
             lstrip_blocks=True,
@@ -96,7 +100,7 @@ class Dashboard:
             return None
         if not (isinstance(payload, dict) and isinstance(payload.get("token"), str)):
             return None
-        token = await self.api.token_by_id(payload["token"])
+        token = await self.auth.token_by_id(payload["token"])
         if token is None or not token.is_admin:
             return None
         return {"token": token.id, "csrf": str(payload.get("csrf", ""))}
@@ -143,7 +147,7 @@ class Dashboard:
     async def login(self, request: Request) -> Response:
         form = await request.form()
         presented = str(form.get("token", "")).strip()
-        token: Token | None = await self.api.check_token(presented) if presented else None
+        token: Token | None = await self.auth.check_token(presented) if presented else None
         if token is None or not token.is_admin:
             return self.render(
                 "login.html",
@@ -375,8 +379,9 @@ class Dashboard:
     # --- jobs ----------------------------------------------------------------------------
 
     async def jobs(self, request: Request, session: dict[str, str]) -> Response:
-        jobs = await self.store.jobs()
-        counts = {j.job: (await self.store.device_page(job=j.job, limit=1)).total for j in jobs}
+        summaries = await self.store.job_summaries()  # one query, however many jobs
+        jobs = [job for job, _ in summaries]
+        counts = {job.job: devices for job, devices in summaries}
         return self.render("jobs.html", session=session, jobs=jobs, counts=counts)
 
     async def job(self, request: Request, session: dict[str, str]) -> Response:
@@ -416,7 +421,9 @@ class Dashboard:
             Route("/ui/devices/{device}/restore", self.page(self.restore), methods=["POST"]),
             Route("/ui/jobs", self.page(self.jobs)),
             Route("/ui/jobs/{job}", self.page(self.job)),
-            Mount("/ui/static", StaticFiles(packages=[("devicebucket", "static")]), name="static"),
+            Mount(
+                "/ui/static", StaticFiles(packages=[("devicebucket.web", "static")]), name="static"
+            ),
         ]
 
 
@@ -454,10 +461,3 @@ def _next(raw: str | None) -> str:
     if raw and raw.startswith("/ui/") and not raw.startswith("/ui//") and "\\" not in raw:
         return raw
     return "/ui/devices"
-
-
-def dashboard_routes(
-    api: Api, session_secret: bytes, secret_keys: tuple[str, ...]
-) -> list[BaseRoute]:
-    """The ``/ui`` routes over ``api``'s store."""
-    return Dashboard(api, session_secret, secret_keys).routes()

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .store import Change, DeviceInfo, Job
-from .tokens import Token
+from ..core.model import Change, DeviceInfo, Job
+from ..core.tokens import Token
 
 __all__ = ["change_from_json", "change_json", "device_json", "job_json", "token_json"]
 

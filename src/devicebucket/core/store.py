@@ -1,189 +1,44 @@
 """The store contract: every backend (SQLite, PostgreSQL, HTTP) is a ``Store``.
 
-Public methods live on the base class: they check ids and values with :mod:`devicebucket.rules`
-and then call a small set of backend hooks (``_get``, ``_write``, ...). A backend only moves
-bytes; the rules are the same everywhere.
+Public methods live on the base class: they check ids, values and limits (the ``core`` rules)
+and then call a small set of backend hooks (``_get``, ``_write``, ...). What a write does is
+planned by :func:`devicebucket.core.planner.plan_write`, which every SQL backend executes; the
+HTTP store sends the operation to a server that does the same. The rules are the same
+everywhere.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import random
-import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterable, Mapping
 from types import TracebackType
-from typing import Any, TypeAlias
+from typing import Any
 
-from .crypto import EncryptionError, KeyRing, open_plain
 from .errors import ConflictError, InvalidValueError, NotFoundError
-from .rules import (
-    Clear,
-    Delete,
-    KeyChanges,
-    Limits,
-    Merge,
-    Operation,
-    Replace,
-    check_id,
-    check_schema,
-    decode,
-    encode,
-    normalize_data,
-    normalize_keys,
+from .ids import check_id
+from .limits import MAX_DEVICE_PAGE, Limits, check_page_size
+from .model import (
+    DEVICE_SORTS,
+    BucketRecord,
+    Change,
+    DeviceInfo,
+    DevicePage,
+    Job,
+    Record,
+    Snapshot,
+    TokenRecord,
+    UpdateFunction,
 )
+from .operations import Clear, Delete, Merge, Operation, Replace
+from .planner import check_records
+from .schema import check_schema, schema_text
 from .tokens import Token, token_id
+from .values import encode, normalize_data, normalize_keys
 
-__all__ = [
-    "DEVICE_SORTS",
-    "BucketRecord",
-    "Change",
-    "DeviceInfo",
-    "DevicePage",
-    "Job",
-    "Record",
-    "Snapshot",
-    "Store",
-    "Token",
-    "TokenRecord",
-    "UpdateFunction",
-    "decode_change",
-    "encode_changes",
-    "schema_text",
-]
-
-
-class Snapshot:
-    """One bucket at one version.
-
-    ``text`` is the bucket's canonical JSON (``rules.encode``) where a store has it at hand,
-    so a server can answer without encoding again. ``data`` is the bucket as a dict, a
-    fresh copy owned by the caller; given only the text, it is decoded on first access.
-    """
-
-    __slots__ = ("_data", "text", "updated_at", "version")
-
-    def __init__(
-        self,
-        data: dict[str, Any] | None,
-        version: int,
-        updated_at: float | None = None,
-        text: str | None = None,
-    ) -> None:
-        if data is None and text is None:
-            raise ValueError("a Snapshot needs its data or its JSON text")
-        self._data = data
-        self.version = version
-        self.updated_at = updated_at
-        self.text = text
-
-    @property
-    def data(self) -> dict[str, Any]:
-        if self._data is None:
-            assert self.text is not None
-            self._data = decode(self.text)
-        return self._data
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Snapshot):
-            return NotImplemented
-        return (self.data, self.version, self.updated_at) == (
-            other.data,
-            other.version,
-            other.updated_at,
-        )
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return (
-            f"Snapshot(version={self.version}, updated_at={self.updated_at}, keys={len(self.data)})"
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceInfo:
-    """A device as listed: its device bucket's key count, the JSON size of all its buckets."""
-
-    device: str
-    keys: int
-    size: int
-    updated_at: float
-    jobs: tuple[str, ...] = ()
-
-
-DEVICE_SORTS: tuple[str, ...] = ("device", "keys", "size", "updated_at")
-
-
-@dataclass(frozen=True, slots=True)
-class DevicePage:
-    """One page of a device listing and how many devices matched in all."""
-
-    devices: list[DeviceInfo]
-    total: int
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One change of a bucket, as the history keeps it: names of keys, never values."""
-
-    version: int
-    at: float
-    actor: str
-    added: tuple[str, ...] = ()
-    changed: tuple[str, ...] = ()
-    removed: tuple[str, ...] = ()
-    kept: bool = False  # whether this version's full contents are kept (restorable)
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """A registered job and the schema every writer of its job buckets enforces."""
-
-    job: str
-    automation: str | None = None
-    schema: dict[str, Any] | bool | None = None
-    created_at: float = 0.0
-    updated_at: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class BucketRecord:
-    """One bucket as exported: enough to restore it exactly, version included."""
-
-    device: str
-    job: str | None
-    data: dict[str, Any] = field(default_factory=dict)
-    version: int = 1
-    updated_at: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class TokenRecord:
-    """A token as exported: its SHA-256 hash, never its secret."""
-
-    id: str
-    device: str | None
-    hash: str
-    created_at: float = 0.0
-
-
-Record: TypeAlias = Job | BucketRecord | TokenRecord
-UpdateFunction: TypeAlias = Callable[
-    [dict[str, Any]], "Mapping[str, Any] | Awaitable[Mapping[str, Any]]"
-]
-
-
-_HEX12 = re.compile(r"[0-9a-f]{12}")
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-
-
-def schema_text(schema: dict[str, Any] | bool) -> str:
-    """Canonical text of a schema: two schemas are the same when their texts are."""
-    return json.dumps(schema, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+__all__ = ["Store"]
 
 
 def _job_id(job: str | None) -> str | None:
@@ -201,53 +56,8 @@ class Store(ABC):
     #: Where the store lives, for messages (never includes a password or token).
     url: str = ""
 
-    def __init__(self, *, limits: Limits | None = None, keys: KeyRing | None = None) -> None:
+    def __init__(self, *, limits: Limits | None = None) -> None:
         self.limits = limits or Limits()
-        self.keys = keys
-
-    # --- encryption at rest (backends call these on every stored bucket text) -----------
-
-    def _seal(self, device: str, job: str | None, text: str) -> str:
-        return text if self.keys is None else self.keys.seal(device, job or "", text)
-
-    def _open(self, device: str, job: str | None, stored: str) -> str:
-        if self.keys is None:
-            return open_plain(device, job or "", stored)
-        return self.keys.open(device, job or "", stored)
-
-    def _check_key(self, stored_check: str | None, where: str) -> str | None:
-        """Compare the configured key with the store's key check; return a new check to
-        store when encryption is being turned on (else None)."""
-        if stored_check is None:
-            return None if self.keys is None else _key_check(self.keys)
-        if self.keys is None:
-            raise EncryptionError(
-                f"{where} is encrypted: give its key (DEVICEBUCKET_ENCRYPTION_KEY,"
-                " DEVICEBUCKET_KEY_FILE or --key-file)"
-            )
-        try:
-            if self.keys.open(*_KEY_CHECK, stored_check) == _KEY_CHECK[1]:
-                return None
-        except EncryptionError:
-            pass
-        raise EncryptionError(f"the encryption key does not match {where}")
-
-    async def rotate_key(
-        self, progress: Callable[[int], None] | None = None, *, batch: int = 500
-    ) -> int:
-        """Re-seal every stored value with the first key of ``self.keys`` (the new key; the
-        old one follows it in the ring), then record the new key check. Safe to run while
-        others read and write, and to run again after an interruption. Returns the count."""
-        if self.keys is None:
-            raise EncryptionError("give the new key (and the old one) to rotate to")
-        done = 0
-        while count := await self._reseal(batch):
-            done += count
-            if progress is not None:
-                progress(count)
-            await asyncio.sleep(0)  # one batch at a time: others on this loop go on
-        await self._set_key_check(_key_check(self.keys))
-        return done
 
     # --- buckets -----------------------------------------------------------------------
 
@@ -315,9 +125,7 @@ class Store(ABC):
         self, device: str, *, job: str | None = None, limit: int = 100
     ) -> list[Change]:
         """The bucket's changes, newest first: version, time, actor and the keys touched."""
-        if type(limit) is not int or not 1 <= limit <= 10_000:
-            raise InvalidValueError("limit must be an integer from 1 to 10000")
-        return await self._history(check_id(device), _job_id(job), limit)
+        return await self._history(check_id(device), _job_id(job), check_page_size(limit))
 
     async def at_version(self, device: str, version: int, *, job: str | None = None) -> Snapshot:
         """The bucket as it was at ``version``. NotFoundError if that version's contents are no
@@ -395,9 +203,7 @@ class Store(ABC):
         """Devices with at least one bucket, ordered by id, ``limit`` at a time after ``after``."""
         if after is not None:
             check_id(after)
-        if type(limit) is not int or not 1 <= limit <= 10_000:
-            raise InvalidValueError("limit must be an integer from 1 to 10000")
-        return await self._devices(after, limit)
+        return await self._devices(after, check_page_size(limit))
 
     async def device(self, device: str) -> DeviceInfo | None:
         """One device's listing (key count, size, last update, jobs), or None if it has no
@@ -425,8 +231,7 @@ class Store(ABC):
             raise InvalidValueError(f"sort must be one of {', '.join(DEVICE_SORTS)}")
         if type(offset) is not int or offset < 0:
             raise InvalidValueError("offset must be an integer >= 0")
-        if type(limit) is not int or not 1 <= limit <= 1000:
-            raise InvalidValueError("limit must be an integer from 1 to 1000")
+        check_page_size(limit, MAX_DEVICE_PAGE)
         return await self._device_page(search, job, sort, bool(descending), offset, limit)
 
     async def register_job(
@@ -446,6 +251,10 @@ class Store(ABC):
         checked = None if schema is None else check_schema(schema, self.limits)
         text = None if checked is None else schema_text(checked)
         return await self._put_job(job, automation, text, replace_schema)
+
+    async def job_summaries(self) -> list[tuple[Job, int]]:
+        """Every registered job, ordered by id, with how many devices have a bucket of it."""
+        return await self._job_summaries()
 
     async def get_job(self, job: str) -> Job | None:
         """The job as registered, or None."""
@@ -504,32 +313,7 @@ class Store(ABC):
 
         A bucket or job in the records replaces the one in the store; others are kept.
         """
-        jobs: list[Job] = []
-        buckets: list[BucketRecord] = []
-        tokens: list[TokenRecord] = []
-        for record in records:
-            if isinstance(record, Job):
-                check_id(record.job, "job id")
-                if record.schema is not None:
-                    check_schema(record.schema, self.limits)
-                jobs.append(record)
-            elif isinstance(record, TokenRecord):
-                if not (_HEX12.fullmatch(record.id) and _HEX64.fullmatch(record.hash)):
-                    raise InvalidValueError(
-                        "a token record needs a 12-hex-digit id and a SHA-256 hash"
-                    )
-                if record.device is not None:
-                    check_id(record.device)
-                tokens.append(record)
-            else:
-                check_id(record.device)
-                _job_id(record.job)
-                if type(record.version) is not int or record.version < 1:
-                    raise InvalidValueError("bucket version must be an integer >= 1")
-                data = normalize_data(record.data, self.limits)
-                buckets.append(
-                    BucketRecord(record.device, record.job, data, record.version, record.updated_at)
-                )
+        jobs, buckets, tokens = check_records(records, self.limits)
         await self._import(jobs, buckets, tokens)
         return len(jobs) + len(buckets) + len(tokens)
 
@@ -571,17 +355,9 @@ class Store(ABC):
         expected_version: int | None,
         actor: str,
     ) -> Snapshot:
-        """Apply ``operation`` atomically (see ``rules.plan_write``), record the change in the
+        """Apply ``operation`` atomically (see ``planner.plan_write``), record the change in the
         history (with the new contents; only the last ``limits.history_versions`` keep them),
         and make it durable."""
-
-    async def _reseal(self, limit: int) -> int:
-        """Re-seal up to ``limit`` stored values not sealed with the primary key, each in a
-        transaction that locks its row; return how many (0: none left)."""
-        raise EncryptionError(f"{type(self).__name__} does not store values itself")
-
-    async def _set_key_check(self, check: str) -> None:
-        raise EncryptionError(f"{type(self).__name__} does not store values itself")
 
     async def _restore(
         self, device: str, job: str | None, version: int, expected_version: int | None, actor: str
@@ -637,6 +413,12 @@ class Store(ABC):
         """Override with a lookup; this fallback scans the token list."""
         return next((t for t in await self._tokens() if t.id == ident), None)
 
+    async def _job_summaries(self) -> list[tuple[Job, int]]:
+        """Override with one query; this fallback counts each job's devices in turn."""
+        jobs = await self._jobs()
+        pages = [await self._device_page("", j.job, "device", False, 0, 1) for j in jobs]
+        return [(j, page.total) for j, page in zip(jobs, pages, strict=True)]
+
     @abstractmethod
     async def _put_job(
         self, job: str, automation: str | None, schema: str | None, replace_schema: bool
@@ -672,24 +454,6 @@ class Store(ABC):
     async def _import(
         self, jobs: list[Job], buckets: list[BucketRecord], tokens: list[TokenRecord]
     ) -> None: ...
-
-
-_KEY_CHECK = ("devicebucket", "key check")
-
-
-def _key_check(keys: KeyRing) -> str:
-    """What the store keeps to recognise its key: a known text sealed with it."""
-    return keys.seal(*_KEY_CHECK, _KEY_CHECK[1])
-
-
-def encode_changes(changes: KeyChanges) -> str:
-    """How a change's key names are stored: ``[added, changed, removed]`` as JSON."""
-    return json.dumps([changes.added, changes.changed, changes.removed], ensure_ascii=False)
-
-
-def decode_change(version: int, at: float, actor: str, changes: str, kept: object) -> Change:
-    added, changed, removed = json.loads(changes)
-    return Change(version, at, actor, tuple(added), tuple(changed), tuple(removed), bool(kept))
 
 
 def _check_version_number(version: object) -> None:

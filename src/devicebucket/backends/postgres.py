@@ -1,0 +1,417 @@
+"""The PostgreSQL store: many servers, one source of truth.
+
+* Buckets are stored as the canonical JSON **text** (``values.encode``), not ``jsonb``: jsonb
+  reorders keys, refuses ``\\u0000`` in strings and returns large floats as integers, so a
+  bucket would not come back as it was written.
+* A write is one transaction: ``SELECT … FOR UPDATE`` locks the bucket's row, the planner
+  (``planner.plan_write``) merges and checks it (schema included), ``UPDATE`` writes it. A
+  bucket's first write inserts with ``ON CONFLICT DO NOTHING`` and, if another server
+  inserted first, locks that row instead. Writers on any number of servers serialize on the
+  row: no update is lost.
+* Ids use ``COLLATE "C"``, so devices sort (and page) by bytes, as in SQLite.
+* Tables are created and upgraded by numbered migrations under an advisory lock, so servers
+  starting together apply each migration once. ``?schema=NAME`` in the URL puts the tables
+  in that schema; ``?pool_min=1&pool_max=10`` sizes each process's connection pool.
+* One connection pool per event loop. A connection lost with the database (restart,
+  network cut) fails that call with StoreUnavailableError; the pool opens new connections
+  on the next call, so the store recovers by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Final
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+
+from ..core.crypto import KeyRing
+from ..core.errors import InvalidValueError, StoreUnavailableError
+from ..core.limits import Limits
+from ..core.model import (
+    BucketRecord,
+    Change,
+    DeviceInfo,
+    DevicePage,
+    Job,
+    Record,
+    Snapshot,
+    TokenRecord,
+    decode_change,
+)
+from ..core.operations import Operation
+from ..core.planner import EMPTY, StoredBucket, plan_job, plan_write
+from ..core.tokens import Token, hash_token, new_token, token_id, token_matches
+from ..core.urls import redact_url
+from ..core.values import decode
+from .queries import device_page_sql
+from .sql import POSTGRES, SQL, SQLStore, device_info, job_row
+
+__all__ = ["MIGRATIONS", "PostgresStore"]
+
+_SQL = SQL(POSTGRES)
+_LOCK_ID = 0x64657669636562  # "deviceb": the advisory lock that serializes migrations
+
+# The numbered migrations: which steps of ``sql.MIGRATION_STEPS`` each one applies.
+MIGRATIONS: Final[tuple[list[str], ...]] = (
+    _SQL.steps[0] + _SQL.steps[1],
+    _SQL.steps[2],
+    _SQL.steps[3],
+)
+
+# The bucket and its history row in one statement (one round trip): a data-modifying CTE runs
+# in any case. $1-$7 are the bucket row, $8 the actor, $9 the changes.
+_HISTORY_ROW = "$1, $2, $4, $7, $8::text, $9::text, $3"
+_HISTORY_CONFLICT = _SQL.insert_history[_SQL.insert_history.index(" ON CONFLICT") :]
+_INSERT_BUCKET = (
+    f"{_SQL.upsert_bucket[: _SQL.upsert_bucket.index(' ON CONFLICT')]}"
+    " ON CONFLICT (device, job) DO NOTHING RETURNING version"
+)
+_UPDATE_WITH_HISTORY = (
+    f"WITH bucket AS ({_SQL.update_bucket}) INSERT INTO history VALUES ({_HISTORY_ROW})"
+    f"{_HISTORY_CONFLICT}"
+)
+_INSERT_WITH_HISTORY = (
+    f"WITH bucket AS ({_INSERT_BUCKET}) INSERT INTO history SELECT"
+    f" {_HISTORY_ROW.replace('$4', 'version')} FROM bucket{_HISTORY_CONFLICT} RETURNING version"
+)
+Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+_CONNECTION_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # a connection broken mid-transaction (database restart)
+    OSError,
+    asyncio.TimeoutError,
+)
+_OUR_PARAMETERS = ("schema", "pool_min", "pool_max")
+
+
+def split_url(url: str) -> tuple[str, dict[str, str]]:
+    """The DSN without our parameters (``schema``, ``pool_min``, ``pool_max``), and them."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    ours = {k: v for k, v in query if k in _OUR_PARAMETERS}
+    rest = urlencode([(k, v) for k, v in query if k not in _OUR_PARAMETERS])
+    return urlunsplit(parts._replace(query=rest)), ours
+
+
+def _pool_size(value: str | None, default: int, name: str) -> int:
+    if value is None:
+        return default
+    if not value.isdigit() or not 1 <= int(value) <= 1000:
+        raise InvalidValueError(f"{name} in a PostgreSQL URL must be an integer from 1 to 1000")
+    return int(value)
+
+
+class PostgresStore(SQLStore):
+    """A store in a PostgreSQL database, shared by any number of processes and servers."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        limits: Limits | None = None,
+        schema: str | None = None,
+        min_pool: int | None = None,
+        max_pool: int | None = None,
+        timeout: float = 10.0,
+        keys: KeyRing | None = None,
+    ) -> None:
+        """Pool sizes come from the arguments, else ``?pool_min=&pool_max=`` in the URL,
+        else 1 and 10."""
+        super().__init__(limits=limits, keys=keys)
+        self.dsn, params = split_url(url)
+        self.schema = schema or params.get("schema")
+        self.url = redact_url(url)
+        self.min_pool = min_pool or _pool_size(params.get("pool_min"), 1, "pool_min")
+        self.max_pool = max_pool or _pool_size(params.get("pool_max"), 10, "pool_max")
+        if self.min_pool > self.max_pool:
+            raise InvalidValueError("pool_min may not be larger than pool_max")
+        self.timeout = timeout
+        self._pools: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, asyncio.Task[asyncpg.Pool]
+        ] = weakref.WeakKeyDictionary()
+
+    def _fail(self, exc: BaseException) -> StoreUnavailableError:
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        return StoreUnavailableError(
+            f"PostgreSQL store {self.url}: {type(exc).__name__}{': ' + detail if detail else ''}"
+        )
+
+    async def _open_pool(self) -> asyncpg.Pool:
+        settings = {"search_path": self.schema} if self.schema else {}
+        pool = await asyncpg.create_pool(
+            self.dsn,
+            min_size=self.min_pool,
+            max_size=self.max_pool,
+            timeout=self.timeout,
+            command_timeout=self.timeout,
+            server_settings=settings,
+        )
+        try:
+            async with pool.acquire() as conn:
+                await self._migrate(conn)
+        except BaseException:
+            await pool.close()
+            raise
+        return pool
+
+    async def _pool(self) -> asyncpg.Pool:
+        """This loop's pool, opened (and migrated) once however many calls arrive together.
+
+        A failed opening is forgotten, so a later call tries again (the database came back).
+        """
+        loop = asyncio.get_running_loop()
+        opening = self._pools.get(loop)
+        if opening is None:
+            opening = self._pools[loop] = loop.create_task(self._open_pool())
+        try:
+            return await asyncio.shield(opening)
+        except BaseException:
+            if opening.done() and self._pools.get(loop) is opening:
+                del self._pools[loop]
+            raise
+
+    async def _migrate(self, conn: Connection) -> None:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_ID)
+            if self.schema:
+                await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS devicebucket_migrations"
+                " (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = await conn.fetchval(
+                "SELECT coalesce(max(version), 0) FROM devicebucket_migrations"
+            )
+            if done > len(MIGRATIONS):
+                raise StoreUnavailableError(
+                    f"PostgreSQL store {self.url} was migrated by a newer devicebucket"
+                    f" (version {done}, this one knows {len(MIGRATIONS)})"
+                )
+            for number in range(done, len(MIGRATIONS)):
+                for statement in MIGRATIONS[number]:
+                    await conn.execute(statement)
+                await conn.execute(
+                    "INSERT INTO devicebucket_migrations (version) VALUES ($1)", number + 1
+                )
+            stored = await conn.fetchval(_SQL.key_check)
+            check = self._check_key(stored, f"PostgreSQL store {self.url}")
+            if check is not None:  # encryption turned on: new values are sealed from now on
+                await conn.execute(_SQL.set_key_check, check)
+        self._migrated = True
+
+    async def migrate(self) -> int:
+        """Apply pending migrations now; returns the schema version."""
+        async with self._connection() as conn:
+            return int(await conn.fetchval("SELECT max(version) FROM devicebucket_migrations"))
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Connection]:
+        try:
+            pool = await self._pool()
+            async with pool.acquire() as conn:
+                yield conn
+        except StoreUnavailableError:
+            raise
+        except _CONNECTION_ERRORS as exc:
+            raise self._fail(exc) from None
+
+    async def close(self) -> None:
+        opening = self._pools.pop(asyncio.get_running_loop(), None)
+        if opening is None:
+            return
+        try:
+            pool = await opening
+        except Exception:  # it never opened: nothing to close
+            return
+        await pool.close()
+
+    async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        async with self._connection() as conn:
+            return list(await conn.fetch(query, *args))
+
+    # --- reads ---------------------------------------------------------------------------
+
+    async def _get(self, device: str, job: str | None) -> Snapshot:
+        rows = await self._fetch(_SQL.select_bucket, device, job or "")
+        if not rows:
+            return Snapshot(None, 0, None, "{}")
+        data, version, updated_at = rows[0]
+        return Snapshot(None, version, updated_at, self._open(device, job, data))
+
+    async def _devices(self, after: str | None, limit: int) -> list[DeviceInfo]:
+        return [device_info(r) for r in await self._fetch(_SQL.devices_after, after or "", limit)]
+
+    async def _device(self, device: str) -> DeviceInfo | None:
+        rows = await self._fetch(_SQL.device, device)
+        return device_info(rows[0]) if rows else None
+
+    async def _device_page(
+        self, search: str, job: str | None, sort: str, descending: bool, offset: int, limit: int
+    ) -> DevicePage:
+        sql = device_page_sql(search, job, sort, descending, offset, limit, POSTGRES)
+        async with self._connection() as conn:
+            ids = [row[0] for row in await conn.fetch(sql.page, *sql.page_args)]
+            total = int(await conn.fetchval(sql.count, *sql.count_args))
+            query = _SQL.devices_in.format(marks="SELECT unnest($1::text[])")
+            found = {row[0]: device_info(row) for row in await conn.fetch(query, ids)}
+        return DevicePage([found[device] for device in ids if device in found], total)
+
+    async def _history(self, device: str, job: str | None, limit: int) -> list[Change]:
+        rows = await self._fetch(_SQL.select_history, device, job or "", limit)
+        return [decode_change(*row) for row in rows]
+
+    async def _history_text(
+        self, device: str, job: str | None, version: int
+    ) -> tuple[str, float] | None:
+        rows = await self._fetch(_SQL.select_kept, device, job or "", version)
+        return (self._open(device, job, rows[0]["data"]), rows[0]["at"]) if rows else None
+
+    async def _token(self, ident: str) -> Token | None:
+        rows = await self._fetch(_SQL.select_token, ident)
+        return Token(*rows[0]) if rows else None
+
+    async def _get_job(self, job: str) -> Job | None:
+        rows = await self._fetch(_SQL.select_job, job)
+        return job_row(rows[0]).to_job() if rows else None
+
+    async def _jobs(self) -> list[Job]:
+        return [job_row(row).to_job() for row in await self._fetch(_SQL.select_jobs)]
+
+    async def _job_summaries(self) -> list[tuple[Job, int]]:
+        rows = await self._fetch(_SQL.job_summaries)
+        return [(job_row(row).to_job(), int(row[5])) for row in rows]
+
+    async def _tokens(self) -> list[Token]:
+        return [Token(*row) for row in await self._fetch(_SQL.select_tokens)]
+
+    async def _authenticate(self, presented: str) -> Token | None:
+        rows = await self._fetch(_SQL.token_hash, token_id(presented))
+        if not rows or not token_matches(presented, rows[0]["hash"]):
+            return None
+        return Token(rows[0]["id"], rows[0]["device"], rows[0]["created_at"])
+
+    async def _export(self) -> AsyncIterator[Record]:
+        async with self._connection() as conn:
+            try:
+                async with conn.transaction(isolation="repeatable_read", readonly=True):
+                    for row in await conn.fetch(_SQL.select_jobs):
+                        yield job_row(row).to_job()
+                    for row in await conn.fetch(_SQL.export_tokens):
+                        yield TokenRecord(*row)
+                    async for r in conn.cursor(_SQL.export_buckets, prefetch=500):
+                        device, job, data, version, updated_at = r
+                        text = self._open(device, job, data)
+                        yield BucketRecord(device, job or None, decode(text), version, updated_at)
+            except _CONNECTION_ERRORS as exc:
+                raise self._fail(exc) from None
+
+    # --- writes --------------------------------------------------------------------------
+
+    async def _write(
+        self,
+        device: str,
+        job: str | None,
+        operation: Operation,
+        expected_version: int | None,
+        actor: str,
+    ) -> Snapshot:
+        key = job or ""
+        async with self._connection() as conn, conn.transaction():
+            schema = await conn.fetchval(_SQL.job_schema, key) if key else None
+            while True:
+                row = await conn.fetchrow(f"{_SQL.select_bucket} FOR UPDATE", device, key)
+                stored = EMPTY
+                if row is not None:
+                    text = self._open(device, key, row["data"])
+                    stored = StoredBucket(text, row["version"], row["updated_at"])
+                plan = plan_write(
+                    stored,
+                    operation,
+                    expected_version,
+                    device=device,
+                    job=key,
+                    schema=schema,
+                    limits=self.limits,
+                    actor=actor,
+                    now=time.time(),
+                )
+                if plan is None:
+                    return Snapshot(None, stored.version, stored.updated_at, stored.text)
+                values = plan.row.values(self._seal(device, key, plan.row.text))
+                history = () if plan.history is None else (actor, plan.history.changes)
+                if row is not None:
+                    update = _UPDATE_WITH_HISTORY if history else _SQL.update_bucket
+                    await conn.execute(update, *values, *history)
+                else:
+                    insert = _INSERT_WITH_HISTORY if history else _INSERT_BUCKET
+                    if await conn.fetchval(insert, *values, *history) is None:
+                        continue  # another writer created it first: lock its row, plan again
+                if plan.forget_through is not None:
+                    await conn.execute(_SQL.forget_contents, device, key, plan.forget_through)
+                return plan.snapshot()
+
+    async def _put_job(
+        self, job: str, automation: str | None, schema: str | None, replace_schema: bool
+    ) -> Job:
+        now = time.time()
+        async with self._connection() as conn, conn.transaction():
+            # A new job's row first, so concurrent registrations lock one row; planned as
+            # the update of that empty row, a new job comes out as if inserted whole.
+            await conn.execute(_SQL.insert_new_job, job, None, None, now, now)
+            row = await conn.fetchrow(_SQL.lock_job, job)
+            assert row is not None  # inserted above if it was missing
+            planned = plan_job(job_row(row), job, automation, schema, replace_schema, now)
+            await conn.execute(
+                _SQL.update_job, job, planned.automation, planned.schema, planned.updated_at
+            )
+        return planned.to_job()
+
+    async def _delete_device(self, device: str) -> int:
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute(_SQL.delete_device_history, device)
+            status = await conn.execute(_SQL.delete_device, device)
+        return int(status.split()[-1])
+
+    async def _issue_token(self, device: str | None) -> tuple[Token, str]:
+        ident, secret = new_token()
+        now = time.time()
+        async with self._connection() as conn:
+            await conn.execute(_SQL.insert_token, ident, device, hash_token(secret), now)
+        return Token(ident, device, now), secret
+
+    async def _delete_token(self, ident: str) -> bool:
+        async with self._connection() as conn:
+            status = await conn.execute(_SQL.delete_token, ident)
+        return bool(status != "DELETE 0")
+
+    async def _write_import(
+        self,
+        jobs: list[tuple[Any, ...]],
+        buckets: list[tuple[Any, ...]],
+        tokens: list[tuple[Any, ...]],
+    ) -> None:
+        async with self._connection() as conn, conn.transaction():
+            await conn.executemany(_SQL.upsert_job, jobs)
+            await conn.executemany(_SQL.upsert_bucket, buckets)
+            await conn.executemany(_SQL.forget_history, [r[:2] for r in buckets])
+            await conn.executemany(_SQL.upsert_token, tokens)
+
+    async def _reseal(self, limit: int) -> int:
+        assert self.keys is not None
+        count = 0
+        async with self._connection() as conn, conn.transaction():
+            for table in ("buckets", "history"):
+                rows = await conn.fetch(_SQL.unsealed[table], f"{self.keys.prefix}%", limit - count)
+                await conn.executemany(_SQL.reseal[table], self._resealed(rows))
+                count += len(rows)
+        return count
+
+    async def _set_key_check(self, check: str) -> None:
+        async with self._connection() as conn:
+            await conn.execute(_SQL.set_key_check, check)

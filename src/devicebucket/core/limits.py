@@ -1,0 +1,65 @@
+"""The limits of a store: what a bucket may hold and how long a page may be.
+
+Every store, every server route and every command reads its limits from here, so a limit
+means the same wherever it is met.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from .errors import InvalidValueError
+
+__all__ = ["MAX_DEVICE_PAGE", "MAX_PAGE", "Limits", "check_page_size"]
+
+#: The most items one listing (devices, history) returns at once, on every store.
+MAX_PAGE: Final = 10_000
+#: The most devices one browsing page (``device_page``, the dashboard) shows at once.
+MAX_DEVICE_PAGE: Final = 1_000
+
+_LIMIT_NAMES: Final = ("max_bucket_bytes", "max_key_chars", "max_depth", "history_versions")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Limits on what a bucket may hold. The defaults are the contract's."""
+
+    max_bucket_bytes: int = 1024 * 1024
+    max_key_chars: int = 1024
+    max_depth: int = 64
+    # How many recent versions of a bucket stay restorable (at least; up to twice as many).
+    # 0 turns the history off: no record of changes, and writes cost one row less.
+    history_versions: int = 20
+
+    def __post_init__(self) -> None:
+        for name in _LIMIT_NAMES:
+            value = getattr(self, name)
+            least = 0 if name == "history_versions" else 1
+            if type(value) is not int or value < least:
+                what = "a positive integer" if least else "an integer >= 0"
+                raise ValueError(f"limit {name} must be {what}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Limits:
+        """Limits from ``DEVICEBUCKET_MAX_BUCKET_BYTES``, ``_MAX_KEY_CHARS``, ``_MAX_DEPTH`` and
+        ``_HISTORY_VERSIONS``."""
+        env = os.environ if environ is None else environ
+        values: dict[str, int] = {}
+        for name in _LIMIT_NAMES:
+            raw = env.get(f"DEVICEBUCKET_{name.upper()}")
+            if raw is not None:
+                try:
+                    values[name] = int(raw)
+                except ValueError:
+                    raise ValueError(f"DEVICEBUCKET_{name.upper()} must be an integer") from None
+        return cls(**values)
+
+
+def check_page_size(limit: object, most: int = MAX_PAGE) -> int:
+    """``limit`` if it is an integer from 1 to ``most``, else InvalidValueError."""
+    if type(limit) is not int or not 1 <= limit <= most:
+        raise InvalidValueError(f"limit must be an integer from 1 to {most}")
+    return limit

@@ -1,0 +1,159 @@
+"""The shapes the store contract speaks in: a bucket at a version, a device as listed, a
+change, a job, and the records of an export."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeAlias
+
+from .operations import KeyChanges
+from .values import decode
+
+__all__ = [
+    "DEVICE_SORTS",
+    "BucketRecord",
+    "Change",
+    "DeviceInfo",
+    "DevicePage",
+    "Job",
+    "Record",
+    "Snapshot",
+    "TokenRecord",
+    "UpdateFunction",
+    "decode_change",
+    "encode_changes",
+]
+
+
+class Snapshot:
+    """One bucket at one version.
+
+    ``text`` is the bucket's canonical JSON (``values.encode``) where a store has it at hand,
+    so a server can answer without encoding again. ``data`` is the bucket as a dict, a
+    fresh copy owned by the caller; given only the text, it is decoded on first access.
+    """
+
+    __slots__ = ("_data", "text", "updated_at", "version")
+
+    def __init__(
+        self,
+        data: dict[str, Any] | None,
+        version: int,
+        updated_at: float | None = None,
+        text: str | None = None,
+    ) -> None:
+        if data is None and text is None:
+            raise ValueError("a Snapshot needs its data or its JSON text")
+        self._data = data
+        self.version = version
+        self.updated_at = updated_at
+        self.text = text
+
+    @property
+    def data(self) -> dict[str, Any]:
+        if self._data is None:
+            assert self.text is not None
+            self._data = decode(self.text)
+        return self._data
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Snapshot):
+            return NotImplemented
+        return (self.data, self.version, self.updated_at) == (
+            other.data,
+            other.version,
+            other.updated_at,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"Snapshot(version={self.version}, updated_at={self.updated_at}, keys={len(self.data)})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """A device as listed: its device bucket's key count, the JSON size of all its buckets."""
+
+    device: str
+    keys: int
+    size: int
+    updated_at: float
+    jobs: tuple[str, ...] = ()
+
+
+DEVICE_SORTS: Final[tuple[str, ...]] = ("device", "keys", "size", "updated_at")
+
+
+@dataclass(frozen=True, slots=True)
+class DevicePage:
+    """One page of a device listing and how many devices matched in all."""
+
+    devices: list[DeviceInfo]
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One change of a bucket, as the history keeps it: names of keys, never values."""
+
+    version: int
+    at: float
+    actor: str
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    kept: bool = False  # whether this version's full contents are kept (restorable)
+
+
+def encode_changes(changes: KeyChanges) -> str:
+    """How a change's key names are stored: ``[added, changed, removed]`` as JSON."""
+    return json.dumps([changes.added, changes.changed, changes.removed], ensure_ascii=False)
+
+
+def decode_change(version: int, at: float, actor: str, changes: str, kept: object) -> Change:
+    """A stored history row (``encode_changes`` text) as a Change."""
+    added, changed, removed = json.loads(changes)
+    return Change(version, at, actor, tuple(added), tuple(changed), tuple(removed), bool(kept))
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A registered job and the schema every writer of its job buckets enforces."""
+
+    job: str
+    automation: str | None = None
+    schema: dict[str, Any] | bool | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class BucketRecord:
+    """One bucket as exported: enough to restore it exactly, version included."""
+
+    device: str
+    job: str | None
+    data: dict[str, Any] = field(default_factory=dict)
+    version: int = 1
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """A token as exported: its SHA-256 hash, never its secret."""
+
+    id: str
+    device: str | None
+    hash: str
+    created_at: float = 0.0
+
+
+Record: TypeAlias = Job | BucketRecord | TokenRecord
+UpdateFunction: TypeAlias = Callable[
+    [dict[str, Any]], "Mapping[str, Any] | Awaitable[Mapping[str, Any]]"
+]

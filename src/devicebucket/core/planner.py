@@ -1,0 +1,239 @@
+"""The write planner: what one write does to a stored bucket, decided once for every backend.
+
+Pure: no I/O, no clock, no keys. A SQL backend reads the bucket's row under its lock, calls
+:func:`plan_write`, and executes the plan (sealing the text if it encrypts); the rules of a
+write (conditional versions, the merge, the size limit, the job's schema, the history record
+and how much of it keeps contents) live only here. The same goes for registering a job
+(:func:`plan_job`) and for the rows of an import (:func:`plan_import`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from .errors import InvalidValueError, JobConflictError
+from .ids import check_id
+from .limits import Limits
+from .model import BucketRecord, Job, Record, Snapshot, TokenRecord, encode_changes
+from .operations import Operation, apply_operation, check_version, operation_changes
+from .schema import check_schema, decode_schema, schema_text, validate_against_schema
+from .values import JSONObject, check_size, decode, encode, normalize_data
+
+__all__ = [
+    "EMPTY",
+    "BucketRow",
+    "HistoryRow",
+    "JobRow",
+    "StoredBucket",
+    "WritePlan",
+    "check_records",
+    "plan_import",
+    "plan_job",
+    "plan_write",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBucket:
+    """A bucket as read under its lock: its (opened) text, version and time.
+
+    ``data`` is ``text`` decoded where the backend has it at hand (a cache); the planner
+    consumes it. Without it, the planner decodes ``text``.
+    """
+
+    text: str
+    version: int
+    updated_at: float | None
+    data: JSONObject | None = None
+
+
+EMPTY: Final = StoredBucket("{}", 0, None)
+
+
+@dataclass(frozen=True, slots=True)
+class BucketRow:
+    """The row of the ``buckets`` table, with the bucket's plain text."""
+
+    device: str
+    job: str  # '' for the device bucket
+    text: str
+    version: int
+    keys: int
+    size: int
+    updated_at: float
+
+    def values(self, stored: str) -> tuple[str, str, str, int, int, int, float]:
+        """The row's column values in table order, with ``stored`` (the text, sealed or not)."""
+        return (self.device, self.job, stored, self.version, self.keys, self.size, self.updated_at)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRow:
+    """The row of the ``history`` table that records a write (its contents are the bucket's)."""
+
+    version: int
+    at: float
+    actor: str
+    changes: str  # ``model.encode_changes``: key names only, never values
+
+
+@dataclass(frozen=True, slots=True)
+class WritePlan:
+    """What a write that changes its bucket writes.
+
+    ``history`` is None when the history is off; ``forget_through`` is a version up to which
+    older history rows drop their contents (None: nothing to forget now).
+    """
+
+    row: BucketRow
+    data: JSONObject
+    history: HistoryRow | None
+    forget_through: int | None
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(None, self.row.version, self.row.updated_at, self.row.text)
+
+
+def plan_write(
+    stored: StoredBucket,
+    operation: Operation,
+    expected_version: int | None,
+    *,
+    device: str,
+    job: str,
+    schema: str | None,
+    limits: Limits,
+    actor: str,
+    now: float,
+) -> WritePlan | None:
+    """The plan of one write to the bucket ``stored``; None if the write changes nothing.
+
+    ``job`` is '' for the device bucket; ``schema`` the text of the job's schema, if it has
+    one. Raises ConflictError when ``expected_version`` is not the stored version,
+    InvalidValueError when the result is too large, SchemaViolationError when it does not
+    match the schema. A write that changes nothing keeps the version (1, 1.0 and true
+    differ: their texts differ).
+    """
+    check_version(expected_version, stored.version)
+    current = decode(stored.text) if stored.data is None else stored.data
+    changes = operation_changes(current, operation)  # before ``current`` is consumed
+    data = apply_operation(current, operation)
+    text = encode(data)
+    if text == stored.text:
+        return None
+    size = check_size(text, limits)
+    if schema is not None:
+        validate_against_schema(data, schema, job)
+    version = stored.version + 1
+    keep = limits.history_versions
+    history = HistoryRow(version, now, actor, encode_changes(changes)) if keep else None
+    # Contents are forgotten every ``keep`` versions, so at least the last ``keep`` (at most
+    # twice as many) stay restorable, and most writes forget nothing.
+    forget = version - keep if keep and version % keep == 0 else None
+    row = BucketRow(device, job, text, version, len(data), size, now)
+    return WritePlan(row, data, history, forget)
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    """The row of the ``jobs`` table: the schema as its canonical text."""
+
+    job: str
+    automation: str | None
+    schema: str | None
+    created_at: float
+    updated_at: float
+
+    @classmethod
+    def of(cls, job: Job) -> JobRow:
+        text = None if job.schema is None else schema_text(job.schema)
+        return cls(job.job, job.automation, text, job.created_at, job.updated_at)
+
+    def values(self) -> tuple[str, str | None, str | None, float, float]:
+        """The row's column values in table order."""
+        return (self.job, self.automation, self.schema, self.created_at, self.updated_at)
+
+    def to_job(self) -> Job:
+        schema = None if self.schema is None else decode_schema(self.schema)
+        return Job(self.job, self.automation, schema, self.created_at, self.updated_at)
+
+
+def plan_job(
+    existing: JobRow | None,
+    job: str,
+    automation: str | None,
+    schema: str | None,
+    replace_schema: bool,
+    now: float,
+) -> JobRow:
+    """The job's row after a registration (``existing``: its row, read under a lock).
+
+    ``schema=None`` keeps the stored schema unless ``replace_schema``; a different schema
+    for a job that has one is refused with JobConflictError unless ``replace_schema``.
+    """
+    if existing is None:
+        return JobRow(job, automation, schema, now, now)
+    if schema is None and not replace_schema:
+        schema = existing.schema
+    elif existing.schema is not None and schema != existing.schema and not replace_schema:
+        raise JobConflictError(
+            f"job {job!r} is registered with a different bucket schema;"
+            " replace it explicitly (--replace-schema / replace_schema=True)"
+        )
+    automation = automation if automation is not None else existing.automation
+    return JobRow(job, automation, schema, existing.created_at, now)
+
+
+_HEX12: Final = re.compile(r"[0-9a-f]{12}")
+_HEX64: Final = re.compile(r"[0-9a-f]{64}")
+
+
+def check_records(
+    records: Iterable[Record], limits: Limits
+) -> tuple[list[Job], list[BucketRecord], list[TokenRecord]]:
+    """Check exported records before an import writes any: jobs, buckets (data normalized)
+    and tokens, each list in the order given. Raises on the first bad record."""
+    jobs: list[Job] = []
+    buckets: list[BucketRecord] = []
+    tokens: list[TokenRecord] = []
+    for record in records:
+        if isinstance(record, Job):
+            check_id(record.job, "job id")
+            if record.schema is not None:
+                check_schema(record.schema, limits)
+            jobs.append(record)
+        elif isinstance(record, TokenRecord):
+            if not (_HEX12.fullmatch(record.id) and _HEX64.fullmatch(record.hash)):
+                raise InvalidValueError("a token record needs a 12-hex-digit id and a SHA-256 hash")
+            if record.device is not None:
+                check_id(record.device)
+            tokens.append(record)
+        else:
+            check_id(record.device)
+            if record.job is not None:
+                check_id(record.job, "job id")
+            if type(record.version) is not int or record.version < 1:
+                raise InvalidValueError("bucket version must be an integer >= 1")
+            data = normalize_data(record.data, limits)
+            buckets.append(
+                BucketRecord(record.device, record.job, data, record.version, record.updated_at)
+            )
+    return jobs, buckets, tokens
+
+
+def plan_import(buckets: Iterable[BucketRecord], limits: Limits) -> list[BucketRow]:
+    """The rows an import writes for these (checked) buckets, versions and times as given.
+
+    An imported bucket starts a history of its own: the backend drops its old history rows.
+    """
+    rows = []
+    for b in buckets:
+        text = encode(b.data)
+        size = check_size(text, limits)
+        rows.append(
+            BucketRow(b.device, b.job or "", text, b.version, len(b.data), size, b.updated_at)
+        )
+    return rows

@@ -1,0 +1,129 @@
+"""Job bucket schemas (JSON Schema draft 2020-12): checking a schema, checking a bucket
+against one, and saying what failed without quoting the value that failed it."""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from typing import Any, cast
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError, ValidationError, best_match
+
+from .errors import (
+    InvalidSchemaError,
+    InvalidValueError,
+    SchemaViolationError,
+    StoreUnavailableError,
+)
+from .limits import Limits
+from .values import JSONObject, json_path, normalize_data
+
+__all__ = [
+    "check_schema",
+    "decode_schema",
+    "schema_errors",
+    "schema_text",
+    "validate_against_schema",
+]
+
+
+def schema_text(schema: dict[str, Any] | bool) -> str:
+    """Canonical text of a schema: two schemas are the same when their texts are."""
+    return json.dumps(schema, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def decode_schema(text: str) -> dict[str, Any] | bool:
+    """A stored schema's text, parsed."""
+    value = json.loads(text)
+    if not isinstance(value, (dict, bool)):
+        raise StoreUnavailableError("a stored job schema is not a JSON object")
+    return value
+
+
+def check_schema(schema: object, limits: Limits | None = None) -> JSONObject | bool:
+    """Return a copy of ``schema`` if it is a valid JSON Schema (2020-12), else raise."""
+    if isinstance(schema, bool):
+        return schema
+    if not isinstance(schema, dict):
+        raise InvalidSchemaError(
+            f"bucket schema must be a JSON Schema object, got {type(schema).__name__}"
+        )
+    try:
+        copy = normalize_data(schema, limits or Limits())
+    except InvalidValueError as exc:
+        raise InvalidSchemaError(f"bucket schema is not JSON: {exc}") from None
+    try:
+        Draft202012Validator.check_schema(copy)
+    except SchemaError as exc:
+        where = json_path(list(exc.absolute_path))
+        raise InvalidSchemaError(
+            f"bucket schema is not a valid JSON Schema (draft 2020-12): at {where}: {exc.message}"
+        ) from None
+    return copy
+
+
+@lru_cache(maxsize=256)
+def _validator(schema_text: str) -> Draft202012Validator:
+    return Draft202012Validator(json.loads(schema_text))
+
+
+def _describe(error: ValidationError) -> str:
+    """Say what rule failed without quoting the value that failed it."""
+    rule = str(error.validator)
+    expected = error.validator_value
+    instance = error.instance
+    if rule == "type":
+        return f"rule 'type' failed: expected {_show(expected)}"
+    if rule == "required" and isinstance(instance, dict):
+        missing = [k for k in cast(list[str], expected) if k not in instance]
+        return "rule 'required' failed: missing " + ", ".join(json_path([k]) for k in missing)
+    if rule == "additionalProperties" and isinstance(instance, dict):
+        schema = error.schema if isinstance(error.schema, dict) else {}
+        known = set(schema.get("properties", {}))
+        patterns = list(schema.get("patternProperties", {}))
+        extra = [
+            k for k in instance if k not in known and not any(re.search(p, k) for p in patterns)
+        ]
+        return "rule 'additionalProperties' failed: unexpected " + ", ".join(
+            json_path([k]) for k in extra
+        )
+    if isinstance(expected, (int, float, str)) and not isinstance(expected, bool):
+        return f"rule '{rule}' failed: {rule} is {_show(expected)}"
+    if rule in ("enum", "const"):
+        allowed = f"one of {_show(expected)}" if rule == "enum" else _show(expected)
+        return f"rule '{rule}' failed: value is not {allowed}"
+    return f"rule '{rule}' failed"
+
+
+def _show(value: object) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 120 else text[:120] + "…"
+
+
+def validate_against_schema(data: JSONObject, schema_text: str, job: str) -> None:
+    """Raise SchemaViolationError if ``data`` does not match the job's schema."""
+    error = best_match(_validator(schema_text).iter_errors(data))
+    if error is None:
+        return
+    path = json_path(list(error.absolute_path))
+    raise SchemaViolationError(
+        f"job bucket does not match the schema of job {job!r} at {path}: {_describe(error)};"
+        " nothing was written",
+        path=path,
+        rule=str(error.validator),
+    )
+
+
+def schema_errors(
+    data: JSONObject, schema_text: str, limit: int = 20
+) -> list[tuple[str, str, str]]:
+    """Every way ``data`` fails the schema, as ``(path, rule, message)``, at most ``limit``.
+
+    For showing a stored job bucket that no longer matches its job's (replaced) schema.
+    """
+    errors = sorted(_validator(schema_text).iter_errors(data), key=lambda e: list(e.absolute_path))
+    return [
+        (json_path(list(e.absolute_path)), str(e.validator), _describe(e)) for e in errors[:limit]
+    ]

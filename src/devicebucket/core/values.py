@@ -1,0 +1,160 @@
+"""JSON values: what a bucket may hold, its canonical text and its size.
+
+Pure: nothing here does I/O. Every store checks values with these same functions, so a bucket
+behaves the same on SQLite, on PostgreSQL and behind the HTTP server.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Final, TypeAlias
+
+from .errors import InvalidValueError
+from .limits import Limits
+
+__all__ = [
+    "JSONObject",
+    "check_size",
+    "decode",
+    "encode",
+    "json_path",
+    "normalize_data",
+    "normalize_keys",
+]
+
+_PLAIN_KEY_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SHOWN_CHARS: Final = 64
+
+JSONObject: TypeAlias = dict[str, Any]
+
+
+def json_path(parts: Iterable[str | int]) -> str:
+    """Format a path as JSONPath: ``$.config["odd key"][2]``."""
+    out = ["$"]
+    for part in parts:
+        if isinstance(part, int):
+            out.append(f"[{part}]")
+        elif _PLAIN_KEY_RE.fullmatch(part) and len(part) <= _SHOWN_CHARS:
+            out.append(f".{part}")
+        else:
+            shown = part if len(part) <= _SHOWN_CHARS else part[:_SHOWN_CHARS] + "…"
+            out.append(f"[{json.dumps(shown, ensure_ascii=False)}]")
+    return "".join(out)
+
+
+class _Normalizer:
+    """Copies a value into plain JSON types, rejecting anything JSON cannot hold."""
+
+    __slots__ = ("max_depth", "path")
+
+    def __init__(self, max_depth: int) -> None:
+        self.max_depth = max_depth
+        self.path: list[str | int] = []
+
+    def fail(self, problem: str) -> InvalidValueError:
+        return InvalidValueError(f"value at {json_path(self.path)} {problem}")
+
+    def copy(self, value: Any, depth: int) -> Any:
+        kind = type(value)
+        if kind is str or kind is int or kind is bool or value is None:
+            return value
+        if kind is float:
+            if not math.isfinite(value):
+                raise self.fail(f"is {value!r}, which JSON cannot hold")
+            return value
+        if isinstance(value, dict):
+            return self.copy_dict(value, depth + 1)
+        if isinstance(value, (list, tuple)):
+            if depth + 1 > self.max_depth:
+                raise self.fail(f"nests deeper than {self.max_depth} levels")
+            out: list[Any] = []
+            for index, item in enumerate(value):
+                self.path.append(index)
+                out.append(self.copy(item, depth + 1))
+                self.path.pop()
+            return out
+        if isinstance(value, bool):
+            return bool(value)
+        if isinstance(value, int):
+            return int(value)
+        if isinstance(value, float):
+            return self.copy(float(value), depth)
+        if isinstance(value, str):
+            return str(value)
+        raise self.fail(
+            f"has type {kind.__name__}, which is not JSON"
+            " (use dict, list, str, int, float, bool or None)"
+        )
+
+    def copy_dict(self, value: Mapping[Any, Any], depth: int) -> JSONObject:
+        if depth > self.max_depth:
+            raise self.fail(f"nests deeper than {self.max_depth} levels")
+        out: JSONObject = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                if not isinstance(key, str):
+                    raise self.fail(f"has a key of type {type(key).__name__}; keys must be str")
+                key = str(key)
+            self.path.append(key)
+            out[key] = self.copy(item, depth)
+            self.path.pop()
+        return out
+
+
+def normalize_data(data: object, limits: Limits) -> JSONObject:
+    """Check ``data`` for a write and return a fresh copy made of plain JSON types.
+
+    Tuples become lists; subclasses of str, int and float become the base type.
+    Raises InvalidValueError naming the offending path, type or limit.
+    """
+    if not isinstance(data, dict):
+        raise InvalidValueError(
+            f"data must be a JSON object (dict with str keys), got {type(data).__name__}"
+        )
+    for key in data:
+        if isinstance(key, str) and len(key) > limits.max_key_chars:
+            raise InvalidValueError(
+                f"key {json_path([key])} is {len(key)} characters long,"
+                f" over the limit of {limits.max_key_chars}"
+            )
+    return _Normalizer(limits.max_depth).copy_dict(data, 1)
+
+
+def normalize_keys(keys: Iterable[object]) -> tuple[str, ...]:
+    """Check the keys of a delete: each must be a str."""
+    out: list[str] = []
+    for key in keys:
+        if not isinstance(key, str):
+            raise InvalidValueError(f"keys to delete must be str, got {type(key).__name__}")
+        out.append(str(key))
+    return tuple(out)
+
+
+def encode(data: JSONObject) -> str:
+    """The canonical JSON text of a bucket, as stored."""
+    try:
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError as exc:  # e.g. an int with more digits than Python will print
+        raise InvalidValueError(f"bucket cannot be encoded as JSON: {type(exc).__name__}") from None
+
+
+def decode(text: str | bytes) -> JSONObject:
+    """Parse a stored bucket."""
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError("stored bucket is not a JSON object")
+    return value
+
+
+def check_size(text: str, limits: Limits) -> int:
+    """Return the size of an encoded bucket in bytes, or raise if it is over the limit."""
+    size = len(text) if text.isascii() else len(text.encode())
+    if size > limits.max_bucket_bytes:
+        raise InvalidValueError(
+            f"bucket would be {size:,} bytes of JSON, over the limit of"
+            f" {limits.max_bucket_bytes:,} bytes; nothing was written"
+        )
+    return size

@@ -1,0 +1,366 @@
+"""The API's handlers: one method per ``handler`` of the route table (``wire.routes``).
+
+:meth:`Api.routes` builds the Starlette routes from that table. Each route's wrapper
+authenticates and authorizes the caller (``web.auth``), refuses query parameters the route
+does not take, answers every expected failure from the error table (``wire.errors``), and
+records metrics labelled by route template.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Final
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from ..core.errors import DeviceBucketError, StoreUnavailableError
+from ..core.limits import MAX_PAGE
+from ..core.masking import mask_secrets
+from ..core.store import Store
+from ..core.tokens import Token
+from ..core.values import encode
+from ..wire.exchange import HEADER, RecordParser, dump_record
+from ..wire.routes import ROUTES, Access, Endpoint
+from ..wire.shapes import change_json, device_json, job_json, token_json
+from .auth import ENV_ADMIN, TokenAuth
+from .metrics import Metrics
+from .openapi import openapi_document
+from .responses import (
+    HTTPError,
+    bucket_response,
+    bucket_text_response,
+    error_response,
+    json_response,
+)
+
+__all__ = ["Api"]
+
+Handler = Callable[[Request, Token | None], Awaitable[Response]]
+
+
+def _limit(request: Request) -> int:
+    raw = request.query_params.get("limit", "100")
+    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_PAGE):
+        raise HTTPError(422, "invalid_value", f"limit must be an integer from 1 to {MAX_PAGE}")
+    return int(raw)
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+# One decoder for every request: json.loads(..., parse_constant=...) builds a new one per call.
+_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def _if_match(request: Request) -> int | None:
+    raw = request.headers.get("if-match")
+    if raw is None or raw.strip() == "*":
+        return None
+    tag = raw.strip().removeprefix("W/").strip('"')
+    if not (tag.isascii() and tag.isdigit() and len(tag) <= 18):
+        raise HTTPError(400, "bad_request", 'If-Match must be a version ETag such as "3"')
+    return int(tag)
+
+
+class Api:
+    """The routes of one app over one store."""
+
+    def __init__(
+        self,
+        store: Store,
+        auth: TokenAuth,
+        max_import_bytes: int,
+        secret_keys: tuple[str, ...] = (),
+    ) -> None:
+        self.store = store
+        self.auth = auth
+        self.secret_keys = secret_keys
+        self.max_body_bytes = store.limits.max_bucket_bytes + 64 * 1024
+        self.max_import_bytes = max_import_bytes
+        self.meter = Metrics()
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    def routes(self) -> list[Route]:
+        """One Route a path of the route table, so a wrong method gets 405 with the right
+        Allow header."""
+        by_path: dict[str, list[Endpoint]] = {}
+        for entry in ROUTES:
+            by_path.setdefault(entry.path, []).append(entry)
+        return [self.route(path, entries) for path, entries in by_path.items()]
+
+    def route(self, path: str, entries: list[Endpoint]) -> Route:
+        """A query parameter the route does not take is refused (a typo should not be ignored)."""
+        handlers: dict[str, tuple[Handler, Access]] = {
+            e.method: (getattr(self, e.handler), e.access) for e in entries
+        }
+        query = {name: frozenset(e.query) for name, e in ((e.method, e) for e in entries)}
+        if "GET" in handlers:
+            handlers["HEAD"], query["HEAD"] = handlers["GET"], query["GET"]
+        auth, meter = self.auth, self.meter
+
+        async def endpoint(request: Request) -> Response:
+            started = time.perf_counter()
+            method = request.method
+            handler, access = handlers[method]
+            try:
+                if request.scope["query_string"]:
+                    unknown = set(request.query_params) - query[method]
+                    if unknown:
+                        name = sorted(unknown)[0][:64]
+                        raise HTTPError(400, "bad_request", f"unknown query parameter {name!r}")
+                token = None if access is Access.PUBLIC else await auth.caller(request)
+                auth.authorize(access, token, request.path_params.get("device"))
+                response = await handler(request, token)
+            except HTTPError as exc:
+                response = error_response(exc)
+            except DeviceBucketError as exc:
+                response = error_response(HTTPError.of(exc))
+            meter.observe(path, method, response.status_code, time.perf_counter() - started)
+            return response
+
+        return Route(path, endpoint, methods=list(handlers))
+
+    async def body(self, request: Request, limit: int) -> bytes:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            raise HTTPError(413, "too_large", f"request body is over the limit of {limit:,} bytes")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise HTTPError(
+                    413, "too_large", f"request body is over the limit of {limit:,} bytes"
+                )
+        return bytes(body)
+
+    async def json_object(self, request: Request) -> dict[str, Any]:
+        body = await self.body(request, self.max_body_bytes)
+        try:
+            value = _DECODER.decode(body.decode())
+        except (ValueError, RecursionError):
+            raise HTTPError(400, "bad_request", "request body is not valid JSON") from None
+        if not isinstance(value, dict):
+            raise HTTPError(400, "bad_request", "request body must be a JSON object")
+        return value
+
+    @staticmethod
+    def actor(request: Request, token: Token | None) -> str:
+        """Who wrote, for the history: the token (never its secret) and what the client says
+        it is (``X-Devicebucket-Actor``, e.g. the automation)."""
+        if token is None or token is ENV_ADMIN:
+            who = "admin"
+        else:
+            who = f"{'admin' if token.is_admin else 'device'} token {token.id}"
+        via = request.headers.get("x-devicebucket-actor")
+        return f"{who} via {via[:200]}" if via else who
+
+    # --- buckets -------------------------------------------------------------------------
+
+    async def get_bucket(self, request: Request, token: Token | None) -> Response:
+        params = request.path_params
+        return bucket_text_response(
+            *await self.store.get_json(params["device"], job=params.get("job"))
+        )
+
+    async def patch_bucket(self, request: Request, token: Token | None) -> Response:
+        params, expected = request.path_params, _if_match(request)
+        data = await self.json_object(request)
+        snapshot = await self.store.merge(
+            params["device"],
+            data,
+            job=params.get("job"),
+            expected_version=expected,
+            actor=self.actor(request, token),
+        )
+        return bucket_response(snapshot)
+
+    async def clear_bucket(self, request: Request, token: Token | None) -> Response:
+        params, expected = request.path_params, _if_match(request)
+        snapshot = await self.store.clear(
+            params["device"],
+            job=params.get("job"),
+            expected_version=expected,
+            actor=self.actor(request, token),
+        )
+        return bucket_response(snapshot)
+
+    async def delete_key(self, request: Request, token: Token | None) -> Response:
+        params, expected = request.path_params, _if_match(request)
+        snapshot = await self.store.delete(
+            params["device"],
+            [params["key"]],
+            job=params.get("job"),
+            expected_version=expected,
+            actor=self.actor(request, token),
+        )
+        return bucket_response(snapshot)
+
+    async def delete_keys(self, request: Request, token: Token | None) -> Response:
+        params, expected = request.path_params, _if_match(request)
+        keys = (await self.json_object(request)).get("keys")
+        if not isinstance(keys, list):
+            raise HTTPError(422, "invalid_value", 'body must be {"keys": [...]} with a list of str')
+        snapshot = await self.store.delete(
+            params["device"],
+            keys,
+            job=params.get("job"),
+            expected_version=expected,
+            actor=self.actor(request, token),
+        )
+        return bucket_response(snapshot)
+
+    # --- history -------------------------------------------------------------------------
+
+    async def history(self, request: Request, token: Token | None) -> Response:
+        params = request.path_params
+        changes = await self.store.history(
+            params["device"], job=params.get("job"), limit=_limit(request)
+        )
+        return json_response({"changes": [change_json(c) for c in changes]})
+
+    async def history_version(self, request: Request, token: Token | None) -> Response:
+        """A kept version; values of secret-looking keys masked unless ``?reveal=true``."""
+        params = request.path_params
+        reveal = request.query_params.get("reveal", "false")
+        if reveal not in ("true", "false"):
+            raise HTTPError(400, "bad_request", "reveal must be true or false")
+        snapshot = await self.store.at_version(
+            params["device"], params["version"], job=params.get("job")
+        )
+        if reveal == "true":
+            response = bucket_response(snapshot)
+        else:
+            masked = mask_secrets(snapshot.data, self.secret_keys)
+            response = bucket_text_response(encode(masked), snapshot.version)
+        response.headers["X-Devicebucket-Version-Time"] = repr(snapshot.updated_at or 0.0)
+        return response
+
+    async def restore(self, request: Request, token: Token | None) -> Response:
+        params, expected = request.path_params, _if_match(request)
+        version = (await self.json_object(request)).get("version")
+        if type(version) is not int:
+            raise HTTPError(422, "invalid_value", 'body must be {"version": N}')
+        snapshot = await self.store.restore(
+            params["device"],
+            version,
+            job=params.get("job"),
+            expected_version=expected,
+            actor=self.actor(request, token),
+        )
+        return bucket_response(snapshot)
+
+    # --- devices, jobs, tokens -----------------------------------------------------------
+
+    async def list_devices(self, request: Request, token: Token | None) -> Response:
+        limit = _limit(request)
+        found = await self.store.devices(after=request.query_params.get("after"), limit=limit)
+        following = found[-1].device if len(found) == limit else None
+        return json_response({"devices": [device_json(d) for d in found], "next": following})
+
+    async def delete_device(self, request: Request, token: Token | None) -> Response:
+        device = request.path_params["device"]
+        removed = await self.store.delete_device(device)
+        return json_response({"device": device, "deleted_buckets": removed})
+
+    async def list_jobs(self, request: Request, token: Token | None) -> Response:
+        return json_response({"jobs": [job_json(job) for job in await self.store.jobs()]})
+
+    async def get_job(self, request: Request, token: Token | None) -> Response:
+        job = await self.store.get_job(request.path_params["job"])
+        if job is None:
+            raise HTTPError(404, "not_found", "no such job")
+        return json_response(job_json(job))
+
+    async def put_job(self, request: Request, token: Token | None) -> Response:
+        body = await self.json_object(request)
+        automation, replace = body.get("automation"), body.get("replace_schema", False)
+        if automation is not None and not isinstance(automation, str):
+            raise HTTPError(422, "invalid_value", "automation must be a string or null")
+        if not isinstance(replace, bool):
+            raise HTTPError(422, "invalid_value", "replace_schema must be true or false")
+        job = await self.store.register_job(
+            request.path_params["job"],
+            automation=automation,
+            schema=body.get("bucket_schema"),
+            replace_schema=replace,
+        )
+        return json_response(job_json(job))
+
+    async def create_device_token(self, request: Request, token: Token | None) -> Response:
+        return await self.create_token(request, token)
+
+    async def create_token(self, request: Request, token: Token | None) -> Response:
+        if "device" in request.path_params:
+            device = request.path_params["device"]
+        else:
+            device = (await self.json_object(request)).get("device")
+            if device is not None and not isinstance(device, str):
+                raise HTTPError(422, "invalid_value", "device must be a device id or null")
+        created, secret = await self.store.create_token(device)
+        return json_response({**token_json(created), "token": secret}, 201)
+
+    async def list_tokens(self, request: Request, token: Token | None) -> Response:
+        return json_response({"tokens": [token_json(t) for t in await self.store.tokens()]})
+
+    async def revoke_token(self, request: Request, token: Token | None) -> Response:
+        await self.store.revoke_token(request.path_params["token"])
+        return Response(status_code=204)
+
+    async def whoami(self, request: Request, token: Token | None) -> Response:
+        assert token is not None
+        return json_response(token_json(token))
+
+    # --- export, import, health, metrics, docs -------------------------------------------
+
+    async def export(self, request: Request, token: Token | None) -> Response:
+        async def lines() -> AsyncIterator[bytes]:
+            yield (json.dumps(HEADER) + "\n").encode()
+            async for record in self.store.export():
+                yield (dump_record(record) + "\n").encode()
+
+        return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+    async def import_(self, request: Request, token: Token | None) -> Response:
+        body = await self.body(request, self.max_import_bytes)
+        try:
+            text = body.decode()
+        except UnicodeDecodeError:
+            raise HTTPError(400, "bad_request", "import body is not UTF-8 text") from None
+        parser = RecordParser()
+        records = [r for line in text.splitlines() if (r := parser.feed(line)) is not None]
+        parser.finish()
+        return json_response({"imported": await self.store.import_records(records)})
+
+    async def healthz(self, request: Request, token: Token | None) -> Response:
+        try:
+            await self.store.ping()
+        except StoreUnavailableError as exc:
+            return json_response({"status": "unavailable", "error": str(exc)}, 503)
+        return json_response({"status": "ok"})
+
+    async def metrics(self, request: Request, token: Token | None) -> Response:
+        return Response(generate_latest(self.meter.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def openapi(self, request: Request, token: Token | None) -> Response:
+        return json_response(openapi_document())
+
+    async def docs(self, request: Request, token: Token | None) -> Response:
+        return HTMLResponse(DOCS_PAGE)
+
+
+DOCS_PAGE: Final = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>devicebucket API</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
+</head><body><div id="swagger-ui"></div>
+<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui"});</script>
+</body></html>
+"""

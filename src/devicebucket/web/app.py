@@ -1,0 +1,90 @@
+"""``create_app(store)``: the ASGI app serving a store — the API under ``/v1`` (routes from
+``wire.routes``), the dashboard under ``/ui``, health, metrics and the OpenAPI document."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Final
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..backends.factory import open_store
+from ..core.masking import secret_key_patterns
+from ..core.store import Store
+from .api import Api
+from .auth import ADMIN_TOKEN_ENV, TokenAuth
+from .dashboard import Dashboard
+from .responses import HTTPError, error_response
+
+__all__ = ["ADMIN_TOKEN_ENV", "SESSION_SECRET_ENV", "app_from_env", "create_app"]
+
+SESSION_SECRET_ENV: Final = "DEVICEBUCKET_SESSION_SECRET"
+
+
+def create_app(
+    store: Store,
+    *,
+    admin_token: str | None = None,
+    max_import_bytes: int = 256 * 1024 * 1024,
+    close_store: bool = True,
+    session_secret: str | bytes | None = None,
+    secret_keys: tuple[str, ...] | None = None,
+) -> Starlette:
+    """The ASGI app serving ``store``: the API under ``/v1`` and the dashboard under ``/ui``.
+
+    ``admin_token`` is accepted besides stored admin tokens. ``session_secret`` signs dashboard
+    sessions (give every worker the same one; default: random, so sessions end with the
+    process). ``secret_keys`` are the words that make a key's value masked in the dashboard
+    (default: ``DEVICEBUCKET_SECRET_KEYS`` or ``masking.SECRET_KEY_PATTERNS``).
+    """
+    secret_keys = secret_key_patterns() if secret_keys is None else secret_keys
+    auth = TokenAuth(store, admin_token)
+    api = Api(store, auth, max_import_bytes, secret_keys)
+    if session_secret is None:
+        session_secret = secrets.token_bytes(32)
+    signing = session_secret.encode() if isinstance(session_secret, str) else session_secret
+    ui = Dashboard(store, auth, signing, secret_keys)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        error = HTTPError(
+            status, "not_found" if status == 404 else "http_error", _status_text(status)
+        )
+        response = error_response(error)
+        if isinstance(exc, HTTPException) and exc.headers:
+            response.headers.update(exc.headers)
+        api.meter.observe("unmatched", request.method, status, 0.0)
+        return response
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        if close_store:
+            await store.close()
+
+    app = Starlette(
+        routes=[*api.routes(), *ui.routes()],
+        exception_handlers={HTTPException: not_found},
+        lifespan=lifespan,
+    )
+    app.state.api = api
+    return app
+
+
+def _status_text(status: int) -> str:
+    return {404: "no such route", 405: "method not allowed on this route"}.get(status, "HTTP error")
+
+
+def app_from_env() -> Starlette:
+    """App factory for ``uvicorn --factory`` workers: ``DEVICEBUCKET_URL`` and the admin token."""
+    return create_app(
+        open_store(os.environ.get("DEVICEBUCKET_URL")),
+        admin_token=os.environ.get(ADMIN_TOKEN_ENV),
+        session_secret=os.environ.get(SESSION_SECRET_ENV),
+    )

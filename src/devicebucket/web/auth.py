@@ -1,0 +1,105 @@
+"""Who is calling: bearer tokens for the API, the admin token for the dashboard's sign-in.
+
+:class:`TokenAuth` is a Starlette ``AuthenticationBackend``: it finds the token a request
+presents (a stored token, or the admin token the server was started with) and says whether
+that token may use a route (:meth:`TokenAuth.authorize`). The API and the dashboard both use
+it; neither imports the other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Final
+
+from starlette.authentication import (
+    AuthCredentials,
+    AuthenticationBackend,
+    AuthenticationError,
+    BaseUser,
+)
+from starlette.requests import HTTPConnection
+
+from ..core.store import Store
+from ..core.tokens import Token
+from ..wire.routes import Access
+from .responses import HTTPError
+
+__all__ = ["ADMIN_TOKEN_ENV", "ENV_ADMIN", "TokenAuth", "TokenUser"]
+
+ADMIN_TOKEN_ENV: Final = "DEVICEBUCKET_ADMIN_TOKEN"
+#: The admin token given in the environment (it has no stored record).
+ENV_ADMIN: Final = Token("env", None, 0.0)
+
+
+class TokenUser(BaseUser):
+    """The caller: the token it presented (never its secret)."""
+
+    def __init__(self, token: Token) -> None:
+        self.token = token
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def display_name(self) -> str:
+        return f"{'admin' if self.token.is_admin else 'device'} token {self.token.id}"
+
+
+class TokenAuth(AuthenticationBackend):
+    """Bearer tokens over a store, plus the admin token from the environment."""
+
+    def __init__(self, store: Store, admin_token: str | None) -> None:
+        self.store = store
+        self.admin_hash = None if not admin_token else hashlib.sha256(admin_token.encode()).digest()
+
+    async def check_token(self, presented: str) -> Token | None:
+        """The token a presented secret belongs to (the configured admin token included)."""
+        if self.admin_hash is not None and hmac.compare_digest(
+            hashlib.sha256(presented.encode()).digest(), self.admin_hash
+        ):
+            return ENV_ADMIN
+        return await self.store.authenticate(presented)
+
+    async def token_by_id(self, ident: str) -> Token | None:
+        """A token that is still valid, by id (``ENV_ADMIN.id`` for the configured one)."""
+        if ident == ENV_ADMIN.id:
+            return ENV_ADMIN if self.admin_hash is not None else None
+        return await self.store.token(ident)
+
+    async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
+        """None without an ``Authorization: Bearer`` header; AuthenticationError for a token
+        that is not valid (or was revoked)."""
+        scheme, _, presented = conn.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not presented.strip():
+            return None
+        token = await self.check_token(presented.strip())
+        if token is None:
+            raise AuthenticationError("the bearer token is not valid or was revoked")
+        scopes = ["authenticated", "admin" if token.is_admin else "device"]
+        return AuthCredentials(scopes), TokenUser(token)
+
+    async def caller(self, conn: HTTPConnection) -> Token:
+        """The request's token, or a 401 answer."""
+        try:
+            found = await self.authenticate(conn)
+        except AuthenticationError as exc:
+            raise HTTPError(401, "unauthorized", str(exc)) from None
+        if found is None:
+            raise HTTPError(401, "unauthorized", "a bearer token is required")
+        user = found[1]
+        assert isinstance(user, TokenUser)
+        return user.token
+
+    @staticmethod
+    def authorize(access: Access, token: Token | None, device: str | None) -> None:
+        """Refuse (403) a token that may not use a route of ``access`` on ``device``."""
+        if access in (Access.PUBLIC, Access.ANY_TOKEN) or token is None or token.is_admin:
+            return
+        if access is Access.ADMIN:
+            raise HTTPError(403, "forbidden", "this route needs an admin token")
+        if device != token.device:
+            raise HTTPError(
+                403, "forbidden", "a device token may only use its own device's buckets"
+            )

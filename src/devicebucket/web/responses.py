@@ -1,0 +1,49 @@
+"""The answers of the API: JSON bodies, bucket texts with their ETag, and errors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.responses import Response
+
+from ..core.errors import DeviceBucketError
+from ..core.model import Snapshot
+from ..core.values import encode
+from ..wire.errors import error_answer
+
+__all__ = ["HTTPError", "bucket_response", "error_response", "json_response"]
+
+
+class HTTPError(Exception):
+    """An error answered as ``{"error": message, "code": code, ...}`` with ``status``."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.extra = extra
+
+    @classmethod
+    def of(cls, exc: DeviceBucketError) -> HTTPError:
+        """The answer to a store's exception, from the contract's error table."""
+        status, body = error_answer(exc)
+        message, code = body.pop("error"), body.pop("code")
+        return cls(status, code, message, **body)
+
+
+def json_response(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    body = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    return Response(body, status, headers, media_type="application/json")
+
+
+def error_response(error: HTTPError) -> Response:
+    return json_response({"error": str(error), "code": error.code, **error.extra}, error.status)
+
+
+def bucket_response(snapshot: Snapshot) -> Response:
+    return bucket_text_response(snapshot.text or encode(snapshot.data), snapshot.version)
+
+
+def bucket_text_response(text: str, version: int) -> Response:
+    return Response(text.encode(), 200, {"ETag": f'"{version}"'}, media_type="application/json")
