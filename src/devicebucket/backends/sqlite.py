@@ -4,7 +4,7 @@ How it is fast and safe at once:
 
 * Reads run inline on the caller's thread, on that thread's own connection: a primary-key
   lookup costs a few microseconds, far less than a hop to a worker thread would.
-* Writes are grouped per event loop (group commit). The first writer to arrive leads: it
+* Writes are grouped per event loop (group commit, ``groupcommit``). The first writer leads: it
   yields to the loop, so every writer that is ready joins its batch, and yields again while
   the batch keeps growing; then it runs the batch in one ``BEGIN IMMEDIATE`` transaction
   with one fsync (``synchronous=FULL``) and answers the others. A lone writer pays one loop
@@ -20,14 +20,12 @@ How it is fast and safe at once:
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +47,7 @@ from ..core.operations import Operation
 from ..core.planner import StoredBucket, WritePlan, plan_job, plan_write
 from ..core.tokens import Token, hash_token, new_token, token_id, token_matches
 from ..core.values import decode
+from .groupcommit import Pending, ThreadState, answer, group_commit
 from .queries import device_page_sql
 from .sql import SQL, SQLITE, SQLStore, device_info, job_row
 
@@ -56,51 +55,6 @@ __all__ = ["SQLiteStore"]
 
 _SQL = SQL(SQLITE)
 _SCHEMA_VERSION = len(_SQL.steps)  # one version a migration step
-
-
-@dataclass(slots=True)
-class _Pending:
-    device: str
-    job: str
-    operation: Operation
-    expected_version: int | None
-    actor: str
-    future: asyncio.Future[Snapshot] | None = None
-    result: Snapshot | BaseException | None = None
-
-
-_CACHE_BYTES = 16 * 1024 * 1024
-
-
-class _ThreadState(threading.local):
-    """Per thread: its connection, its event loop's pending write batch, its write cache."""
-
-    def __init__(self) -> None:
-        self.conn: sqlite3.Connection | None = None
-        self.pid = 0
-        self.pending: list[_Pending] = []
-        self.leading = False
-        self.cache: dict[tuple[str, str], StoredBucket] = {}
-        self.cache_bytes = 0
-        self.schemas: dict[str, str | None] = {}
-        self.data_version: int | None = None
-
-    def drop_cache(self) -> None:
-        self.cache.clear()
-        self.schemas.clear()
-        self.cache_bytes = 0
-        self.data_version = None
-
-    def remember(self, key: tuple[str, str], entry: StoredBucket) -> None:
-        """Keep a bucket as this connection last wrote it (its ``data`` is never handed out)."""
-        old = self.cache.pop(key, None)
-        if old is not None:
-            self.cache_bytes -= len(old.text)
-        self.cache[key] = entry
-        self.cache_bytes += len(entry.text)
-        while self.cache_bytes > _CACHE_BYTES and self.cache:
-            evicted = self.cache.pop(next(iter(self.cache)))
-            self.cache_bytes -= len(evicted.text)
 
 
 class SQLiteStore(SQLStore):
@@ -125,7 +79,7 @@ class SQLiteStore(SQLStore):
         self.busy_timeout = busy_timeout
         self.max_batch = max_batch
         self.wal_autocheckpoint = wal_autocheckpoint
-        self._state = _ThreadState()
+        self._state = ThreadState()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         self._migrated = False
@@ -350,35 +304,10 @@ class SQLiteStore(SQLStore):
         expected_version: int | None,
         actor: str,
     ) -> Snapshot:
-        state = self._state
-        mine = _Pending(device, job or "", operation, expected_version, actor)
-        state.pending.append(mine)
-        if state.leading:
-            # Another writer on this loop leads the batch; it will answer us.
-            mine.future = asyncio.get_running_loop().create_future()
-            return await mine.future
-        # Lead: yield so every writer that is ready joins this batch, and keep yielding while
-        # the batch grows (adaptive group commit); a lone writer yields once. Then commit.
-        state.leading = True
-        try:
-            joined = 1
-            await asyncio.sleep(0)
-            while joined < len(state.pending) < self.max_batch:
-                joined = len(state.pending)
-                await asyncio.sleep(0)
-        finally:
-            try:
-                while state.pending:
-                    self._commit(state.pending[: self.max_batch])
-                    del state.pending[: self.max_batch]
-            finally:
-                state.leading = False
-        if isinstance(mine.result, BaseException):
-            raise mine.result
-        assert mine.result is not None
-        return mine.result
+        mine = Pending(device, job or "", operation, expected_version, actor)
+        return await group_commit(self._state, mine, self.max_batch, self._commit)
 
-    def _commit(self, batch: list[_Pending]) -> None:
+    def _commit(self, batch: list[Pending]) -> None:
         """Apply a batch in one transaction (one fsync), then answer each writer."""
         results: list[Snapshot | BaseException]
         state = self._state
@@ -402,18 +331,10 @@ class SQLiteStore(SQLStore):
         except BaseException as exc:  # never leave a writer waiting forever
             state.drop_cache()
             results = [exc for _ in batch]
-        for pending, result in zip(batch, results, strict=True):
-            pending.result = result
-            future = pending.future
-            if future is None or future.done():
-                continue
-            if isinstance(result, BaseException):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
+        answer(batch, results)
 
     def _apply(
-        self, conn: sqlite3.Connection, state: _ThreadState, pending: _Pending, now: float
+        self, conn: sqlite3.Connection, state: ThreadState, pending: Pending, now: float
     ) -> Snapshot:
         """Read the bucket (from the cache where it is good), plan the write, execute it."""
         key = (pending.device, pending.job)
@@ -464,7 +385,7 @@ class SQLiteStore(SQLStore):
             conn.execute(_SQL.forget_contents, (row.device, row.job, plan.forget_through))
 
     @staticmethod
-    def _schema(conn: sqlite3.Connection, state: _ThreadState, job: str) -> str | None:
+    def _schema(conn: sqlite3.Connection, state: ThreadState, job: str) -> str | None:
         if job not in state.schemas:
             row = conn.execute(_SQL.job_schema, (job,)).fetchone()
             state.schemas[job] = None if row is None else row[0]

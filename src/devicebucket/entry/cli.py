@@ -6,129 +6,39 @@ status 1; usage errors exit 2.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
 import traceback
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
 
 import click
-from rich.console import Console
-from rich.progress import Progress
 
-from ..backends.factory import open_store
-from ..backends.sql import SQLStore
-from ..core.crypto import KEY_ENV, KEY_FILE_ENV, KeyRing, generate_key
+from ..core.crypto import KEY_ENV, KEY_FILE_ENV
 from ..core.errors import DeviceBucketError, InvalidValueError
-from ..core.masking import mask_secrets, secret_key_patterns
 from ..core.model import Snapshot
 from ..core.operations import diff as diff_buckets
 from ..core.store import Store
-from ..wire.exchange import HEADER, dump_record, parse_records
-from ..wire.shapes import change_json, device_json, job_json, token_json
+from ..wire.shapes import change_json, device_json, job_json
+from .cli_admin import ADMIN_COMMANDS
+from .clikit import (
+    CommandGroup,
+    Settings,
+    emit,
+    iso,
+    job_option,
+    masked,
+    parse_assignments,
+    reveal_option,
+    with_store,
+)
 from .runner import Automation, load_automation, run_automations
 from .serve import serve_command
 
 __all__ = ["main"]
 
-T = TypeVar("T")
 
-
-class _Group(click.Group):
-    """Turns every expected failure into one line on stderr, never a traceback."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except DeviceBucketError as exc:
-            raise click.ClickException(str(exc)) from None
-        except OSError as exc:
-            where = f": {exc.filename}" if exc.filename else ""
-            raise click.ClickException(f"{exc.strerror or exc}{where}") from None
-
-
-@dataclass(frozen=True, slots=True)
-class _Settings:
-    db: str | None
-    token: str | None
-
-
-def _with_store(
-    ctx: click.Context, fn: Callable[[Store], Awaitable[T]], keys: KeyRing | None = None
-) -> T:
-    async def run() -> T:
-        settings: _Settings = ctx.obj
-        store = open_store(settings.db, token=settings.token, keys=keys)
-        try:
-            return await fn(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
-
-
-def _emit(value: Any) -> None:
-    if sys.stdout.isatty():
-        click.echo(json.dumps(value, indent=2, ensure_ascii=False))
-    else:
-        click.echo(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
-
-
-def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
-
-
-@contextmanager
-def _progress(description: str, total: float | None) -> Iterator[Callable[[float], None]]:
-    """A progress bar on stderr when it is a terminal; otherwise nothing is shown."""
-    console = Console(stderr=True)
-    with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda amount: bar.advance(task, amount)
-
-
-def parse_assignments(assignments: tuple[str, ...]) -> dict[str, Any]:
-    """``KEY=VALUE`` stores the string VALUE; ``KEY:=JSON`` stores the parsed JSON."""
-    data: dict[str, Any] = {}
-    for item in assignments:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise InvalidValueError("expected KEY=VALUE or KEY:=JSON, got an argument without '='")
-        if key.endswith(":"):
-            key = key[:-1]
-            try:
-                data[key] = json.loads(value)
-            except ValueError:
-                raise InvalidValueError(
-                    f"the value of key {key!r} after ':=' is not valid JSON"
-                ) from None
-        else:
-            data[key] = value
-    return data
-
-
-job_option = click.option(
-    "--job", metavar="ID", help="The job bucket of this job, not the device bucket."
-)
-reveal_option = click.option(
-    "--reveal",
-    is_flag=True,
-    help="Show values of secret-looking keys (masked by default; DEVICEBUCKET_SECRET_KEYS).",
-)
-
-
-def _masked(data: dict[str, Any], reveal: bool) -> dict[str, Any]:
-    """The bucket with values of secret-looking keys replaced by a mask, unless ``reveal``."""
-    return data if reveal else mask_secrets(data, secret_key_patterns())
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--db",
     metavar="URL",
@@ -156,7 +66,7 @@ def main(ctx: click.Context, db: str | None, token: str | None, key_file: str | 
     if key_file is not None:  # through the environment, so `serve` workers get it too
         os.environ[KEY_FILE_ENV] = str(Path(key_file).resolve())
         os.environ.pop(KEY_ENV, None)
-    ctx.obj = _Settings(db, token)
+    ctx.obj = Settings(db, token)
 
 
 @main.command()
@@ -166,8 +76,8 @@ def main(ctx: click.Context, db: str | None, token: str | None, key_file: str | 
 @click.pass_context
 def get(ctx: click.Context, device: str, job: str | None, reveal: bool) -> None:
     """Print a bucket ({} if it was never written)."""
-    snapshot = _with_store(ctx, lambda store: store.get(device, job=job))
-    _emit(_masked(snapshot.data, reveal))
+    snapshot = with_store(ctx, lambda store: store.get(device, job=job))
+    emit(masked(snapshot.data, reveal))
 
 
 @main.command(name="set")
@@ -198,8 +108,8 @@ def set_(
             raise InvalidValueError("--json is not valid JSON") from None
     else:
         data = parse_assignments(assignments)
-    snapshot = _with_store(ctx, lambda store: store.merge(device, data, job=job, actor="cli"))
-    _emit(_masked(snapshot.data, reveal))
+    snapshot = with_store(ctx, lambda store: store.merge(device, data, job=job, actor="cli"))
+    emit(masked(snapshot.data, reveal))
 
 
 @main.command()
@@ -212,8 +122,8 @@ def delete(
     ctx: click.Context, device: str, keys: tuple[str, ...], job: str | None, reveal: bool
 ) -> None:
     """Remove keys from a bucket and print the bucket after the write."""
-    snapshot = _with_store(ctx, lambda store: store.delete(device, keys, job=job, actor="cli"))
-    _emit(_masked(snapshot.data, reveal))
+    snapshot = with_store(ctx, lambda store: store.delete(device, keys, job=job, actor="cli"))
+    emit(masked(snapshot.data, reveal))
 
 
 @main.command()
@@ -223,8 +133,8 @@ def delete(
 @click.pass_context
 def clear(ctx: click.Context, device: str, job: str | None, reveal: bool) -> None:
     """Remove every key of a bucket."""
-    snapshot: Snapshot = _with_store(ctx, lambda store: store.clear(device, job=job, actor="cli"))
-    _emit(_masked(snapshot.data, reveal))
+    snapshot: Snapshot = with_store(ctx, lambda store: store.clear(device, job=job, actor="cli"))
+    emit(masked(snapshot.data, reveal))
 
 
 @main.command()
@@ -236,8 +146,8 @@ def history(ctx: click.Context, device: str, job: str | None, limit: int) -> Non
     """List a bucket's changes, newest first: version, time, who wrote, keys touched.
 
     "kept" says whether that version's contents are kept, so it can be restored."""
-    changes = _with_store(ctx, lambda store: store.history(device, job=job, limit=limit))
-    _emit([change_json(c, _iso) for c in changes])
+    changes = with_store(ctx, lambda store: store.history(device, job=job, limit=limit))
+    emit([change_json(c, iso) for c in changes])
 
 
 @main.command()
@@ -265,9 +175,9 @@ def diff(
             await store.at_version(device, to_version, job=job),
         )
 
-    before, after = _with_store(ctx, both)
+    before, after = with_store(ctx, both)
     changes = diff_buckets(before.data, after.data)
-    _emit({name: _masked(section, reveal) for name, section in changes.items()})
+    emit({name: masked(section, reveal) for name, section in changes.items()})
 
 
 @main.command()
@@ -292,13 +202,13 @@ def restore(
     """Make a bucket what it was at --version, as a new version (so it can be undone).
 
     Prints the bucket after the restore."""
-    snapshot = _with_store(
+    snapshot = with_store(
         ctx,
         lambda store: store.restore(
             device, version, job=job, expected_version=expected_version, actor="cli"
         ),
     )
-    _emit(_masked(snapshot.data, reveal))
+    emit(masked(snapshot.data, reveal))
 
 
 @main.command()
@@ -307,67 +217,16 @@ def restore(
 @click.pass_context
 def devices(ctx: click.Context, after: str | None, limit: int) -> None:
     """List devices: device-bucket key count, size of all buckets, last update, jobs."""
-    found = _with_store(ctx, lambda store: store.devices(after=after, limit=limit))
-    _emit([device_json(info, _iso) for info in found])
+    found = with_store(ctx, lambda store: store.devices(after=after, limit=limit))
+    emit([device_json(info, iso) for info in found])
 
 
 @main.command()
 @click.pass_context
 def jobs(ctx: click.Context) -> None:
     """List registered jobs with their bucket schemas."""
-    found = _with_store(ctx, lambda store: store.jobs())
-    _emit([job_json(job, _iso) for job in found])
-
-
-@main.command()
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, writable=True, path_type=Path),
-    help="File to write (default: stdout).",
-)
-@click.pass_context
-def export(ctx: click.Context, output: Path | None) -> None:
-    """Export everything (buckets, versions, jobs, schemas) as JSON Lines."""
-
-    async def write(store: Store, out: TextIO) -> None:
-        out.write(json.dumps(HEADER) + "\n")
-        with _progress("exporting", None) as advance:
-            async for record in store.export():
-                out.write(dump_record(record) + "\n")
-                advance(1)
-
-    if output is None:
-        _with_store(ctx, lambda store: write(store, sys.stdout))
-        return
-    partial = output.with_name(output.name + ".partial")
-    with partial.open("w", encoding="utf-8") as out:
-        _with_store(ctx, lambda store: write(store, out))
-    partial.replace(output)
-
-
-@main.command(name="import")
-@click.argument(
-    "file", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path)
-)
-@click.pass_context
-def import_(ctx: click.Context, file: Path) -> None:
-    """Restore an export exactly. A malformed file is refused before anything is written.
-
-    Buckets and jobs in the file replace those with the same ids; others are kept.
-    """
-    stream = sys.stdin if str(file) == "-" else file.open(encoding="utf-8")
-    size = None if str(file) == "-" else file.stat().st_size
-    with stream, _progress("reading", size) as advance:
-
-        def lines() -> Iterator[str]:
-            for line in stream:
-                advance(len(line.encode()))
-                yield line
-
-        records = parse_records(lines())
-    count = _with_store(ctx, lambda store: store.import_records(records))
-    _emit({"imported": count})
+    found = with_store(ctx, lambda store: store.jobs())
+    emit([job_json(job, iso) for job in found])
 
 
 @main.command()
@@ -389,7 +248,7 @@ def run(
     except Exception:  # the automation's own import failed: show its traceback
         traceback.print_exc()
         ctx.exit(1)
-    results = _with_store(
+    results = with_store(
         ctx,
         lambda store: run_automations(
             store, automations, device, job, replace_schema=replace_schema
@@ -405,128 +264,5 @@ def run(
 
 
 main.add_command(serve_command)
-
-
-@main.group()
-def key() -> None:
-    """Encryption keys: generate one, rotate a store to a new one."""
-
-
-@key.command(name="generate")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File.")
-def key_generate(output: Path | None) -> None:
-    """Make a new random key (AES-256). Keep it apart from the database and its backups."""
-    text = generate_key()
-    if output is None:
-        click.echo(text)
-        return
-    with os.fdopen(os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
-        f.write(text + "\n")
-    _emit({"key_file": str(output), "key_id": KeyRing.from_texts([text], "the new key").key_id})
-
-
-@key.command(name="rotate")
-@click.option(
-    "--new-key-file",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The key to rotate to.",
-)
-@click.pass_context
-def key_rotate(ctx: click.Context, new_key_file: Path) -> None:
-    """Re-encrypt every value with a new key, online. The current key comes from --key-file
-    or the environment (none: the store is encrypted for the first time). Readers that hold
-    both keys (DEVICEBUCKET_ENCRYPTION_KEY=new,old) keep working throughout; an interrupted
-    rotation resumes when run again."""
-    new = KeyRing.from_file(new_key_file)
-    old = KeyRing.from_env()
-    ring = new if old is None else new.with_old(old)
-
-    async def rotate(store: Store) -> int:
-        if not isinstance(store, SQLStore):
-            raise click.UsageError(
-                "key rotate runs against the database (sqlite:// or postgresql://), not"
-                " through a server"
-            )
-        with _progress("re-encrypting", None) as advance:
-            return await store.rotate_key(advance)
-
-    count = _with_store(ctx, rotate, keys=ring)
-    _emit({"resealed": count, "key_id": new.key_id})
-
-
-@main.group()
-def token() -> None:
-    """Issue, list and revoke access tokens (stored only as hashes)."""
-
-
-@token.command(name="create")
-@click.argument("device", required=False)
-@click.option("--admin", is_flag=True, help="An admin token (may do everything).")
-@click.pass_context
-def token_create(ctx: click.Context, device: str | None, admin: bool) -> None:
-    """Issue a token for DEVICE (or --admin). The secret is printed once, here."""
-    if admin == (device is not None):
-        raise click.UsageError("give either a DEVICE or --admin")
-    created, secret = _with_store(ctx, lambda store: store.create_token(device))
-    _emit({**token_json(created, _iso), "token": secret})
-
-
-@token.command(name="list")
-@click.pass_context
-def token_list(ctx: click.Context) -> None:
-    """List tokens: id, device, admin, creation time (never the secrets)."""
-    found = _with_store(ctx, lambda store: store.tokens())
-    _emit([token_json(t, _iso) for t in found])
-
-
-@token.command(name="revoke")
-@click.argument("token_id")
-@click.pass_context
-def token_revoke(ctx: click.Context, token_id: str) -> None:
-    """Revoke the token with this id; it stops working at once."""
-    _with_store(ctx, lambda store: store.revoke_token(token_id))
-    _emit({"revoked": token_id})
-
-
-@main.command(name="migrate-db")
-@click.pass_context
-def migrate_db(ctx: click.Context) -> None:
-    """Create or upgrade the tables of a PostgreSQL store (servers also do this on start)."""
-    from ..backends.postgres import PostgresStore
-
-    async def migrate(store: Store) -> int:
-        if not isinstance(store, PostgresStore):
-            raise click.UsageError("migrate-db is for postgresql:// stores")
-        return await store.migrate()
-
-    _emit({"schema_version": _with_store(ctx, migrate)})
-
-
-@main.command(name="copy")
-@click.option("--from", "source", required=True, metavar="URL", help="Store to copy from.")
-@click.option("--to", "target", required=True, metavar="URL", help="Store to copy into.")
-@click.option("--force", is_flag=True, help="Write into a target that is not empty.")
-@click.pass_context
-def copy_(ctx: click.Context, source: str, target: str, force: bool) -> None:
-    """Copy buckets, versions, jobs, schemas and tokens, then verify the copy.
-
-    The copy is checked by counts and a content checksum per device before success is
-    reported. A target that holds anything is refused unless --force.
-    """
-    from ..backends.copying import copy_store
-
-    token = ctx.obj.token
-
-    async def run() -> dict[str, int]:
-        source_store = open_store(source, token=token)
-        target_store = open_store(target, token=token)
-        try:
-            with _progress("copying", None) as advance:
-                copied = await copy_store(source_store, target_store, force=force, progress=advance)
-        finally:
-            await source_store.close()
-            await target_store.close()
-        return copied.summary()
-
-    _emit({**asyncio.run(run()), "verified": True})
+for _command in ADMIN_COMMANDS:
+    main.add_command(_command)

@@ -14,7 +14,7 @@ from devicebucket import SQLiteStore
 from devicebucket.web.app import create_app
 from devicebucket.web.dashboard import SESSION_COOKIE
 
-from .servers import ADMIN, ThreadedServer
+from ..servers import ADMIN, ThreadedServer
 
 SCHEMA = {"type": "object", "properties": {"step": {"type": "integer", "minimum": 0}}}
 

@@ -14,7 +14,7 @@ import pytest
 from devicebucket import SQLiteStore
 from devicebucket.web.app import create_app
 
-from .servers import ADMIN, ThreadedServer
+from ..servers import ADMIN, ThreadedServer
 
 OWN, OTHER = "pixel-1", "pixel-2"
 

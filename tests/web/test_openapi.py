@@ -14,7 +14,7 @@ from devicebucket import SQLiteStore
 from devicebucket.web.app import create_app
 from devicebucket.web.openapi import openapi_document
 
-from .servers import ADMIN, ThreadedServer
+from ..servers import ADMIN, ThreadedServer
 
 
 @schemathesis.serializer("application/x-ndjson")

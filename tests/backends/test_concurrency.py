@@ -10,7 +10,7 @@ from pathlib import Path
 
 from devicebucket import Agent, SQLiteStore, open_store
 
-from .conftest import ROOT
+from ..conftest import ROOT
 
 WORKERS = str(ROOT / "tests" / "workers.py")
 

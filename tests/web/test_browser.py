@@ -21,8 +21,8 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from devicebucket import SQLiteStore
 from devicebucket.web.app import create_app
 
-from .conftest import IN_CI
-from .servers import ADMIN, ThreadedServer
+from ..conftest import IN_CI
+from ..servers import ADMIN, ThreadedServer
 
 CHROMIUM = os.environ.get("DEVICEBUCKET_CHROMIUM", "/usr/bin/chromium")
 SCHEMA = {

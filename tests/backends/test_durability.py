@@ -12,7 +12,7 @@ from contextlib import closing
 from devicebucket import open_store
 from devicebucket.core.urls import sqlite_path
 
-from .conftest import ROOT
+from ..conftest import ROOT
 
 
 def test_sigkill_after_acknowledged_writes_loses_nothing(db_url: str) -> None:

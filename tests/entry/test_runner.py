@@ -9,7 +9,7 @@ import pytest
 from devicebucket import JobConflictError, Store
 from devicebucket.entry.runner import AutomationError, load_automation, run_automations
 
-from .conftest import ROOT
+from ..conftest import ROOT
 
 EXAMPLES = ROOT / "examples"
 

@@ -16,7 +16,7 @@ from devicebucket import SQLiteStore, StoreUnavailableError
 from devicebucket.backends.postgres import PostgresStore
 from devicebucket.core.crypto import EncryptionError, KeyRing, generate_key
 
-from .conftest import PG_URL, drop_schema, pg_schema_url, require_postgres
+from ..conftest import PG_URL, drop_schema, pg_schema_url, require_postgres
 
 SECRETS = {"password": "correct-horse-battery-staple", "session_cookie": "sid=7f3a9c1e5b2d"}
 OLD = KeyRing.from_texts([generate_key()], "test")

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from devicebucket import SQLiteStore
 from devicebucket.web.app import create_app
 
-from .servers import ADMIN, ThreadedServer
+from ..servers import ADMIN, ThreadedServer
 
 pytestmark = pytest.mark.slow
 

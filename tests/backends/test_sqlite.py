@@ -171,3 +171,17 @@ async def test_history_can_be_turned_off(tmp_path: Path) -> None:
         await store.restore("d", 1)
     assert (await store.get("d")).data == {"a": 2}
     await store.close()
+
+
+async def test_the_jobs_page_is_one_query_however_many_jobs(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "jobs.db")
+    for n in range(30):
+        await store.register_job(f"job-{n:02d}")
+        await store.merge(f"device-{n}", {"k": 1}, job=f"job-{n:02d}")
+    statements: list[str] = []
+    store._conn().set_trace_callback(statements.append)
+    summaries = await store.job_summaries()
+    store._conn().set_trace_callback(None)
+    assert [count for _, count in summaries] == [1] * 30
+    assert len(statements) == 1
+    await store.close()

@@ -19,9 +19,9 @@ from devicebucket import Agent, HTTPStore, InvalidValueError, SQLiteStore
 from devicebucket.backends.copying import CopyError, copy_store
 from devicebucket.backends.postgres import MIGRATIONS, PostgresStore
 
-from .conftest import IN_CI, PG_URL, drop_schema, pg_schema_url, require_postgres
-from .servers import ADMIN, ServeProcess
-from .test_serve import clients
+from ..conftest import IN_CI, PG_URL, drop_schema, pg_schema_url, require_postgres
+from ..entry.test_serve import clients
+from ..servers import ADMIN, ServeProcess
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 

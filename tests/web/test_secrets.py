@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from .servers import ADMIN, ServeProcess
+from ..servers import ADMIN, ServeProcess
 
 SECRET = "hunter2-9c1f7e"  # a value stored under secret-looking keys
 TOKEN_LIKE = "dbk_0123456789ab_" + "S" * 43  # a bearer token that is not valid

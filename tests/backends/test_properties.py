@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from devicebucket import Agent, Store
 from devicebucket.core.values import json_path
 
-from .conftest import STORE_KINDS, open_test_store
+from ..conftest import STORE_KINDS, open_test_store
 
 json_scalars = (
     st.none()

@@ -21,7 +21,7 @@ import pytest
 
 from devicebucket import SQLiteStore, StoreUnavailableError
 
-from .conftest import IN_CI
+from ..conftest import IN_CI
 
 
 def need_root(why: str) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from devicebucket import Agent, HTTPStore, StoreUnavailableError
 
-from .servers import free_port
+from ..servers import free_port
 
 Reply = Callable[[int, bytes], bytes | None]  # (request number, request) -> raw reply or None
 

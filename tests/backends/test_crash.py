@@ -18,7 +18,7 @@ import pytest
 
 from devicebucket import SQLiteStore
 
-from .servers import ADMIN, ServeProcess, free_port
+from ..servers import ADMIN, ServeProcess, free_port
 
 CLIENTS = 8
 DEVICES = 4

@@ -17,6 +17,7 @@ from devicebucket import (
     SchemaViolationError,
     Store,
 )
+from devicebucket.core.limits import MAX_PAGE
 
 SCHEMA = {
     "type": "object",
@@ -427,3 +428,29 @@ async def test_deleting_a_device_forgets_its_history(store: Store) -> None:
     assert await store.history("pixel-1") == []
     await store.merge("pixel-1", {"b": 1})
     assert [c.version for c in await store.history("pixel-1")] == [1]
+
+
+async def test_job_summaries_count_each_jobs_devices(store: Store) -> None:
+    await store.register_job("signup", automation="signup.py")
+    await store.register_job("warmup")
+    for device in ("a", "b", "c"):
+        await store.merge(device, {"step": 1}, job="signup")
+    await store.merge("a", {"k": 1})  # a device bucket is no job's
+    summaries = await store.job_summaries()
+    assert [(job.job, job.automation, count) for job, count in summaries] == [
+        ("signup", "signup.py", 3),
+        ("warmup", None, 0),
+    ]
+
+
+async def test_page_limits_mean_the_same_on_every_store(store: Store) -> None:
+    """MAX_PAGE is the most a listing returns, whatever the store (HTTP included)."""
+    for start in range(0, 1001, 50):  # 50 at a time: within any client's connection pool
+        await asyncio.gather(
+            *(store.merge(f"dev-{n:04d}", {"n": n}) for n in range(start, min(start + 50, 1001)))
+        )
+    assert len(await store.devices(limit=MAX_PAGE)) == 1001  # the HTTP store capped it at 1000
+    with pytest.raises(InvalidValueError, match=f"1 to {MAX_PAGE}"):
+        await store.history("d", limit=MAX_PAGE + 1)
+    with pytest.raises(InvalidValueError, match=f"1 to {MAX_PAGE}"):
+        await store.devices(limit=MAX_PAGE + 1)

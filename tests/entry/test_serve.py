@@ -20,9 +20,9 @@ from cryptography.x509.oid import NameOID
 
 from devicebucket import HTTPStore
 
-from .conftest import ROOT
-from .servers import ADMIN, ServeProcess
-from .test_concurrency import WORKERS
+from ..backends.test_concurrency import WORKERS
+from ..conftest import ROOT
+from ..servers import ADMIN, ServeProcess
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 

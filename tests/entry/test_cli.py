@@ -7,7 +7,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from .conftest import ROOT
+from ..conftest import ROOT
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 

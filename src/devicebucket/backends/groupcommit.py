@@ -1,0 +1,108 @@
+"""Group commit for the SQLite store: writers on one event loop share a transaction.
+
+The first writer to arrive leads: it yields to the loop, so every writer that is ready joins
+its batch, and yields again while the batch keeps growing (adaptive group commit); then it
+commits the batch and answers the others. A lone writer yields once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ..core.model import Snapshot
+from ..core.operations import Operation
+from ..core.planner import StoredBucket
+
+__all__ = ["Pending", "ThreadState", "answer", "group_commit"]
+
+
+@dataclass(slots=True)
+class Pending:
+    device: str
+    job: str
+    operation: Operation
+    expected_version: int | None
+    actor: str
+    future: asyncio.Future[Snapshot] | None = None
+    result: Snapshot | BaseException | None = None
+
+
+_CACHE_BYTES = 16 * 1024 * 1024
+
+
+class ThreadState(threading.local):
+    """Per thread: its connection, its event loop's pending write batch, its write cache."""
+
+    def __init__(self) -> None:
+        self.conn: sqlite3.Connection | None = None
+        self.pid = 0
+        self.pending: list[Pending] = []
+        self.leading = False
+        self.cache: dict[tuple[str, str], StoredBucket] = {}
+        self.cache_bytes = 0
+        self.schemas: dict[str, str | None] = {}
+        self.data_version: int | None = None
+
+    def drop_cache(self) -> None:
+        self.cache.clear()
+        self.schemas.clear()
+        self.cache_bytes = 0
+        self.data_version = None
+
+    def remember(self, key: tuple[str, str], entry: StoredBucket) -> None:
+        """Keep a bucket as this connection last wrote it (its ``data`` is never handed out)."""
+        old = self.cache.pop(key, None)
+        if old is not None:
+            self.cache_bytes -= len(old.text)
+        self.cache[key] = entry
+        self.cache_bytes += len(entry.text)
+        while self.cache_bytes > _CACHE_BYTES and self.cache:
+            evicted = self.cache.pop(next(iter(self.cache)))
+            self.cache_bytes -= len(evicted.text)
+
+
+async def group_commit(
+    state: ThreadState, mine: Pending, max_batch: int, commit: Callable[[list[Pending]], None]
+) -> Snapshot:
+    """Queue ``mine`` on this thread's batch; lead the batch (calling ``commit`` on up to
+    ``max_batch`` writes at a time) or wait for its leader's answer."""
+    state.pending.append(mine)
+    if state.leading:
+        # Another writer on this loop leads the batch; it will answer us.
+        mine.future = asyncio.get_running_loop().create_future()
+        return await mine.future
+    state.leading = True
+    try:
+        joined = 1
+        await asyncio.sleep(0)
+        while joined < len(state.pending) < max_batch:
+            joined = len(state.pending)
+            await asyncio.sleep(0)
+    finally:
+        try:
+            while state.pending:
+                commit(state.pending[:max_batch])
+                del state.pending[:max_batch]
+        finally:
+            state.leading = False
+    if isinstance(mine.result, BaseException):
+        raise mine.result
+    assert mine.result is not None
+    return mine.result
+
+
+def answer(batch: Sequence[Pending], results: Sequence[Snapshot | BaseException]) -> None:
+    """Give each writer of a committed batch its result."""
+    for pending, result in zip(batch, results, strict=True):
+        pending.result = result
+        future = pending.future
+        if future is None or future.done():
+            continue
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)

@@ -1,0 +1,126 @@
+"""What every command shares: one line for every expected failure, the store a command
+opens, JSON output, masking and progress bars."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import Progress
+
+from ..backends.factory import open_store
+from ..core.crypto import KeyRing
+from ..core.errors import DeviceBucketError, InvalidValueError
+from ..core.masking import mask_secrets, secret_key_patterns
+from ..core.store import Store
+
+__all__ = [
+    "CommandGroup",
+    "Settings",
+    "emit",
+    "iso",
+    "job_option",
+    "masked",
+    "parse_assignments",
+    "progress",
+    "reveal_option",
+    "with_store",
+]
+
+T = TypeVar("T")
+
+
+class CommandGroup(click.Group):
+    """Turns every expected failure into one line on stderr, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DeviceBucketError as exc:
+            raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            where = f": {exc.filename}" if exc.filename else ""
+            raise click.ClickException(f"{exc.strerror or exc}{where}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    db: str | None
+    token: str | None
+
+
+def with_store(
+    ctx: click.Context, fn: Callable[[Store], Awaitable[T]], keys: KeyRing | None = None
+) -> T:
+    async def run() -> T:
+        settings: Settings = ctx.obj
+        store = open_store(settings.db, token=settings.token, keys=keys)
+        try:
+            return await fn(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def emit(value: Any) -> None:
+    if sys.stdout.isatty():
+        click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+    else:
+        click.echo(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+
+
+def iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
+
+
+@contextmanager
+def progress(description: str, total: float | None) -> Iterator[Callable[[float], None]]:
+    """A progress bar on stderr when it is a terminal; otherwise nothing is shown."""
+    console = Console(stderr=True)
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda amount: bar.advance(task, amount)
+
+
+def parse_assignments(assignments: tuple[str, ...]) -> dict[str, Any]:
+    """``KEY=VALUE`` stores the string VALUE; ``KEY:=JSON`` stores the parsed JSON."""
+    data: dict[str, Any] = {}
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InvalidValueError("expected KEY=VALUE or KEY:=JSON, got an argument without '='")
+        if key.endswith(":"):
+            key = key[:-1]
+            try:
+                data[key] = json.loads(value)
+            except ValueError:
+                raise InvalidValueError(
+                    f"the value of key {key!r} after ':=' is not valid JSON"
+                ) from None
+        else:
+            data[key] = value
+    return data
+
+
+job_option = click.option(
+    "--job", metavar="ID", help="The job bucket of this job, not the device bucket."
+)
+reveal_option = click.option(
+    "--reveal",
+    is_flag=True,
+    help="Show values of secret-looking keys (masked by default; DEVICEBUCKET_SECRET_KEYS).",
+)
+
+
+def masked(data: dict[str, Any], reveal: bool) -> dict[str, Any]:
+    """The bucket with values of secret-looking keys replaced by a mask, unless ``reveal``."""
+    return data if reveal else mask_secrets(data, secret_key_patterns())

@@ -1,0 +1,74 @@
+"""The write planner is a pure function: the same stored row and operation give the same plan."""
+
+from __future__ import annotations
+
+import pytest
+
+from devicebucket import ConflictError, InvalidValueError, JobConflictError, Limits
+from devicebucket.core.errors import SchemaViolationError
+from devicebucket.core.operations import Clear, Delete, Merge
+from devicebucket.core.planner import EMPTY, JobRow, StoredBucket, plan_job, plan_write
+
+
+def plan(stored: StoredBucket, operation: Merge | Delete | Clear, **kw: object) -> object:
+    args: dict[str, object] = {
+        "device": "d",
+        "job": "",
+        "schema": None,
+        "limits": Limits(history_versions=3),
+        "actor": "test",
+        "now": 10.0,
+    }
+    args.update(kw)
+    expected = args.pop("expected_version", None)
+    return plan_write(stored, operation, expected, **args)  # type: ignore[arg-type]
+
+
+def test_a_first_write_plans_the_row_and_its_history() -> None:
+    planned = plan(EMPTY, Merge({"a": 1}))
+    assert planned is not None
+    row = planned.row  # type: ignore[attr-defined]
+    assert (row.device, row.job, row.text, row.version, row.keys, row.updated_at) == (
+        "d",
+        "",
+        '{"a":1}',
+        1,
+        1,
+        10.0,
+    )
+    history = planned.history  # type: ignore[attr-defined]
+    assert (history.version, history.actor, history.changes) == (1, "test", '[["a"], [], []]')
+    assert planned.forget_through is None  # type: ignore[attr-defined]
+
+
+def test_a_write_that_changes_nothing_plans_nothing() -> None:
+    assert plan(StoredBucket('{"a":1}', 4, 1.0), Merge({"a": 1})) is None
+    assert plan(StoredBucket('{"a":1}', 4, 1.0), Delete(("b",))) is None
+
+
+def test_retention_forgets_contents_every_keep_versions() -> None:
+    planned = plan(StoredBucket('{"a":1}', 5, 1.0), Merge({"a": 2}))
+    assert planned.forget_through == 3  # type: ignore[attr-defined]
+    off = plan(StoredBucket('{"a":1}', 5, 1.0), Clear(), limits=Limits(history_versions=0))
+    assert off.history is None  # type: ignore[attr-defined]
+    assert off.forget_through is None  # type: ignore[attr-defined]
+
+
+def test_the_plan_refuses_conflicts_size_and_schema() -> None:
+    with pytest.raises(ConflictError):
+        plan(StoredBucket("{}", 2, 1.0), Merge({"a": 1}), expected_version=1)
+    with pytest.raises(InvalidValueError, match="over the limit"):
+        plan(EMPTY, Merge({"a": "x" * 100}), limits=Limits(max_bucket_bytes=50))
+    schema = '{"properties":{"step":{"type":"integer"}}}'
+    with pytest.raises(SchemaViolationError, match="signup"):
+        plan(EMPTY, Merge({"step": "one"}), job="signup", schema=schema)
+
+
+def test_job_registration_rule() -> None:
+    new = plan_job(None, "j", "a.py", '{"type":"object"}', False, 5.0)
+    assert new == JobRow("j", "a.py", '{"type":"object"}', 5.0, 5.0)
+    kept = plan_job(new, "j", None, None, False, 6.0)
+    assert kept == JobRow("j", "a.py", '{"type":"object"}', 5.0, 6.0)
+    with pytest.raises(JobConflictError):
+        plan_job(new, "j", None, "true", False, 7.0)
+    assert plan_job(new, "j", None, "true", True, 7.0).schema == "true"
