@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StoredBucket:
     """A bucket as read under its lock: its (opened) text, version and time.
 
@@ -50,10 +50,13 @@ class StoredBucket:
     data: JSONObject | None = None
 
 
-EMPTY: Final = StoredBucket("{}", 0, None)
+EMPTY: Final = StoredBucket("{}", 0, None)  # never changed: the planner reads it only
+
+# The rows and the plan are plain (not frozen) dataclasses: every write makes several, and a
+# frozen dataclass costs four times as much to build.
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BucketRow:
     """The row of the ``buckets`` table, with the bucket's plain text."""
 
@@ -70,7 +73,7 @@ class BucketRow:
         return (self.device, self.job, stored, self.version, self.keys, self.size, self.updated_at)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HistoryRow:
     """The row of the ``history`` table that records a write (its contents are the bucket's)."""
 
@@ -80,7 +83,7 @@ class HistoryRow:
     changes: str  # ``model.encode_changes``: key names only, never values
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class WritePlan:
     """What a write that changes its bucket writes.
 

@@ -385,7 +385,7 @@ class Store(ABC):
         found: list[DeviceInfo] = []
         after: str | None = None
         needle = search.lower()
-        while batch := await self._devices(after, 1000):
+        while batch := await self._devices(after, MAX_DEVICE_PAGE):
             after = batch[-1].device
             found += [
                 d for d in batch if needle in d.device.lower() and (job is None or job in d.jobs)
@@ -401,11 +401,11 @@ class Store(ABC):
         """Override with a lookup; this fallback searches the listing for the id."""
         offset = 0
         while True:
-            page = await self._device_page(device, None, "device", False, offset, 1000)
+            page = await self._device_page(device, None, "device", False, offset, MAX_DEVICE_PAGE)
             for info in page.devices:
                 if info.device == device:
                     return info
-            offset += 1000
+            offset += MAX_DEVICE_PAGE
             if offset >= page.total:
                 return None
 

@@ -16,6 +16,7 @@ import click
 
 from ..core.crypto import KEY_ENV, KEY_FILE_ENV
 from ..core.errors import DeviceBucketError, InvalidValueError
+from ..core.limits import MAX_PAGE
 from ..core.model import Snapshot
 from ..core.operations import diff as diff_buckets
 from ..core.store import Store
@@ -140,7 +141,7 @@ def clear(ctx: click.Context, device: str, job: str | None, reveal: bool) -> Non
 @main.command()
 @click.argument("device")
 @job_option
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, MAX_PAGE))
 @click.pass_context
 def history(ctx: click.Context, device: str, job: str | None, limit: int) -> None:
     """List a bucket's changes, newest first: version, time, who wrote, keys touched.
@@ -213,7 +214,7 @@ def restore(
 
 @main.command()
 @click.option("--after", metavar="ID", help="List devices whose id sorts after this one.")
-@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, MAX_PAGE))
 @click.pass_context
 def devices(ctx: click.Context, after: str | None, limit: int) -> None:
     """List devices: device-bucket key count, size of all buckets, last update, jobs."""

@@ -169,52 +169,33 @@ class Api:
             *await self.store.get_json(params["device"], job=params.get("job"))
         )
 
+    def write_args(self, request: Request, token: Token | None) -> dict[str, Any]:
+        """What every bucket write passes on: the job, the If-Match version, the actor."""
+        return {
+            "job": request.path_params.get("job"),
+            "expected_version": _if_match(request),
+            "actor": self.actor(request, token),
+        }
+
     async def patch_bucket(self, request: Request, token: Token | None) -> Response:
-        params, expected = request.path_params, _if_match(request)
+        args = self.write_args(request, token)
         data = await self.json_object(request)
-        snapshot = await self.store.merge(
-            params["device"],
-            data,
-            job=params.get("job"),
-            expected_version=expected,
-            actor=self.actor(request, token),
-        )
-        return bucket_response(snapshot)
+        return bucket_response(await self.store.merge(request.path_params["device"], data, **args))
 
     async def clear_bucket(self, request: Request, token: Token | None) -> Response:
-        params, expected = request.path_params, _if_match(request)
-        snapshot = await self.store.clear(
-            params["device"],
-            job=params.get("job"),
-            expected_version=expected,
-            actor=self.actor(request, token),
-        )
-        return bucket_response(snapshot)
+        args = self.write_args(request, token)
+        return bucket_response(await self.store.clear(request.path_params["device"], **args))
 
     async def delete_key(self, request: Request, token: Token | None) -> Response:
-        params, expected = request.path_params, _if_match(request)
-        snapshot = await self.store.delete(
-            params["device"],
-            [params["key"]],
-            job=params.get("job"),
-            expected_version=expected,
-            actor=self.actor(request, token),
-        )
-        return bucket_response(snapshot)
+        args, params = self.write_args(request, token), request.path_params
+        return bucket_response(await self.store.delete(params["device"], [params["key"]], **args))
 
     async def delete_keys(self, request: Request, token: Token | None) -> Response:
-        params, expected = request.path_params, _if_match(request)
+        args = self.write_args(request, token)
         keys = (await self.json_object(request)).get("keys")
         if not isinstance(keys, list):
             raise HTTPError(422, "invalid_value", 'body must be {"keys": [...]} with a list of str')
-        snapshot = await self.store.delete(
-            params["device"],
-            keys,
-            job=params.get("job"),
-            expected_version=expected,
-            actor=self.actor(request, token),
-        )
-        return bucket_response(snapshot)
+        return bucket_response(await self.store.delete(request.path_params["device"], keys, **args))
 
     # --- history -------------------------------------------------------------------------
 
@@ -243,17 +224,11 @@ class Api:
         return response
 
     async def restore(self, request: Request, token: Token | None) -> Response:
-        params, expected = request.path_params, _if_match(request)
+        args = self.write_args(request, token)
         version = (await self.json_object(request)).get("version")
         if type(version) is not int:
             raise HTTPError(422, "invalid_value", 'body must be {"version": N}')
-        snapshot = await self.store.restore(
-            params["device"],
-            version,
-            job=params.get("job"),
-            expected_version=expected,
-            actor=self.actor(request, token),
-        )
+        snapshot = await self.store.restore(request.path_params["device"], version, **args)
         return bucket_response(snapshot)
 
     # --- devices, jobs, tokens -----------------------------------------------------------

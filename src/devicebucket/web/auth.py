@@ -32,6 +32,16 @@ ADMIN_TOKEN_ENV: Final = "DEVICEBUCKET_ADMIN_TOKEN"
 ENV_ADMIN: Final = Token("env", None, 0.0)
 
 
+_INVALID: Final = "the bearer token is not valid or was revoked"
+
+
+def _bearer(conn: HTTPConnection) -> str | None:
+    """The secret of an ``Authorization: Bearer`` header, if there is one."""
+    scheme, _, presented = conn.headers.get("authorization", "").partition(" ")
+    presented = presented.strip()
+    return presented if scheme.lower() == "bearer" and presented else None
+
+
 class TokenUser(BaseUser):
     """The caller: the token it presented (never its secret)."""
 
@@ -71,26 +81,25 @@ class TokenAuth(AuthenticationBackend):
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
         """None without an ``Authorization: Bearer`` header; AuthenticationError for a token
         that is not valid (or was revoked)."""
-        scheme, _, presented = conn.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not presented.strip():
+        presented = _bearer(conn)
+        if presented is None:
             return None
-        token = await self.check_token(presented.strip())
+        token = await self.check_token(presented)
         if token is None:
-            raise AuthenticationError("the bearer token is not valid or was revoked")
+            raise AuthenticationError(_INVALID)
         scopes = ["authenticated", "admin" if token.is_admin else "device"]
         return AuthCredentials(scopes), TokenUser(token)
 
     async def caller(self, conn: HTTPConnection) -> Token:
-        """The request's token, or a 401 answer."""
-        try:
-            found = await self.authenticate(conn)
-        except AuthenticationError as exc:
-            raise HTTPError(401, "unauthorized", str(exc)) from None
-        if found is None:
+        """The request's token, or a 401 answer (as :meth:`authenticate`, without building
+        the credentials an API route does not use)."""
+        presented = _bearer(conn)
+        if presented is None:
             raise HTTPError(401, "unauthorized", "a bearer token is required")
-        user = found[1]
-        assert isinstance(user, TokenUser)
-        return user.token
+        token = await self.check_token(presented)
+        if token is None:
+            raise HTTPError(401, "unauthorized", _INVALID)
+        return token
 
     @staticmethod
     def authorize(access: Access, token: Token | None, device: str | None) -> None:
