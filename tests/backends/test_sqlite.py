@@ -185,3 +185,22 @@ async def test_the_jobs_page_is_one_query_however_many_jobs(tmp_path: Path) -> N
     assert [count for _, count in summaries] == [1] * 30
     assert len(statements) == 1
     await store.close()
+
+
+async def test_a_writer_failing_for_any_reason_fails_alone_in_its_batch(tmp_path: Path) -> None:
+    """Not only the store's own errors: whatever one write raises, the rest of its batch
+    (other devices, same transaction) commits."""
+    from devicebucket.core.operations import Merge
+
+    store = SQLiteStore(tmp_path / "batch.db")
+    unencodable = Merge({"x": object()})  # past the checks, as a bug would be: TypeError
+    results = await asyncio.gather(
+        *(store.merge("dev-b", {f"k{n}": n}) for n in range(16)),
+        store._write("dev-a", None, unencodable, None, "test"),
+        return_exceptions=True,
+    )
+    assert all(not isinstance(r, BaseException) for r in results[:16])
+    assert isinstance(results[16], TypeError)
+    assert (await store.get("dev-b")).data == {f"k{n}": n for n in range(16)}
+    assert (await store.get("dev-a")).version == 0
+    await store.close()

@@ -57,6 +57,21 @@ BAD_INPUTS: list[tuple[str, Any, str]] = [
     ("deep dicts", nested_dicts(65), r"^value at \$(\.n){64} nests deeper than 64 levels$"),
     ("deep lists", nested_lists(65), r"^value at \$\.l(\[0\]){63} nests deeper than 64 levels$"),
     (
+        "lone surrogate",
+        {"a": "\ud800"},
+        r"^value at \$\.a is text that is not valid Unicode \(a lone UTF-16 surrogate",
+    ),
+    (
+        "surrogate at depth",
+        {"a": {"b": [1, "ok\udfffok"]}},
+        r"^value at \$\.a\.b\[1\] is text that is not valid Unicode",
+    ),
+    (
+        "surrogate in a key",
+        {"a": {"\ud83d": 1}},
+        r'^value at \$\.a\["\\ud83d"\] has a key that is not valid Unicode',
+    ),
+    (
         "too large",
         {"blob": "x" * (1024 * 1024)},
         r"^bucket would be 1,048,6\d\d bytes of JSON, over the limit of 1,048,576 bytes",

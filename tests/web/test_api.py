@@ -404,3 +404,52 @@ def test_history_names_the_token_and_the_automation_never_the_secret(api: Api) -
     assert stale.status_code == 412
     bad = api.call("POST", f"/v1/devices/{OWN}/bucket/restore", ADMIN, {"version": "1"})
     assert bad.status_code == 422
+
+
+def test_text_that_is_not_unicode_is_a_422_naming_the_path(api: Api) -> None:
+    bucket = "/v1/devices/pixel-a/bucket"
+    api.call("PATCH", bucket, ADMIN, {"cfg": {"name": "ok"}})
+    before = api.call("GET", bucket, ADMIN)
+    for body in (b'{"cfg": {"name": "\\ud800"}}', b'{"\\udfff": 1}'):
+        response = api.call(
+            "PATCH", bucket, ADMIN, content=body, headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 422
+        assert response.json()["code"] == "invalid_value"
+        assert "not valid Unicode" in response.json()["error"]
+    assert (
+        "$.cfg.name"
+        in api.call("PATCH", bucket, ADMIN, content=b'{"cfg": {"name": "\\ud800"}}').json()["error"]
+    )
+    after = api.call("GET", bucket, ADMIN)
+    assert (after.json(), after.headers["etag"]) == (before.json(), before.headers["etag"])
+
+
+_IN_MESSAGE = "-".join(("hunter2", "in", "a", "message"))  # not in this file's source text
+
+
+class _FailingStore(SQLiteStore):
+    """A store with a fault no rule foresaw: every read raises a plain RuntimeError."""
+
+    async def _get_json(self, device: str, job: str | None) -> tuple[str, int]:
+        raise RuntimeError(f"boom: {_IN_MESSAGE}")
+
+
+def test_an_unexpected_failure_is_a_counted_and_logged_500(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = _FailingStore(tmp_path / "failing.db")
+    with ThreadedServer(create_app(store, admin_token=ADMIN)) as server:
+        response = httpx.get(
+            f"{server.url}/v1/devices/d/bucket", headers={"Authorization": f"Bearer {ADMIN}"}
+        )
+        metrics = httpx.get(f"{server.url}/metrics").text
+    assert response.status_code == 500
+    assert response.json() == {"error": "the server failed; see its log", "code": "internal"}
+    assert (
+        'devicebucket_requests_total{method="GET",route="/v1/devices/{device}/bucket",'
+        'status="500"} 1.0' in metrics
+    )
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "RuntimeError" in logged
+    assert "hunter2" not in logged

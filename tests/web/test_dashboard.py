@@ -332,3 +332,30 @@ def test_a_restore_without_the_csrf_token_changes_nothing(browser: httpx.Client,
     )
     assert response.status_code == 403
     assert stored(db, "pixel-1") == before
+
+
+def test_forms_are_bounded_and_urlencoded_only(browser: httpx.Client, db: Path) -> None:
+    before = stored(db, "pixel-1")
+    page = browser.get("/ui/devices/pixel-1").text
+    too_big = {"csrf": csrf(page), "key": "n", "value": "1" * (3 * 1024 * 1024 + 20_000)}
+    assert browser.post("/ui/devices/pixel-1/keys", data=too_big).status_code == 413
+    upload = browser.post(
+        "/ui/devices/pixel-1/keys",
+        data={"csrf": csrf(page), "key": "n", "version": "1"},
+        files={"value": ("v.json", b"5")},
+    )
+    assert upload.status_code == 415
+    login = httpx.post(f"{browser.base_url}/ui/login", data={"token": "x" * 5000})
+    assert login.status_code == 413
+    assert stored(db, "pixel-1") == before
+
+
+def test_text_that_is_not_unicode_is_an_inline_error(browser: httpx.Client, db: Path) -> None:
+    before = stored(db, "pixel-1")
+    page = browser.get("/ui/devices/pixel-1").text
+    version = str(before[1])
+    form = {"csrf": csrf(page), "key": "n", "value": '"\\ud800"', "version": version}
+    response = browser.post("/ui/devices/pixel-1/keys", data=form)
+    assert response.status_code == 422
+    assert "not valid Unicode" in response.text
+    assert stored(db, "pixel-1") == before

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.crypto import KeyRing
-from ..core.errors import DeviceBucketError, StoreUnavailableError
+from ..core.errors import StoreUnavailableError
 from ..core.limits import Limits
 from ..core.model import (
     BucketRecord,
@@ -323,7 +323,11 @@ class SQLiteStore(SQLStore):
                 for pending in batch:
                     try:
                         results.append(self._apply(conn, state, pending, now))
-                    except DeviceBucketError as exc:
+                    except (sqlite3.Error, OSError):
+                        raise  # the transaction itself failed: every write in it failed
+                    except Exception as exc:
+                        # A write fails before it executes anything (the planner decides
+                        # first), so the rest of the batch commits without it.
                         results.append(exc)
         except (sqlite3.Error, OSError) as exc:
             state.drop_cache()

@@ -36,7 +36,7 @@ from .operations import Clear, Delete, Merge, Operation, Replace
 from .planner import check_records
 from .schema import check_schema, schema_text
 from .tokens import Token, token_id
-from .values import encode, normalize_data, normalize_keys
+from .values import encode, is_valid_text, normalize_data, normalize_keys
 
 __all__ = ["Store"]
 
@@ -465,6 +465,8 @@ def _actor(actor: str | None, suffix: str | None = None) -> str:
     if actor is not None and not isinstance(actor, str):
         raise InvalidValueError("actor must be a string")
     text = " ".join((actor or "unknown").split())[:200] or "unknown"
+    if not is_valid_text(text):  # e.g. a file name from a broken file system encoding
+        text = text.encode("utf-8", "replace").decode()
     return f"{text} ({suffix})" if suffix else text
 
 

@@ -20,15 +20,23 @@ __all__ = [
     "check_size",
     "decode",
     "encode",
+    "is_valid_text",
     "json_path",
     "normalize_data",
     "normalize_keys",
 ]
 
 _PLAIN_KEY_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A lone UTF-16 surrogate: text a JavaScript string can hold, but no valid Unicode (nor UTF-8).
+_SURROGATE_RE: Final = re.compile("[\ud800-\udfff]")
 _SHOWN_CHARS: Final = 64
 
 JSONObject: TypeAlias = dict[str, Any]
+
+
+def is_valid_text(text: str) -> bool:
+    """Whether ``text`` is valid Unicode: no lone surrogate (``"\ud800"``)."""
+    return text.isascii() or _SURROGATE_RE.search(text) is None
 
 
 def json_path(parts: Iterable[str | int]) -> str:
@@ -41,7 +49,9 @@ def json_path(parts: Iterable[str | int]) -> str:
             out.append(f".{part}")
         else:
             shown = part if len(part) <= _SHOWN_CHARS else part[:_SHOWN_CHARS] + "…"
-            out.append(f"[{json.dumps(shown, ensure_ascii=False)}]")
+            # A key that is not valid Unicode is shown escaped (``"\ud800"``), so the message
+            # itself stays valid text.
+            out.append(f"[{json.dumps(shown, ensure_ascii=not is_valid_text(shown))}]")
     return "".join(out)
 
 
@@ -57,9 +67,19 @@ class _Normalizer:
     def fail(self, problem: str) -> InvalidValueError:
         return InvalidValueError(f"value at {json_path(self.path)} {problem}")
 
+    def invalid_text(self) -> InvalidValueError:
+        return self.fail(
+            "is text that is not valid Unicode (a lone UTF-16 surrogate, such as a broken"
+            " JavaScript string)"
+        )
+
     def copy(self, value: Any, depth: int) -> Any:
         kind = type(value)
-        if kind is str or kind is int or kind is bool or value is None:
+        if kind is str:
+            if not (value.isascii() or _SURROGATE_RE.search(value) is None):
+                raise self.invalid_text()
+            return value
+        if kind is int or kind is bool or value is None:
             return value
         if kind is float:
             if not math.isfinite(value):
@@ -83,7 +103,7 @@ class _Normalizer:
         if isinstance(value, float):
             return self.copy(float(value), depth)
         if isinstance(value, str):
-            return str(value)
+            return self.copy(str(value), depth)
         raise self.fail(
             f"has type {kind.__name__}, which is not JSON"
             " (use dict, list, str, int, float, bool or None)"
@@ -99,6 +119,8 @@ class _Normalizer:
                     raise self.fail(f"has a key of type {type(key).__name__}; keys must be str")
                 key = str(key)
             self.path.append(key)
+            if not (key.isascii() or _SURROGATE_RE.search(key) is None):
+                raise self.fail("has a key that is not valid Unicode (a lone UTF-16 surrogate)")
             out[key] = self.copy(item, depth)
             self.path.pop()
         return out
@@ -129,6 +151,10 @@ def normalize_keys(keys: Iterable[object]) -> tuple[str, ...]:
     for key in keys:
         if not isinstance(key, str):
             raise InvalidValueError(f"keys to delete must be str, got {type(key).__name__}")
+        if not is_valid_text(key):
+            raise InvalidValueError(
+                f"key {json_path([key])} to delete is not valid Unicode (a lone UTF-16 surrogate)"
+            )
         out.append(str(key))
     return tuple(out)
 

@@ -9,7 +9,9 @@ records metrics labelled by route template.
 from __future__ import annotations
 
 import json
+import logging
 import time
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final
 
@@ -68,6 +70,17 @@ def _if_match(request: Request) -> int | None:
     return int(tag)
 
 
+_log: Final = logging.getLogger("devicebucket.web")
+
+
+def _unexpected(exc: Exception, method: str, path: str) -> Response:
+    """A 500 for a failure no rule foresaw. The log names the exception's type and where it
+    was raised, never its message (which could quote a stored value)."""
+    where = "".join(traceback.format_tb(exc.__traceback__))
+    _log.error("%s %s failed with %s:\n%s", method, path, type(exc).__name__, where)
+    return error_response(HTTPError(500, "internal", "the server failed; see its log"))
+
+
 class Api:
     """The routes of one app over one store."""
 
@@ -122,6 +135,8 @@ class Api:
                 response = error_response(exc)
             except DeviceBucketError as exc:
                 response = error_response(HTTPError.of(exc))
+            except Exception as exc:
+                response = _unexpected(exc, method, path)
             meter.observe(path, method, response.status_code, time.perf_counter() - started)
             return response
 

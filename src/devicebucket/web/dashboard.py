@@ -35,6 +35,7 @@ from ..core.schema import schema_errors
 from ..core.store import Store
 from ..core.tokens import Token
 from .auth import TokenAuth
+from .forms import SIGN_IN_BYTES, FormRefusedError, edit_form_bytes, read_form
 
 __all__ = ["SESSION_COOKIE", "Dashboard"]
 
@@ -77,6 +78,7 @@ class Dashboard:
     ) -> None:
         self.store = store
         self.auth = auth
+        self.edit_form_bytes = edit_form_bytes(store.limits.max_bucket_bytes)
         self.signer = URLSafeTimedSerializer(session_secret, salt="devicebucket-ui-session")
         self.secret_keys = secret_keys
         self.env = Environment(
@@ -120,7 +122,8 @@ class Dashboard:
 
     def page(self, handler: Page) -> Callable[[Request], Awaitable[Response]]:
         """A page that needs a session: GETs go to the sign-in form without one, POSTs are
-        refused; POSTs must carry the session's CSRF token."""
+        refused; POSTs must carry the session's CSRF token. A POST's form is read (bounded)
+        here, before the handler runs, and kept as ``request.state.form``."""
 
         async def endpoint(request: Request) -> Response:
             session = await self.session(request)
@@ -129,11 +132,15 @@ class Dashboard:
                     return self.render("error.html", 403, message="Your session has ended.")
                 return RedirectResponse("/ui/login?" + urlencode({"next": request.url.path}), 303)
             if request.method == "POST":
-                form = await request.form()
+                try:
+                    form = await read_form(request, self.edit_form_bytes)
+                except FormRefusedError as exc:
+                    return self.render("error.html", exc.status, session=session, message=str(exc))
                 if not hmac.compare_digest(str(form.get("csrf", "")), session["csrf"]):
                     return self.render(
                         "error.html", 403, message="This form has expired; reload the page."
                     )
+                request.state.form = form
             try:
                 return await handler(request, session)
             except DeviceBucketError as exc:
@@ -145,7 +152,10 @@ class Dashboard:
         return self.render("login.html", next=_next(request.query_params.get("next")))
 
     async def login(self, request: Request) -> Response:
-        form = await request.form()
+        try:
+            form = await read_form(request, SIGN_IN_BYTES)
+        except FormRefusedError as exc:
+            return self.render("error.html", exc.status, message=str(exc))
         presented = str(form.get("token", "")).strip()
         token: Token | None = await self.auth.check_token(presented) if presented else None
         if token is None or not token.is_admin:
@@ -265,7 +275,7 @@ class Dashboard:
     async def change(self, request: Request, session: dict[str, str]) -> Response:
         """Set or delete one key, conditional on the version the operator saw."""
         device = check_id(request.path_params["device"])
-        form = await request.form()
+        form: FormData = request.state.form
         job = str(form.get("job", "")) or None
         key, action = str(form.get("key", "")), str(form.get("action", "set"))
         edit = {"job": job or "", "key": key, "value": str(form.get("value", ""))}
@@ -354,7 +364,7 @@ class Dashboard:
 
     async def restore(self, request: Request, session: dict[str, str]) -> Response:
         device = check_id(request.path_params["device"])
-        form = await request.form()
+        form: FormData = request.state.form
         job = str(form.get("job", "")) or None
         try:
             version = int(str(form.get("version", "")))
