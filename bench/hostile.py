@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import json
 import os
 import select
 import socket
@@ -37,16 +38,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):  # the peak resident memory so far
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def _piece(n: int, multipart: bool) -> bytes:
-    """The n-th MB of a hostile body: urlencoded fields just under Starlette's 1 MB part
-    limit (so they are all kept), or one multipart file (which Starlette spools to disk)."""
-    if multipart:
-        head = b'--b\r\nContent-Disposition: form-data; name="f"; filename="f"\r\n\r\n'
-        return (head if n == 0 else b"") + b"x" * (MB - (len(head) if n == 0 else 0))
-    field = f"f{n}=".encode()
-    return field + b"x" * (MB - len(field) - 1) + b"&"
 
 
 def largest_spool(pid: int, spool: Path, stop: threading.Event, found: list[int]) -> None:
@@ -128,6 +119,7 @@ async def storm(url: str) -> tuple[collections.Counter[str], collections.Counter
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--mb", type=int, default=200)
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         spool = Path(tmp) / "tmp"
@@ -191,9 +183,25 @@ def main() -> None:
                 for line in httpx.get(f"{url}/metrics").text.splitlines()
                 if 'status="5' in line and line.startswith("devicebucket_requests_total")
             ]
+            admin = {"Authorization": f"Bearer {ADMIN}"}
+            dev_b = httpx.get(f"{url}/v1/devices/dev-b/bucket", headers=admin).json()
+            dev_a = httpx.get(f"{url}/v1/devices/dev-a/bucket", headers=admin)
         finally:
             server.terminate()
             server.wait(timeout=30)
+    report = {
+        "answers": answers,
+        "peak_rss_mb": [round(before), round(after)],
+        "spooled_mb": round(spooled / MB),
+        "dev_b": dict(good),
+        "dev_a": dict(bad),
+        "dev_b_has_every_write": dev_b == {f"k{n}": 59 for n in range(16)},
+        "dev_a_version": dev_a.headers.get("etag"),
+        "server_errors_in_metrics": fives,
+    }
+    if args.json:
+        print(json.dumps(report))
+        return
     print(f"{args.mb} MB sign-in bodies: answers {answers}")
     print(
         f"server peak RSS {before:.0f} MB before, {after:.0f} MB after; at most"
