@@ -20,14 +20,13 @@ import json
 import os
 import select
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 import httpx
+from serving import served
 
 ADMIN = "bench-admin-token-0123456789abcdef"
 MB = 1024 * 1024
@@ -122,36 +121,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        spool = Path(tmp) / "tmp"
-        spool.mkdir()
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        env = {**os.environ, "DEVICEBUCKET_ADMIN_TOKEN": ADMIN, "TMPDIR": str(spool)}
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "devicebucket",
-                "--db",
-                f"sqlite:///{tmp}/h.db",
-                "serve",
-                "--port",
-                str(port),
-                "--no-access-log",
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(600):
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.05)
+        spool = Path(tmp)
+        with served(ADMIN, TMPDIR=tmp) as server:
+            url, port = server.url, server.port
             httpx.get(f"{url}/ui/login")
             before = rss_mb(server.pid)
             stop, spooled_max = threading.Event(), [0]
@@ -186,9 +158,6 @@ def main() -> None:
             admin = {"Authorization": f"Bearer {ADMIN}"}
             dev_b = httpx.get(f"{url}/v1/devices/dev-b/bucket", headers=admin).json()
             dev_a = httpx.get(f"{url}/v1/devices/dev-a/bucket", headers=admin)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
     report = {
         "answers": answers,
         "peak_rss_mb": [round(before), round(after)],

@@ -17,18 +17,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from serving import served
 
 ADMIN = "soak-admin-token"
 
@@ -42,12 +38,6 @@ class Window:
     def p99_ms(self) -> float:
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1000 if ordered else 0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def rss_mb(pid: int) -> float:
@@ -153,30 +143,8 @@ def main() -> None:
     parser.add_argument("--max-growth-mb", type=float, default=20)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="devicebucket-soak-") as tmp:
-        port = free_port()
-        env = {**os.environ, "DEVICEBUCKET_ADMIN_TOKEN": ADMIN}
-        env.pop("DEVICEBUCKET_ENCRYPTION_KEY", None)
-        db = f"sqlite:///{Path(tmp) / 'soak.db'}"
-        serve = ["serve", "--port", str(port), "--no-access-log"]
-        server = subprocess.Popen(
-            [sys.executable, "-m", "devicebucket", "--db", db, *serve],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(300):
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            result = asyncio.run(soak(args, url, server.pid))
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=30)
+    with served(ADMIN) as server:
+        result = asyncio.run(soak(args, server.url, server.pid))
     windows = result["windows"]
     assert isinstance(windows, list)
     ok = (
