@@ -454,3 +454,13 @@ async def test_page_limits_mean_the_same_on_every_store(store: Store) -> None:
         await store.history("d", limit=MAX_PAGE + 1)
     with pytest.raises(InvalidValueError, match=f"1 to {MAX_PAGE}"):
         await store.devices(limit=MAX_PAGE + 1)
+
+
+@pytest.mark.parametrize("dots", [".", ".."])
+async def test_ids_of_only_dots_are_refused_everywhere(store: Store, dots: str) -> None:
+    """Through the HTTP store, job ".." once vanished from the URL and wrote the device bucket."""
+    with pytest.raises(InvalidValueError, match="not only dots"):
+        await store.merge("pixel", {"a": 1}, job=dots)
+    with pytest.raises(InvalidValueError, match="not only dots"):
+        await store.merge(dots, {"a": 1})
+    assert (await store.get("pixel")).version == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from devicebucket import InvalidSchemaError, Limits, SchemaViolationError
+from devicebucket import InvalidSchemaError, InvalidValueError, Limits, SchemaViolationError
 from devicebucket.core.ids import check_id
 from devicebucket.core.schema import check_schema, schema_text, validate_against_schema
 from devicebucket.core.values import json_path, normalize_data
@@ -109,3 +109,11 @@ def test_schemas_are_checked() -> None:
         check_schema({"properties": {"a": {"minimum": "zero"}}})
     with pytest.raises(InvalidSchemaError, match="bucket schema is not JSON"):
         check_schema({"enum": [float("nan")]})
+
+
+@pytest.mark.parametrize("dots", [".", "..", "...", "." * 256])
+def test_an_id_of_only_dots_is_refused(dots: str) -> None:
+    with pytest.raises(InvalidValueError, match="not only dots"):
+        check_id(dots)
+    assert check_id(".hidden") == ".hidden"
+    assert check_id("a..b") == "a..b"

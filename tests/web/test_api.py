@@ -453,3 +453,10 @@ def test_an_unexpected_failure_is_a_counted_and_logged_500(
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "RuntimeError" in logged
     assert "hunter2" not in logged
+
+
+def test_a_path_segment_of_dots_is_refused(api: Api) -> None:
+    for path in ("/v1/devices/%2E%2E/bucket", "/v1/devices/pixel/jobs/%2E/bucket"):
+        response = api.call("PATCH", path, ADMIN, {"a": 1})
+        assert response.status_code == 422, path
+        assert "not only dots" in response.json()["error"]

@@ -10,21 +10,24 @@ from .errors import InvalidValueError
 __all__ = ["ID_ALPHABET", "ID_PATTERN", "check_id"]
 
 ID_ALPHABET: Final = "A-Z a-z 0-9 . _ - : @"
-#: The same rule as a regular expression (the OpenAPI document's ``pattern``).
-ID_PATTERN: Final = r"^[A-Za-z0-9._\-:@]{1,256}$"
-_ID_RE: Final = re.compile(ID_PATTERN[1:-1])
+#: The same rule as a regular expression (the OpenAPI document's ``pattern``): 1-256
+#: characters of the alphabet, not all of them dots.
+ID_PATTERN: Final = r"^(?!\.+$)[A-Za-z0-9._\-:@]{1,256}$"
+_ID_RE: Final = re.compile(r"[A-Za-z0-9._\-:@]{1,256}")
 
 
 def check_id(value: object, what: str = "device id") -> str:
     """Return ``value`` if it is a valid device or job id, else raise InvalidValueError."""
-    if type(value) is str and _ID_RE.fullmatch(value):
+    if type(value) is str and _ID_RE.fullmatch(value) and (value[0] != "." or value.strip(".")):
         return value
-    rule = f"{what} must be 1-256 characters from {ID_ALPHABET}"
+    rule = f"{what} must be 1-256 characters from {ID_ALPHABET}, not only dots"
     if not isinstance(value, str):
         raise InvalidValueError(f"{rule}; got {type(value).__name__}")
     if not value:
         raise InvalidValueError(f"{rule}; got an empty string")
     if len(value) > 256:
         raise InvalidValueError(f"{rule}; got {len(value)} characters")
-    bad = next(ch for ch in value if not _ID_RE.fullmatch(ch))
+    bad = next((ch for ch in value if not _ID_RE.fullmatch(ch)), None)
+    if bad is None:  # "." and ".." name no bucket: in a URL they name the parent path
+        raise InvalidValueError(f"{rule}; got {value!r}")
     raise InvalidValueError(f"{rule}; got the character {bad!r}")
