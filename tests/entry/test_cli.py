@@ -71,6 +71,20 @@ def test_errors_are_one_line_and_change_nothing(cli: Cli) -> None:
     assert ok(masked) == {"password": "••••••••"}
 
 
+def test_secrets_are_masked_at_every_depth_and_unicode_errors_are_one_line(cli: Cli) -> None:
+    nested = {"creds": {"password": "deep-secret", "user": "bob"}, "list": [{"token": "t0k"}]}
+    ok(cli("set", "pixel", "--json", json.dumps(nested)))
+    masked = cli("get", "pixel")
+    assert "deep-secret" not in masked.stdout
+    assert "t0k" not in masked.stdout
+    assert ok(masked) == {
+        "creds": {"password": "••••••••", "user": "bob"},
+        "list": [{"token": "••••••••"}],
+    }
+    assert ok(cli("get", "pixel", "--reveal")) == nested
+    fails(cli("set", "pixel", "--json", '{"a": "\\ud800"}'), "not valid Unicode")
+
+
 def test_usage_errors_exit_two(cli: Cli) -> None:
     result = cli("set", "pixel")
     assert result.returncode == 2

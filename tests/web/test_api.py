@@ -391,6 +391,9 @@ def test_history_names_the_token_and_the_automation_never_the_secret(api: Api) -
     assert api.call("GET", latest, ADMIN).json()["password"] == "••••••••"
     assert api.call("GET", f"{latest}?reveal=true", ADMIN).json()["password"] == "pw-in-history"
     assert api.call("GET", f"{latest}?reveal=yes", ADMIN).status_code == 400
+    api.call("PATCH", f"/v1/devices/{OWN}/bucket", ADMIN, {"cfg": {"sessionCookie": "c00kie"}})
+    deep = api.call("GET", f"/v1/devices/{OWN}/bucket/history/{version + 2}", ADMIN)
+    assert deep.json()["cfg"] == {"sessionCookie": "••••••••"}
     version += 1
     missing = api.call("GET", f"/v1/devices/{OWN}/bucket/history/{version + 5}", ADMIN)
     assert missing.status_code == 404

@@ -163,6 +163,19 @@ def test_secret_values_are_masked_until_revealed(browser: httpx.Client) -> None:
     assert "hunter2-secret" in shown
 
 
+def test_secrets_inside_values_are_masked_until_revealed(browser: httpx.Client, db: Path) -> None:
+    async def seed() -> None:
+        async with SQLiteStore(db) as store:
+            await store.merge("pixel-1", {"creds": {"password": "deep-hunter2", "user": "bob"}})
+
+    run(seed())
+    page = browser.get("/ui/devices/pixel-1").text
+    assert "deep-hunter2" not in page  # neither shown nor put in the edit form
+    assert "bob" in page
+    shown = browser.get("/ui/devices/pixel-1", params={"bucket": "", "reveal": "creds"}).text
+    assert "deep-hunter2" in shown
+
+
 def test_an_edit_without_the_csrf_token_is_refused_and_changes_nothing(
     browser: httpx.Client, db: Path
 ) -> None:

@@ -28,7 +28,7 @@ from starlette.staticfiles import StaticFiles
 
 from ..core.errors import ConflictError, DeviceBucketError
 from ..core.ids import check_id
-from ..core.masking import is_secret_key
+from ..core.masking import has_secret, is_secret_key, mask_value
 from ..core.model import DEVICE_SORTS, Snapshot
 from ..core.operations import diff
 from ..core.schema import schema_errors
@@ -258,6 +258,9 @@ class Dashboard:
                     "key": key,
                     "value": value,
                     "secret": is_secret_key(key, self.secret_keys),
+                    # secrets inside the value: shown masked until revealed, not edited in place
+                    "nested": has_secret(value, self.secret_keys),
+                    "shown": mask_value(value, self.secret_keys),
                     "revealed": reveal == ((job or ""), key),
                 }
                 for key, value in sorted(snapshot.data.items())
@@ -307,7 +310,7 @@ class Dashboard:
                 "seen": version,
                 "version": exc.actual,
                 "present": key in newer.data,
-                "value": newer.data.get(key),
+                "value": mask_value(newer.data.get(key), self.secret_keys),
                 "secret": is_secret_key(key, self.secret_keys),
             }
             return await self.device(request, session, status=409, edit=edit, conflict=conflict)
@@ -360,6 +363,7 @@ class Dashboard:
             changes=changes,
             reveal=reveal,
             secret=lambda key: is_secret_key(key, self.secret_keys),
+            masked=lambda value: mask_value(value, self.secret_keys),
         )
 
     async def restore(self, request: Request, session: dict[str, str]) -> Response:
