@@ -301,3 +301,26 @@ def test_history_shows_who_changed_what_and_restores(page: Page, db: Path, tmp_p
     assert stored(db, "pixel-7-01")["locale"] == "en-US"
     page.get_by_role("link", name="History of the device bucket").click()
     expect(page.get_by_role("row").nth(1)).to_contain_text("restore of version 2")
+
+
+def test_the_api_docs_render_from_this_server_alone(page: Page, server: ThreadedServer) -> None:
+    """Swagger UI comes from the installed package; nothing loads from another origin and
+    the page's CSP refuses nothing it needs (it also works offline, as here)."""
+    requests: list[str] = []
+    refused: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.on(
+        "console",
+        lambda message: refused.append(message.text) if "Refused" in message.text else None,
+    )
+    response = page.goto("/docs")
+    assert response is not None
+    csp = response.headers["content-security-policy"]
+    assert "default-src 'self'" in csp
+    assert "http" not in csp  # no other origin allowed
+    page.locator(".opblock").first.wait_for()
+    assert page.locator(".opblock").count() >= 30
+    assert page.get_by_text("/v1/devices/{device}/bucket", exact=True).first.is_visible()
+    assert refused == []
+    assert requests
+    assert all(url.startswith(server.url) for url in requests), requests

@@ -13,6 +13,8 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
 
 from ..backends.factory import open_store
 from ..core.masking import secret_key_patterns
@@ -69,7 +71,11 @@ def create_app(
             await store.close()
 
     app = Starlette(
-        routes=[*api.routes(), *ui.routes()],
+        routes=[
+            *api.routes(),
+            *ui.routes(),
+            Mount("/docs/assets", StaticFiles(packages=[("swagger_ui", "static")])),
+        ],
         exception_handlers={HTTPException: not_found},
         lifespan=lifespan,
     )
