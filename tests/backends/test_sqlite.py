@@ -204,3 +204,11 @@ async def test_a_writer_failing_for_any_reason_fails_alone_in_its_batch(tmp_path
     assert (await store.get("dev-b")).data == {f"k{n}": n for n in range(16)}
     assert (await store.get("dev-a")).version == 0
     await store.close()
+
+
+async def test_a_new_store_and_its_wal_are_readable_by_the_owner_only(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "private.db")
+    await store.merge("d", {"password": "p"})
+    for name in ("private.db", "private.db-wal", "private.db-shm"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o600, name
+    await store.close()

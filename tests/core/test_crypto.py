@@ -215,3 +215,14 @@ async def test_no_secret_is_readable_in_the_postgresql_table_files() -> None:
     finally:
         await store.close()
         await drop_schema(schema)
+
+
+def test_a_key_file_others_may_read_is_refused_unless_told(tmp_path: Path) -> None:
+    key = tmp_path / "open.key"
+    key.write_text(generate_key() + "\n")
+    key.chmod(0o644)
+    with pytest.raises(EncryptionError, match=r"may be read by others \(mode 644\).*chmod 600"):
+        KeyRing.from_file(key, {})
+    assert KeyRing.from_file(key, {"DEVICEBUCKET_KEY_FILE_SHARED": "1"}).key_id
+    key.chmod(0o600)
+    assert KeyRing.from_file(key, {}).key_id

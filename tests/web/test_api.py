@@ -463,3 +463,10 @@ def test_a_path_segment_of_dots_is_refused(api: Api) -> None:
         response = api.call("PATCH", path, ADMIN, {"a": 1})
         assert response.status_code == 422, path
         assert "not only dots" in response.json()["error"]
+
+
+def test_no_redirect_takes_its_target_from_the_host_header(api: Api) -> None:
+    for path in ("/v1/devices/", "/ui/devices/", "/healthz/"):
+        response = httpx.get(api.url + path, headers={"Host": "evil.example"})
+        assert response.status_code == 404, path
+        assert "evil.example" not in response.headers.get("location", "")

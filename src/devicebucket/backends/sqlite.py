@@ -25,7 +25,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,10 @@ class SQLiteStore(SQLStore):
         if self._closed:
             raise StoreUnavailableError(f"SQLite store {self.path} is closed")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Only the owner may read a new store; SQLite gives its WAL and shared-memory files
+        # the database file's permissions.
+        with suppress(FileExistsError):
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         conn = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout
         )

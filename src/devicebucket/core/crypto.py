@@ -26,6 +26,7 @@ from .errors import StoreUnavailableError
 __all__ = [
     "KEY_ENV",
     "KEY_FILE_ENV",
+    "KEY_FILE_SHARED_ENV",
     "EncryptionError",
     "KeyRing",
     "generate_key",
@@ -36,6 +37,7 @@ __all__ = [
 
 KEY_ENV: Final = "DEVICEBUCKET_ENCRYPTION_KEY"
 KEY_FILE_ENV: Final = "DEVICEBUCKET_KEY_FILE"
+KEY_FILE_SHARED_ENV: Final = "DEVICEBUCKET_KEY_FILE_SHARED"
 PREFIX: Final = "dbk1:"
 _NONCE: Final = 12
 
@@ -87,12 +89,21 @@ class KeyRing:
         if env.get(KEY_ENV):
             return cls.from_texts(env[KEY_ENV].split(","), f"${KEY_ENV}")
         if env.get(KEY_FILE_ENV):
-            return cls.from_file(Path(env[KEY_FILE_ENV]))
+            return cls.from_file(Path(env[KEY_FILE_ENV]), env)
         return None
 
     @classmethod
-    def from_file(cls, path: Path) -> KeyRing:
+    def from_file(cls, path: Path, environ: Mapping[str, str] | None = None) -> KeyRing:
+        """The keys in a key file, one a line. A file that others may read is refused, as
+        ssh refuses such a private key, unless ``DEVICEBUCKET_KEY_FILE_SHARED=1``."""
+        env = os.environ if environ is None else environ
         try:
+            mode = path.stat().st_mode
+            if mode & 0o077 and env.get(KEY_FILE_SHARED_ENV) != "1":
+                raise EncryptionError(
+                    f"key file {path} may be read by others (mode {mode & 0o777:o}): make it"
+                    f" private (chmod 600), or set {KEY_FILE_SHARED_ENV}=1 to use it anyway"
+                )
             lines = [line for line in path.read_text().splitlines() if line.strip()]
         except OSError as exc:
             raise EncryptionError(f"cannot read key file {path}: {exc.strerror}") from None

@@ -79,6 +79,9 @@ def create_app(
         exception_handlers={HTTPException: not_found},
         lifespan=lifespan,
     )
+    # Starlette's slash redirect builds its Location from the request's Host header: a
+    # client could make the server redirect to any site. Paths are exact instead.
+    app.router.redirect_slashes = False
     app.state.api = api
     return app
 
