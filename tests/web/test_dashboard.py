@@ -372,3 +372,24 @@ def test_text_that_is_not_unicode_is_an_inline_error(browser: httpx.Client, db: 
     assert response.status_code == 422
     assert "not valid Unicode" in response.text
     assert stored(db, "pixel-1") == before
+
+
+def test_a_store_failure_page_gives_a_request_id_not_the_store(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "broken.db"
+    path.write_bytes(b"not a database " * 200)
+    with (
+        ThreadedServer(create_app(SQLiteStore(path), admin_token=ADMIN)) as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
+        signed_in = client.post("/ui/login", data={"token": ADMIN})
+        assert signed_in.status_code == 303  # the admin token of the environment
+        page = client.get("/ui/devices")
+    assert page.status_code == 503
+    assert str(tmp_path) not in page.text
+    assert "not a database" not in page.text
+    match = re.search(r"request ([0-9a-f]{12})", page.text)
+    assert match is not None
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert f"dashboard request {match.group(1)}: SQLite store {path}" in logged

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import math
 import secrets
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -26,7 +26,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..core.errors import ConflictError, DeviceBucketError
+from ..core.errors import ConflictError, DeviceBucketError, StoreUnavailableError
 from ..core.ids import check_id
 from ..core.masking import has_secret, is_secret_key, mask_value
 from ..core.model import DEVICE_SORTS, Snapshot
@@ -36,38 +36,26 @@ from ..core.store import Store
 from ..core.tokens import Token
 from .auth import TokenAuth
 from .forms import SIGN_IN_BYTES, FormRefusedError, edit_form_bytes, read_form
+from .pagekit import (
+    actor,
+    back_to_bucket,
+    kind,
+    next_page,
+    page_number,
+    parse_value,
+    pretty,
+    size,
+    when,
+)
 
 __all__ = ["SESSION_COOKIE", "Dashboard"]
 
 SESSION_COOKIE = "devicebucket_session"
+_log = logging.getLogger("devicebucket.web")
 SESSION_SECONDS = 12 * 3600
 PAGE_SIZE = 50
 
 Page = Callable[[Request, dict[str, Any]], Awaitable[Response]]
-
-
-def _when(timestamp: float) -> str:
-    if not timestamp:
-        return "–"
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _size(size: int) -> str:
-    if size < 1024:
-        return f"{size} B"
-    return f"{size / 1024:.1f} KB" if size < 1024 * 1024 else f"{size / 1024 / 1024:.1f} MB"
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if value is None:
-        return "null"
-    return {str: "string", int: "number", float: "number", list: "array"}.get(type(value), "object")
-
-
-def _pretty(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False)
 
 
 class Dashboard:
@@ -87,7 +75,7 @@ class Dashboard:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.filters.update(when=_when, size=_size, kind=_kind, pretty=_pretty)
+        self.env.filters.update(when=when, size=size, kind=kind, pretty=pretty)
 
     # --- sessions ------------------------------------------------------------------------
 
@@ -126,6 +114,12 @@ class Dashboard:
         here, before the handler runs, and kept as ``request.state.form``."""
 
         async def endpoint(request: Request) -> Response:
+            try:
+                return await guarded(request)
+            except StoreUnavailableError as exc:
+                return self.unavailable(exc)
+
+        async def guarded(request: Request) -> Response:
             session = await self.session(request)
             if session is None:
                 if request.method != "GET":
@@ -143,15 +137,34 @@ class Dashboard:
                 request.state.form = form
             try:
                 return await handler(request, session)
+            except StoreUnavailableError:
+                raise  # answered by ``unavailable``, without the store's details
             except DeviceBucketError as exc:
                 return self.render("error.html", 400, session=session, message=str(exc))
 
         return endpoint
 
     async def login_form(self, request: Request) -> Response:
-        return self.render("login.html", next=_next(request.query_params.get("next")))
+        return self.render("login.html", next=next_page(request.query_params.get("next")))
+
+    def unavailable(self, exc: StoreUnavailableError) -> HTMLResponse:
+        """The store failed: the page gives a request id, the log the store's own words
+        (which name the store and its driver's error)."""
+        request_id = secrets.token_hex(6)
+        _log.error("dashboard request %s: %s", request_id, exc)
+        message = (
+            f"The store is unavailable right now (request {request_id}). Try again in a"
+            " moment; the server's log has the details."
+        )
+        return self.render("error.html", 503, message=message)
 
     async def login(self, request: Request) -> Response:
+        try:
+            return await self._login(request)
+        except StoreUnavailableError as exc:
+            return self.unavailable(exc)
+
+    async def _login(self, request: Request) -> Response:
         try:
             form = await read_form(request, SIGN_IN_BYTES)
         except FormRefusedError as exc:
@@ -162,11 +175,11 @@ class Dashboard:
             return self.render(
                 "login.html",
                 401,
-                next=_next(str(form.get("next", ""))),
+                next=next_page(str(form.get("next", ""))),
                 error="That is not a valid admin token.",
             )
         cookie = self.signer.dumps({"token": token.id, "csrf": secrets.token_urlsafe(24)})
-        response = RedirectResponse(_next(str(form.get("next", ""))), 303)
+        response = RedirectResponse(next_page(str(form.get("next", ""))), 303)
         response.set_cookie(
             SESSION_COOKIE,
             cookie,
@@ -191,7 +204,7 @@ class Dashboard:
         sort = query.get("sort", "device")
         sort = sort if sort in DEVICE_SORTS else "device"
         descending = query.get("order") == "desc"
-        number = _page_number(query.get("page"))
+        number = page_number(query.get("page"))
         found = await self.store.device_page(
             search=search,
             sort=sort,
@@ -293,13 +306,13 @@ class Dashboard:
         try:
             if action == "delete":
                 await self.store.delete(
-                    device, [key], job=job, expected_version=version, actor=_actor(session)
+                    device, [key], job=job, expected_version=version, actor=actor(session)
                 )
                 done = {"deleted": key}
             else:
-                value = _parse_value(form)
+                value = parse_value(form)
                 await self.store.merge(
-                    device, {key: value}, job=job, expected_version=version, actor=_actor(session)
+                    device, {key: value}, job=job, expected_version=version, actor=actor(session)
                 )
                 done = {"saved": key}
         except ConflictError as exc:
@@ -314,9 +327,11 @@ class Dashboard:
                 "secret": is_secret_key(key, self.secret_keys),
             }
             return await self.device(request, session, status=409, edit=edit, conflict=conflict)
+        except StoreUnavailableError:
+            raise  # the page says so, without the store's details
         except (DeviceBucketError, ValueError) as exc:  # schema violations included
             return await self.device(request, session, status=422, edit=edit, error=str(exc))
-        return _back_to_bucket(device, job, done)
+        return back_to_bucket(device, job, done)
 
     # --- history -------------------------------------------------------------------------
 
@@ -377,7 +392,7 @@ class Dashboard:
             return self.render("error.html", 400, session=session, message="Missing version.")
         try:
             restored = await self.store.restore(
-                device, version, job=job, expected_version=expected, actor=_actor(session)
+                device, version, job=job, expected_version=expected, actor=actor(session)
             )
         except ConflictError as exc:
             message = (
@@ -385,10 +400,12 @@ class Dashboard:
                 f" {expected} → {exc.actual}). Check the newest changes below, then restore again."
             )
             return await self.history(request, session, status=409, error=message)
+        except StoreUnavailableError:
+            raise  # the page says so, without the store's details
         except DeviceBucketError as exc:
             return await self.history(request, session, status=422, error=str(exc))
         notice = {"restored": str(version), "now": str(restored.version)}
-        return _back_to_bucket(device, job, notice)
+        return back_to_bucket(device, job, notice)
 
     # --- jobs ----------------------------------------------------------------------------
 
@@ -401,7 +418,7 @@ class Dashboard:
     async def job(self, request: Request, session: dict[str, str]) -> Response:
         name = check_id(request.path_params["job"], "job id")
         job = await self.store.get_job(name)
-        number = _page_number(request.query_params.get("page"))
+        number = page_number(request.query_params.get("page"))
         found = await self.store.device_page(
             job=name, offset=(number - 1) * PAGE_SIZE, limit=PAGE_SIZE
         )
@@ -439,39 +456,3 @@ class Dashboard:
                 "/ui/static", StaticFiles(packages=[("devicebucket.web", "static")]), name="static"
             ),
         ]
-
-
-def _back_to_bucket(device: str, job: str | None, notice: dict[str, str]) -> Response:
-    """After a change: the device page, scrolled to the bucket, saying what was done."""
-    anchor = f"bucket-{job}" if job else "bucket-device"
-    return RedirectResponse(f"/ui/devices/{device}?{urlencode(notice)}#{anchor}", 303)
-
-
-def _actor(session: dict[str, str]) -> str:
-    return f"dashboard (admin token {session['token']})"
-
-
-def _parse_value(form: FormData) -> Any:
-    raw = str(form.get("value", ""))
-    try:
-        return json.loads(raw, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise ValueError(
-            f"The value is not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno});"
-            ' write text in quotes, e.g. "hello".'
-        ) from None
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"The value is not valid JSON: {name} is not JSON.")
-
-
-def _page_number(raw: str | None) -> int:
-    return int(raw) if raw and raw.isascii() and raw.isdigit() and 0 < int(raw) < 10**6 else 1
-
-
-def _next(raw: str | None) -> str:
-    """Where to go after signing in: only a dashboard path, never another site."""
-    if raw and raw.startswith("/ui/") and not raw.startswith("/ui//") and "\\" not in raw:
-        return raw
-    return "/ui/devices"
