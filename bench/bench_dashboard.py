@@ -21,7 +21,7 @@ import httpx
 from devicebucket import BucketRecord, Store, open_store
 from devicebucket.web.app import create_app
 
-ADMIN = "bench-admin-token"
+ADMIN = "bench-admin-token-0123456789abcdef"
 
 PAGES = {
     "devices by id": "/ui/devices",

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 
 HERE = Path(__file__).resolve().parent
-TOKEN = "bench-admin-token"
+TOKEN = "bench-admin-token-0123456789abcdef"
 PAYLOAD = {f"key{i:02d}": "v" * 40 for i in range(20)}
 
 LUA = """

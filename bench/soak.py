@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 from serving import served
 
-ADMIN = "soak-admin-token"
+ADMIN = "soak-admin-token-0123456789abcdef"
 
 
 @dataclass

@@ -221,3 +221,18 @@ def test_cli_and_runner_work_against_a_server_with_a_device_token(
         fresh = f"sqlite:///{tmp_path / 'copy.db'}"
         assert json.loads(cli("import", str(dump), db=fresh).stdout) == {"imported": 3}
         assert json.loads(cli("get", "pixel", "--job", "signup", db=fresh).stdout)["attempts"] == 2
+
+
+def test_a_short_admin_token_is_refused_in_one_line(db_url: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEVICEBUCKET_")}
+    env["DEVICEBUCKET_ADMIN_TOKEN"] = "x"
+    result = subprocess.run(
+        [sys.executable, "-m", "devicebucket", "--db", db_url, "serve", "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "DEVICEBUCKET_ADMIN_TOKEN must be at least 24 characters" in result.stderr
+    assert "Traceback" not in result.stderr

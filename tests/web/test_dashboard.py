@@ -393,3 +393,20 @@ def test_a_store_failure_page_gives_a_request_id_not_the_store(
     assert match is not None
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert f"dashboard request {match.group(1)}: SQLite store {path}" in logged
+
+
+def test_behind_a_tls_proxy_cookies_are_secure_and_pages_send_hsts(db: Path) -> None:
+    app = create_app(SQLiteStore(db), admin_token=ADMIN, behind_tls=True)
+    with ThreadedServer(app) as server, httpx.Client(base_url=server.url) as client:
+        form = client.get("/ui/login")
+        signed_in = client.post("/ui/login", data={"token": ADMIN})
+    assert form.headers["strict-transport-security"] == "max-age=31536000"
+    assert "secure" in signed_in.headers["set-cookie"].lower()
+
+
+def test_plain_http_cookies_are_not_marked_secure(server: ThreadedServer) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        signed_in = client.post("/ui/login", data={"token": ADMIN})
+        form = client.get("/ui/login")
+    assert "secure" not in signed_in.headers["set-cookie"].lower()
+    assert "strict-transport-security" not in form.headers

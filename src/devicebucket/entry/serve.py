@@ -13,6 +13,7 @@ import uvicorn
 
 from ..backends.factory import default_url, open_store
 from ..web.app import ADMIN_TOKEN_ENV, SESSION_SECRET_ENV
+from ..web.auth import MIN_ADMIN_TOKEN_CHARS
 
 __all__ = ["is_loopback", "serve_command"]
 
@@ -76,7 +77,13 @@ def serve_command(
     url = ctx.obj.db or default_url()
     if url.split("://", 1)[0].lower() in ("http", "https"):
         raise click.UsageError("serve needs a local store (sqlite:// or postgresql://)")
-    if not os.environ.get(ADMIN_TOKEN_ENV):
+    given = os.environ.get(ADMIN_TOKEN_ENV)
+    if given and len(given) < MIN_ADMIN_TOKEN_CHARS:
+        raise click.UsageError(
+            f"{ADMIN_TOKEN_ENV} must be at least {MIN_ADMIN_TOKEN_CHARS} characters"
+            " (for example: openssl rand -hex 24)"
+        )
+    if not given:
         secret = asyncio.run(_ensure_admin_token(url))
         if secret is not None:
             click.echo(f"admin token (shown once, stored hashed): {secret}", err=True)

@@ -27,6 +27,7 @@ from .responses import HTTPError, error_response
 __all__ = ["ADMIN_TOKEN_ENV", "SESSION_SECRET_ENV", "app_from_env", "create_app"]
 
 SESSION_SECRET_ENV: Final = "DEVICEBUCKET_SESSION_SECRET"
+BEHIND_TLS_ENV: Final = "DEVICEBUCKET_BEHIND_TLS"
 
 
 def create_app(
@@ -37,6 +38,7 @@ def create_app(
     close_store: bool = True,
     session_secret: str | bytes | None = None,
     secret_keys: tuple[str, ...] | None = None,
+    behind_tls: bool | None = None,
 ) -> Starlette:
     """The ASGI app serving ``store``: the API under ``/v1`` and the dashboard under ``/ui``.
 
@@ -44,6 +46,9 @@ def create_app(
     sessions (give every worker the same one; default: random, so sessions end with the
     process). ``secret_keys`` are the words that make a key's value masked in the dashboard
     (default: ``DEVICEBUCKET_SECRET_KEYS`` or ``masking.SECRET_KEY_PATTERNS``).
+    ``behind_tls`` says clients reach the server only over HTTPS, through a TLS proxy:
+    session cookies are then always ``Secure`` and pages send HSTS (default:
+    ``DEVICEBUCKET_BEHIND_TLS=1``).
     """
     secret_keys = secret_key_patterns() if secret_keys is None else secret_keys
     auth = TokenAuth(store, admin_token)
@@ -51,7 +56,9 @@ def create_app(
     if session_secret is None:
         session_secret = secrets.token_bytes(32)
     signing = session_secret.encode() if isinstance(session_secret, str) else session_secret
-    ui = Dashboard(store, auth, signing, secret_keys)
+    if behind_tls is None:
+        behind_tls = os.environ.get(BEHIND_TLS_ENV) == "1"
+    ui = Dashboard(store, auth, signing, secret_keys, behind_tls=behind_tls)
 
     async def not_found(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500

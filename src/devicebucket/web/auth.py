@@ -25,9 +25,11 @@ from ..core.tokens import Token
 from ..wire.routes import Access
 from .responses import HTTPError
 
-__all__ = ["ADMIN_TOKEN_ENV", "ENV_ADMIN", "TokenAuth", "TokenUser"]
+__all__ = ["ADMIN_TOKEN_ENV", "ENV_ADMIN", "MIN_ADMIN_TOKEN_CHARS", "TokenAuth", "TokenUser"]
 
 ADMIN_TOKEN_ENV: Final = "DEVICEBUCKET_ADMIN_TOKEN"
+#: An admin token given by the operator must be at least this long (issued ones are 64).
+MIN_ADMIN_TOKEN_CHARS: Final = 24
 #: The admin token given in the environment (it has no stored record).
 ENV_ADMIN: Final = Token("env", None, 0.0)
 
@@ -61,6 +63,11 @@ class TokenAuth(AuthenticationBackend):
     """Bearer tokens over a store, plus the admin token from the environment."""
 
     def __init__(self, store: Store, admin_token: str | None) -> None:
+        if admin_token and len(admin_token) < MIN_ADMIN_TOKEN_CHARS:
+            raise ValueError(
+                f"{ADMIN_TOKEN_ENV} must be at least {MIN_ADMIN_TOKEN_CHARS} characters"
+                " (for example: openssl rand -hex 24)"
+            )
         self.store = store
         self.admin_hash = None if not admin_token else hashlib.sha256(admin_token.encode()).digest()
 

@@ -62,9 +62,18 @@ class Dashboard:
     """The pages of one app: sessions, devices, a device's buckets, jobs."""
 
     def __init__(
-        self, store: Store, auth: TokenAuth, session_secret: bytes, secret_keys: tuple[str, ...]
+        self,
+        store: Store,
+        auth: TokenAuth,
+        session_secret: bytes,
+        secret_keys: tuple[str, ...],
+        *,
+        behind_tls: bool = False,
     ) -> None:
+        """``behind_tls``: the server is reached only through HTTPS (a TLS proxy in front of
+        plain HTTP), so cookies are always ``Secure`` and pages send HSTS."""
         self.store = store
+        self.behind_tls = behind_tls
         self.auth = auth
         self.edit_form_bytes = edit_form_bytes(store.limits.max_bucket_bytes)
         self.signer = URLSafeTimedSerializer(session_secret, salt="devicebucket-ui-session")
@@ -97,16 +106,15 @@ class Dashboard:
 
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         html = self.env.get_template(template).render(**context)
-        return HTMLResponse(
-            html,
-            status,
-            headers={
-                "Cache-Control": "no-store",
-                "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
-                "X-Content-Type-Options": "nosniff",
-                "Referrer-Policy": "same-origin",
-            },
-        )
+        headers = {
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "same-origin",
+        }
+        if self.behind_tls:
+            headers["Strict-Transport-Security"] = "max-age=31536000"
+        return HTMLResponse(html, status, headers=headers)
 
     def page(self, handler: Page) -> Callable[[Request], Awaitable[Response]]:
         """A page that needs a session: GETs go to the sign-in form without one, POSTs are
@@ -187,7 +195,7 @@ class Dashboard:
             path="/ui",
             httponly=True,
             samesite="strict",
-            secure=request.url.scheme == "https",
+            secure=self.behind_tls or request.url.scheme == "https",
         )
         return response
 
