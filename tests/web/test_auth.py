@@ -14,7 +14,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from devicebucket import SQLiteStore
+from devicebucket.web.app import create_app
 from devicebucket.web.auth import TokenAuth
+from devicebucket.web.ratelimit import FailureLimit
 
 from ..servers import ADMIN, ThreadedServer
 
@@ -44,4 +46,59 @@ async def test_token_auth_as_starlette_middleware(tmp_path: Path) -> None:
     assert device.status_code == 403  # a device token lacks the "admin" scope
     assert bad.status_code == 400  # AuthenticationError: the middleware's default answer
     assert none.status_code == 403
+    await store.close()
+
+
+def test_failures_are_limited_per_address_in_a_sliding_minute() -> None:
+    now = [1000.0]
+    limit = FailureLimit(3, addresses=2, clock=lambda: now[0])
+    for _ in range(3):
+        assert limit.retry_after("a") is None
+        limit.failed("a")
+    assert limit.retry_after("a") == 60
+    assert limit.retry_after("b") is None  # another address is not affected
+    now[0] += 59.5
+    assert limit.retry_after("a") == 1
+    now[0] += 1
+    assert limit.retry_after("a") is None  # the oldest failure left the window
+    limit.failed("b")
+    limit.failed("c")  # a third address: the least recent one ("a") is forgotten
+    assert "a" not in limit._failures
+
+
+async def test_too_many_bad_tokens_from_one_address_get_429(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "limit.db")
+    app = create_app(store, admin_token=ADMIN, auth_failures_per_minute=5)
+    good = {"Authorization": f"Bearer {ADMIN}"}
+    bad = {"Authorization": "Bearer dbk_000000000000_" + "x" * 43}
+    with ThreadedServer(app) as server:
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            statuses = [(await client.get("/v1/whoami", headers=bad)).status_code for _ in range(5)]
+            refused = await client.get("/v1/whoami", headers=good)  # right, but too late
+            sign_in = await client.post("/ui/login", data={"token": ADMIN})
+        other = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+        async with httpx.AsyncClient(base_url=server.url, transport=other) as elsewhere:
+            fine = await elsewhere.get("/v1/whoami", headers=good)
+    assert statuses == [401] * 5
+    assert refused.status_code == 429
+    assert refused.json()["code"] == "too_many_failures"
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert sign_in.status_code == 429
+    assert sign_in.headers["retry-after"]
+    assert fine.status_code == 200
+    await store.close()
+
+
+async def test_wrong_sign_ins_count_too(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "signin.db")
+    app = create_app(store, admin_token=ADMIN, auth_failures_per_minute=3)
+    with ThreadedServer(app) as server:
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            wrong = [
+                (await client.post("/ui/login", data={"token": "guess"})).status_code
+                for _ in range(3)
+            ]
+            right = await client.post("/ui/login", data={"token": ADMIN})
+    assert wrong == [401] * 3
+    assert right.status_code == 429
     await store.close()

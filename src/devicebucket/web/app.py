@@ -22,6 +22,7 @@ from ..core.store import Store
 from .api import Api
 from .auth import ADMIN_TOKEN_ENV, TokenAuth
 from .dashboard import Dashboard
+from .ratelimit import AUTH_FAILURES_ENV, DEFAULT_PER_MINUTE, FailureLimit
 from .responses import HTTPError, error_response
 
 __all__ = ["ADMIN_TOKEN_ENV", "SESSION_SECRET_ENV", "app_from_env", "create_app"]
@@ -39,6 +40,7 @@ def create_app(
     session_secret: str | bytes | None = None,
     secret_keys: tuple[str, ...] | None = None,
     behind_tls: bool | None = None,
+    auth_failures_per_minute: int | None = None,
 ) -> Starlette:
     """The ASGI app serving ``store``: the API under ``/v1`` and the dashboard under ``/ui``.
 
@@ -48,10 +50,16 @@ def create_app(
     (default: ``DEVICEBUCKET_SECRET_KEYS`` or ``masking.SECRET_KEY_PATTERNS``).
     ``behind_tls`` says clients reach the server only over HTTPS, through a TLS proxy:
     session cookies are then always ``Secure`` and pages send HSTS (default:
-    ``DEVICEBUCKET_BEHIND_TLS=1``).
+    ``DEVICEBUCKET_BEHIND_TLS=1``). ``auth_failures_per_minute`` is how many failed
+    sign-ins one client address may make a minute before it is refused for a while (default:
+    ``DEVICEBUCKET_AUTH_FAILURES_PER_MINUTE``, else 30; 0 turns the limit off).
     """
     secret_keys = secret_key_patterns() if secret_keys is None else secret_keys
-    auth = TokenAuth(store, admin_token)
+    if auth_failures_per_minute is None:
+        raw = os.environ.get(AUTH_FAILURES_ENV, "")
+        auth_failures_per_minute = int(raw) if raw.isdigit() else DEFAULT_PER_MINUTE
+    limit = FailureLimit(auth_failures_per_minute) if auth_failures_per_minute else None
+    auth = TokenAuth(store, admin_token, limit)
     api = Api(store, auth, max_import_bytes, secret_keys)
     if session_secret is None:
         session_secret = secrets.token_bytes(32)

@@ -23,6 +23,7 @@ from starlette.requests import HTTPConnection
 from ..core.store import Store
 from ..core.tokens import Token
 from ..wire.routes import Access
+from .ratelimit import FailureLimit
 from .responses import HTTPError
 
 __all__ = ["ADMIN_TOKEN_ENV", "ENV_ADMIN", "MIN_ADMIN_TOKEN_CHARS", "TokenAuth", "TokenUser"]
@@ -44,6 +45,10 @@ def _bearer(conn: HTTPConnection) -> str | None:
     return presented if scheme.lower() == "bearer" and presented else None
 
 
+def _address(conn: HTTPConnection) -> str:
+    return conn.client.host if conn.client else "unknown"
+
+
 class TokenUser(BaseUser):
     """The caller: the token it presented (never its secret)."""
 
@@ -62,13 +67,16 @@ class TokenUser(BaseUser):
 class TokenAuth(AuthenticationBackend):
     """Bearer tokens over a store, plus the admin token from the environment."""
 
-    def __init__(self, store: Store, admin_token: str | None) -> None:
+    def __init__(
+        self, store: Store, admin_token: str | None, limit: FailureLimit | None = None
+    ) -> None:
         if admin_token and len(admin_token) < MIN_ADMIN_TOKEN_CHARS:
             raise ValueError(
                 f"{ADMIN_TOKEN_ENV} must be at least {MIN_ADMIN_TOKEN_CHARS} characters"
                 " (for example: openssl rand -hex 24)"
             )
         self.store = store
+        self.limit = limit
         self.admin_hash = None if not admin_token else hashlib.sha256(admin_token.encode()).digest()
 
     async def check_token(self, presented: str) -> Token | None:
@@ -103,10 +111,30 @@ class TokenAuth(AuthenticationBackend):
         presented = _bearer(conn)
         if presented is None:
             raise HTTPError(401, "unauthorized", "a bearer token is required")
+        self.refuse_if_limited(conn)
         token = await self.check_token(presented)
         if token is None:
+            self.failed(conn)
             raise HTTPError(401, "unauthorized", _INVALID)
         return token
+
+    def refuse_if_limited(self, conn: HTTPConnection) -> None:
+        """429 for an address that failed to sign in too often lately."""
+        if self.limit is None:
+            return
+        wait = self.limit.retry_after(_address(conn))
+        if wait is not None:
+            raise HTTPError(
+                429,
+                "too_many_failures",
+                f"too many failed sign-ins from this address; try again in {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
+
+    def failed(self, conn: HTTPConnection) -> None:
+        """Count a failed sign-in of the request's address."""
+        if self.limit is not None:
+            self.limit.failed(_address(conn))
 
     @staticmethod
     def authorize(access: Access, token: Token | None, device: str | None) -> None:

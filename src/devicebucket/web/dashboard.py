@@ -47,6 +47,7 @@ from .pagekit import (
     size,
     when,
 )
+from .responses import HTTPError
 
 __all__ = ["SESSION_COOKIE", "Dashboard"]
 
@@ -177,9 +178,16 @@ class Dashboard:
             form = await read_form(request, SIGN_IN_BYTES)
         except FormRefusedError as exc:
             return self.render("error.html", exc.status, message=str(exc))
+        try:
+            self.auth.refuse_if_limited(request)
+        except HTTPError as exc:
+            page = self.render("error.html", 429, message=str(exc).capitalize() + ".")
+            page.headers.update(exc.headers or {})
+            return page
         presented = str(form.get("token", "")).strip()
         token: Token | None = await self.auth.check_token(presented) if presented else None
         if token is None or not token.is_admin:
+            self.auth.failed(request)
             return self.render(
                 "login.html",
                 401,

@@ -29,6 +29,7 @@ _REASONS = {
     409: "The job is registered with a different schema",
     412: "The bucket's version is not the one If-Match expected",
     413: "The request body is over the size limit",
+    429: "Too many failed sign-ins from this address lately (see Retry-After)",
     422: "An invalid value or id, a schema violation or an invalid schema",
     503: "The store is unavailable",
 }
@@ -57,7 +58,7 @@ def _answer(answer: Answer) -> dict[str, Any]:
 
 def _operation(route: Endpoint) -> dict[str, Any]:
     public = route.access is Access.PUBLIC
-    codes = sorted(set(route.errors if public else (400, 401, 403, *route.errors)))
+    codes = sorted(set(route.errors if public else (400, 401, 403, 429, *route.errors)))
     errors = {
         str(code): {"description": _REASONS[code], "content": _content(_JSON, route.error_schema)}
         for code in codes

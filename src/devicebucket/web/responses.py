@@ -18,10 +18,19 @@ __all__ = ["HTTPError", "bucket_response", "error_response", "json_response"]
 class HTTPError(Exception):
     """An error answered as ``{"error": message, "code": code, ...}`` with ``status``."""
 
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        self.headers = headers
         self.extra = extra
 
     @classmethod
@@ -38,7 +47,8 @@ def json_response(value: Any, status: int = 200, headers: dict[str, str] | None 
 
 
 def error_response(error: HTTPError) -> Response:
-    return json_response({"error": str(error), "code": error.code, **error.extra}, error.status)
+    body = {"error": str(error), "code": error.code, **error.extra}
+    return json_response(body, error.status, error.headers)
 
 
 def bucket_response(snapshot: Snapshot) -> Response:

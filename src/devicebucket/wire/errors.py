@@ -47,6 +47,7 @@ ERRORS: Final = (
     ErrorKind(StoreUnavailableError, 503, "store_unavailable"),
     ErrorKind(AccessDeniedError, 401, "unauthorized"),
     ErrorKind(AccessDeniedError, 403, "forbidden"),
+    ErrorKind(AccessDeniedError, 429, "too_many_failures"),
     ErrorKind(InvalidValueError, 400, "bad_request"),
     ErrorKind(InvalidValueError, 413, "too_large"),
     ErrorKind(InvalidValueError, 422, "invalid"),  # any other expected failure
