@@ -45,12 +45,17 @@ def test_no_secret_reaches_logs_errors_or_metrics(
             call("GET", bucket, headers={"Authorization": f"Bearer {TOKEN_LIKE}"}),
             call("GET", bucket, headers={"Authorization": f"Bearer {SECRET}"}),
             call("POST", f"{server.url}/ui/login", data={"token": SECRET}),
+            call("GET", f"{bucket}?token={SECRET}"),  # a token in the URL: refused, 400
         ]
-        assert [r.status_code for r in failures] == [422, 422, 400, 412, 413, 400, 401, 401, 401]
+        statuses = [r.status_code for r in failures]
+        assert statuses == [422, 422, 400, 412, 413, 400, 401, 401, 401, 400]
+        assert call("GET", f"{bucket}/history?limit=7").status_code == 200
         metrics = httpx.get(f"{server.url}/metrics").text
         history = call("GET", f"{bucket}/history").text
     log = server.log.read_text()
     assert "PATCH /v1/devices/pixel-1/bucket" in log  # the access log was written
+    assert "GET /v1/devices/pixel-1/bucket?… HTTP/1.1" in log  # a refused query, redacted
+    assert "GET /v1/devices/pixel-1/bucket/history?limit=7 HTTP/1.1" in log  # accepted: kept
     cli_errors = [
         cli("set", "pixel-1", "password:=" + '"' + SECRET + '"' * 2).stderr,
         cli("set", "pixel-1", "--job", "j", "--json", '{"password": "' + SECRET + '"').stderr,

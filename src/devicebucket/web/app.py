@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -105,8 +106,26 @@ def _status_text(status: int) -> str:
     return {404: "no such route", 405: "method not allowed on this route"}.get(status, "HTTP error")
 
 
+class RedactRefusedQueries(logging.Filter):
+    """Uvicorn's access log line without the query string of a refused request (status 400
+    or more): a client that puts a token in the URL (``?token=…``) must not find it in the
+    log. Accepted requests keep theirs (``?limit=``, ``?after=``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5:
+            client, method, path, version, status = args
+            if isinstance(status, int) and status >= 400 and isinstance(path, str) and "?" in path:
+                record.args = (client, method, path.split("?", 1)[0] + "?…", version, status)
+        return True
+
+
 def app_from_env() -> Starlette:
-    """App factory for ``uvicorn --factory`` workers: ``DEVICEBUCKET_URL`` and the admin token."""
+    """App factory for ``uvicorn --factory`` workers: ``DEVICEBUCKET_URL`` and the admin token.
+    Also keeps the query strings of refused requests out of the access log."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactRefusedQueries) for f in access.filters):
+        access.addFilter(RedactRefusedQueries())
     return create_app(
         open_store(os.environ.get("DEVICEBUCKET_URL")),
         admin_token=os.environ.get(ADMIN_TOKEN_ENV),
