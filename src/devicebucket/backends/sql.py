@@ -131,7 +131,6 @@ class SQL:
 
     def __init__(self, d: Dialect) -> None:
         p = d.param
-        self.dialect = d
         self.steps = [
             [s for s in step.split(";") if s.strip()]
             for step in (
