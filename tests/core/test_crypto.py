@@ -28,9 +28,9 @@ def test_a_sealed_value_opens_only_in_its_own_bucket() -> None:
     assert sealed.startswith(f"dbk1:{OLD.key_id}:")
     assert "password" not in sealed
     assert OLD.open("pixel-1", "", sealed) == '{"password":"x"}'
-    with pytest.raises(EncryptionError, match="sealed for another device or job"):
+    with pytest.raises(EncryptionError, match="sealed for another device, job or version"):
         OLD.open("pixel-2", "", sealed)
-    with pytest.raises(EncryptionError, match="sealed for another device or job"):
+    with pytest.raises(EncryptionError, match="sealed for another device, job or version"):
         OLD.open("pixel-1", "signup", sealed)
     tampered = sealed[:-4] + ("AAAA" if not sealed.endswith("AAAA") else "BBBB")
     with pytest.raises(EncryptionError):
@@ -97,7 +97,9 @@ async def test_a_ciphertext_moved_to_another_device_does_not_decrypt(tmp_path: P
             " AND job = '') WHERE device = 'pixel-2'"
         )
     async with SQLiteStore(path, keys=OLD) as store:
-        with pytest.raises(StoreUnavailableError, match="sealed for another device or job"):
+        with pytest.raises(
+            StoreUnavailableError, match="sealed for another device, job or version"
+        ):
             await store.get("pixel-2")
         assert (await store.get("pixel-1")).data == SECRETS
 
@@ -141,7 +143,7 @@ async def test_rotation_is_online_and_resumable(tmp_path: Path) -> None:
             row[0]
             for row in conn.execute("SELECT data FROM buckets UNION ALL SELECT data FROM history")
         ]
-    assert all(s.startswith(f"dbk1:{NEW.key_id}:") for s in stored)
+    assert all(s.startswith(f"dbk2:{NEW.key_id}:") for s in stored)
     async with SQLiteStore(path, keys=NEW) as new_only:
         assert (await new_only.get("pixel-7")).data == {"password": "secret-7"}
     async with SQLiteStore(path, keys=OLD) as old_only:
@@ -205,7 +207,7 @@ async def test_no_secret_is_readable_in_the_postgresql_table_files() -> None:
                     f"SELECT pg_relation_filepath('\"{schema}\".{table}')"
                 )
                 data = (root / relation).read_bytes()
-                assert b"dbk1:" in data  # the file holds the sealed rows
+                assert b"dbk2:" in data  # the file holds the sealed rows
                 assert_no_plaintext(data, f"the {table} table file")
         finally:
             await conn.close()
@@ -226,3 +228,53 @@ def test_a_key_file_others_may_read_is_refused_unless_told(tmp_path: Path) -> No
     assert KeyRing.from_file(key, {"DEVICEBUCKET_KEY_FILE_SHARED": "1"}).key_id
     key.chmod(0o600)
     assert KeyRing.from_file(key, {}).key_id
+
+
+def test_a_value_sealed_with_its_version_opens_only_as_that_version() -> None:
+    sealed = OLD.seal("pixel-1", "", '{"a":1}', 3)
+    assert sealed.startswith(f"dbk2:{OLD.key_id}:")
+    assert OLD.open("pixel-1", "", sealed, 3) == '{"a":1}'
+    with pytest.raises(EncryptionError, match="does not decrypt as version 4"):
+        OLD.open("pixel-1", "", sealed, 4)
+    with pytest.raises(EncryptionError, match="without one"):
+        OLD.open("pixel-1", "", sealed)
+
+
+async def test_an_old_version_put_back_is_detected(tmp_path: Path) -> None:
+    """Copying history v1's ciphertext into the bucket row (at v3) once returned v1's
+    contents under version 3: a silent rollback."""
+    path = tmp_path / "fleet.db"
+    async with SQLiteStore(path, keys=OLD) as store:
+        for n in range(1, 4):
+            await store.merge("pixel-1", {"n": n})
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute(
+            "UPDATE buckets SET data = (SELECT data FROM history WHERE device = 'pixel-1'"
+            " AND version = 1) WHERE device = 'pixel-1'"
+        )
+    async with SQLiteStore(path, keys=OLD) as store:
+        with pytest.raises(StoreUnavailableError, match="does not decrypt as version 3"):
+            await store.get("pixel-1")
+        assert (await store.at_version("pixel-1", 1)).data == {"n": 1}
+
+
+async def test_values_sealed_before_versions_were_bound_open_and_are_upgraded(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "legacy.db"
+    async with SQLiteStore(path, keys=OLD) as store:
+        await store.merge("pixel-1", {"password": "p1"})
+    with closing(sqlite3.connect(path)) as conn, conn:  # as an older devicebucket sealed it
+        legacy = OLD.seal("pixel-1", "", '{"password":"p1"}')
+        conn.execute("UPDATE buckets SET data = ?", (legacy,))
+        conn.execute("UPDATE history SET data = ?", (legacy,))
+    async with SQLiteStore(path, keys=OLD) as store:
+        assert (await store.get("pixel-1")).data == {"password": "p1"}
+        assert await store.rotate_key() == 2  # the same key: the rows gain their version
+        assert (await store.get("pixel-1")).data == {"password": "p1"}
+    with closing(sqlite3.connect(path)) as conn:
+        stored = [
+            r[0]
+            for r in conn.execute("SELECT data FROM buckets UNION ALL SELECT data FROM history")
+        ]
+    assert all(s.startswith(f"dbk2:{OLD.key_id}:") for s in stored)

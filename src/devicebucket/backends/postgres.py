@@ -242,7 +242,7 @@ class PostgresStore(SQLStore):
         if not rows:
             return Snapshot(None, 0, None, "{}")
         data, version, updated_at = rows[0]
-        return Snapshot(None, version, updated_at, self._open(device, job, data))
+        return Snapshot(None, version, updated_at, self._open(device, job, data, version))
 
     async def _devices(self, after: str | None, limit: int) -> list[DeviceInfo]:
         return [device_info(r) for r in await self._fetch(_SQL.devices_after, after or "", limit)]
@@ -270,7 +270,8 @@ class PostgresStore(SQLStore):
         self, device: str, job: str | None, version: int
     ) -> tuple[str, float] | None:
         rows = await self._fetch(_SQL.select_kept, device, job or "", version)
-        return (self._open(device, job, rows[0]["data"]), rows[0]["at"]) if rows else None
+        data = rows[0]["data"] if rows else None
+        return None if data is None else (self._open(device, job, data, version), rows[0]["at"])
 
     async def _token(self, ident: str) -> Token | None:
         rows = await self._fetch(_SQL.select_token, ident)
@@ -306,7 +307,7 @@ class PostgresStore(SQLStore):
                         yield TokenRecord(*row)
                     async for r in conn.cursor(_SQL.export_buckets, prefetch=500):
                         device, job, data, version, updated_at = r
-                        text = self._open(device, job, data)
+                        text = self._open(device, job, data, version)
                         yield BucketRecord(device, job or None, decode(text), version, updated_at)
             except _CONNECTION_ERRORS as exc:
                 raise self._fail(exc) from None
@@ -328,7 +329,7 @@ class PostgresStore(SQLStore):
                 row = await conn.fetchrow(f"{_SQL.select_bucket} FOR UPDATE", device, key)
                 stored = EMPTY
                 if row is not None:
-                    text = self._open(device, key, row["data"])
+                    text = self._open(device, key, row["data"], row["version"])
                     stored = StoredBucket(text, row["version"], row["updated_at"])
                 plan = plan_write(
                     stored,
@@ -343,7 +344,7 @@ class PostgresStore(SQLStore):
                 )
                 if plan is None:
                     return Snapshot(None, stored.version, stored.updated_at, stored.text)
-                values = plan.row.values(self._seal(device, key, plan.row.text))
+                values = plan.row.values(self._seal(device, key, plan.row.text, plan.row.version))
                 history = () if plan.history is None else (actor, plan.history.changes)
                 if row is not None:
                     update = _UPDATE_WITH_HISTORY if history else _SQL.update_bucket

@@ -224,7 +224,8 @@ class SQL:
             " ON CONFLICT (name) DO UPDATE SET value = excluded.value"
         )
         self.unsealed = {
-            table: f"SELECT {d.row_id}, device, job, data FROM {table} WHERE data IS NOT NULL"
+            table: f"SELECT {d.row_id}, device, job, data, version FROM {table}"
+            " WHERE data IS NOT NULL"
             f" AND data NOT LIKE {p(1)} LIMIT {p(2)}{d.lock}"
             for table in ("buckets", "history")
         }
@@ -262,13 +263,14 @@ class SQLStore(Store):
 
     # --- encryption at rest (every stored bucket text passes these) ----------------------
 
-    def _seal(self, device: str, job: str | None, text: str) -> str:
-        return text if self.keys is None else self.keys.seal(device, job or "", text)
+    def _seal(self, device: str, job: str | None, text: str, version: int) -> str:
+        """``text`` as stored: sealed for its device, job and version if the store encrypts."""
+        return text if self.keys is None else self.keys.seal(device, job or "", text, version)
 
-    def _open(self, device: str, job: str | None, stored: str) -> str:
+    def _open(self, device: str, job: str | None, stored: str, version: int) -> str:
         if self.keys is None:
             return open_plain(device, job or "", stored)
-        return self.keys.open(device, job or "", stored)
+        return self.keys.open(device, job or "", stored, version)
 
     def _check_key(self, stored_check: str | None, where: str) -> str | None:
         """Compare the configured key with the store's; a new key check to store, if any."""
@@ -292,10 +294,12 @@ class SQLStore(Store):
         return done
 
     def _resealed(self, rows: Iterable[Row]) -> list[tuple[Any, str]]:
-        """``(row id, device, job, stored)`` rows as ``(row id, re-sealed)`` pairs."""
+        """``(row id, device, job, stored, version)`` rows as ``(row id, re-sealed)`` pairs."""
         keys = self.keys
         assert keys is not None
-        return [(r[0], keys.seal(r[1], r[2], keys.open(r[1], r[2], r[3]))) for r in rows]
+        return [
+            (r[0], keys.seal(r[1], r[2], keys.open(r[1], r[2], r[3], r[4]), r[4])) for r in rows
+        ]
 
     @abstractmethod
     async def _reseal(self, limit: int) -> int:
@@ -313,7 +317,7 @@ class SQLStore(Store):
         rows = plan_import(buckets, self.limits)
         await self._write_import(
             [JobRow.of(j).values() for j in jobs],
-            [r.values(self._seal(r.device, r.job, r.text)) for r in rows],
+            [r.values(self._seal(r.device, r.job, r.text, r.version)) for r in rows],
             [(t.id, t.device, t.hash, t.created_at) for t in tokens],
         )
 

@@ -208,13 +208,13 @@ class SQLiteStore(SQLStore):
             row = self._conn().execute(_SQL.select_bucket, (device, job or "")).fetchone()
         if row is None:
             return Snapshot({}, 0, None, "{}")
-        text = self._open(device, job, row[0])
+        text = self._open(device, job, row[0], row[1])
         return Snapshot(decode(text), row[1], row[2], text)
 
     async def _get_json(self, device: str, job: str | None) -> tuple[str, int]:
         with self._errors():
             row = self._conn().execute(_SQL.select_bucket, (device, job or "")).fetchone()
-        return ("{}", 0) if row is None else (self._open(device, job, row[0]), row[1])
+        return ("{}", 0) if row is None else (self._open(device, job, row[0], row[1]), row[1])
 
     async def _devices(self, after: str | None, limit: int) -> list[DeviceInfo]:
         return [device_info(row) for row in self._read(_SQL.devices_after, after or "", limit)]
@@ -243,7 +243,7 @@ class SQLiteStore(SQLStore):
         self, device: str, job: str | None, version: int
     ) -> tuple[str, float] | None:
         rows = self._read(_SQL.select_kept, device, job or "", version)
-        return (self._open(device, job, rows[0][0]), rows[0][1]) if rows else None
+        return (self._open(device, job, rows[0][0], version), rows[0][1]) if rows else None
 
     async def _token(self, ident: str) -> Token | None:
         rows = self._read(_SQL.select_token, ident)
@@ -290,7 +290,7 @@ class SQLiteStore(SQLStore):
                 if not rows:
                     break
                 for device, job, data, version, updated_at in rows:
-                    text = self._open(device, job, data)
+                    text = self._open(device, job, data, version)
                     yield BucketRecord(device, job or None, decode(text), version, updated_at)
         finally:
             with self._lock:
@@ -354,7 +354,7 @@ class SQLiteStore(SQLStore):
         else:
             row = conn.execute(_SQL.select_bucket, key).fetchone()
             text, version, updated_at = row if row is not None else ("{}", 0, None)
-            text = self._open(pending.device, pending.job, text)
+            text = self._open(pending.device, pending.job, text, version)
             data = decode(text)  # the planner consumes it: kept for the cache if nothing changes
             stored = StoredBucket(text, version, updated_at, data)
         plan = plan_write(
@@ -381,7 +381,7 @@ class SQLiteStore(SQLStore):
 
     def _execute(self, conn: sqlite3.Connection, plan: WritePlan) -> None:
         row = plan.row
-        stored = self._seal(row.device, row.job, row.text)
+        stored = self._seal(row.device, row.job, row.text, row.version)
         conn.execute(_SQL.upsert_bucket, row.values(stored))
         if plan.history is not None:
             h = plan.history

@@ -38,7 +38,8 @@ __all__ = [
 KEY_ENV: Final = "DEVICEBUCKET_ENCRYPTION_KEY"
 KEY_FILE_ENV: Final = "DEVICEBUCKET_KEY_FILE"
 KEY_FILE_SHARED_ENV: Final = "DEVICEBUCKET_KEY_FILE_SHARED"
-PREFIX: Final = "dbk1:"
+PREFIX: Final = "dbk1:"  # sealed for a device and job (before version 2)
+PREFIX2: Final = "dbk2:"  # sealed for a device, job and version
 _NONCE: Final = 12
 
 
@@ -64,8 +65,9 @@ def _decode_key(text: str, source: str) -> bytes:
     return raw
 
 
-def _aad(device: str, job: str) -> bytes:
-    return f"{device}\x1f{job}".encode()
+def _aad(device: str, job: str, version: int | None = None) -> bytes:
+    bound = f"{device}\x1f{job}"
+    return (bound if version is None else f"{bound}\x1f{version}").encode()
 
 
 class KeyRing:
@@ -121,16 +123,25 @@ class KeyRing:
         ring._by_id = dict(ring._keys)
         return ring
 
-    def seal(self, device: str, job: str, text: str) -> str:
+    def seal(self, device: str, job: str, text: str, version: int | None = None) -> str:
+        """Seal ``text`` for a device and job and, given one, the bucket's version: a value
+        opens only where and as what it was written, so an old copy put back is noticed."""
         aead = self._keys[0][1]
         nonce = secrets.token_bytes(_NONCE)
-        sealed = aead.encrypt(nonce, text.encode(), _aad(device, job))
-        return f"{self.prefix}{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+        sealed = aead.encrypt(nonce, text.encode(), _aad(device, job, version))
+        scheme = PREFIX if version is None else PREFIX2
+        return f"{scheme}{self.key_id}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
 
-    def open(self, device: str, job: str, stored: str) -> str:
-        if not stored.startswith(PREFIX):
+    def open(self, device: str, job: str, stored: str, version: int | None = None) -> str:
+        if stored.startswith(PREFIX2):
+            bound_version, rest = version, stored[len(PREFIX2) :]
+            if version is None:
+                raise EncryptionError("a value sealed with its version is opened without one")
+        elif stored.startswith(PREFIX):
+            bound_version, rest = None, stored[len(PREFIX) :]  # sealed before versions were bound
+        else:
             return stored  # written before encryption was turned on
-        key_id, _, body = stored[len(PREFIX) :].partition(":")
+        key_id, _, body = rest.partition(":")
         aead = self._by_id.get(key_id)
         if aead is None:
             raise EncryptionError(
@@ -139,22 +150,26 @@ class KeyRing:
             )
         raw = base64.urlsafe_b64decode(body.encode())
         try:
-            return aead.decrypt(raw[:_NONCE], raw[_NONCE:], _aad(device, job)).decode()
+            aad = _aad(device, job, bound_version)
+            return aead.decrypt(raw[:_NONCE], raw[_NONCE:], aad).decode()
         except InvalidTag:
+            where = f"{device!r}{f' (job {job!r})' if job else ''}"
             raise EncryptionError(
-                f"a value in bucket {device!r}{f' (job {job!r})' if job else ''} does not"
-                " decrypt: it was sealed for another device or job, or it was altered"
+                f"a value in bucket {where} does not decrypt as version {version}: it was"
+                " sealed for another device, job or version (an older copy put back), or it"
+                " was altered"
             ) from None
 
     @property
     def prefix(self) -> str:
-        """How every value sealed with the first key begins."""
-        return f"{PREFIX}{self.key_id}:"
+        """How every bucket value sealed with the first key, and its version, begins (a key
+        rotation re-seals every stored value that does not)."""
+        return f"{PREFIX2}{self.key_id}:"
 
 
 def open_plain(device: str, job: str, stored: str) -> str:
     """Reading without a key: plaintext passes, a sealed value is a clear error."""
-    if stored.startswith(PREFIX):
+    if stored.startswith((PREFIX, PREFIX2)):
         raise EncryptionError(
             "this store is encrypted: give its key (DEVICEBUCKET_ENCRYPTION_KEY,"
             " DEVICEBUCKET_KEY_FILE or --key-file)"
