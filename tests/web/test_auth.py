@@ -102,3 +102,21 @@ async def test_wrong_sign_ins_count_too(tmp_path: Path) -> None:
     assert wrong == [401] * 3
     assert right.status_code == 429
     await store.close()
+
+
+async def test_the_middleware_path_is_limited_too(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "mw.db")
+    auth = TokenAuth(store, ADMIN, FailureLimit(2))
+    app = Starlette(
+        routes=[Route("/admin", admin_only)],
+        middleware=[Middleware(AuthenticationMiddleware, backend=auth)],
+    )
+    with ThreadedServer(app) as server:
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            for _ in range(2):
+                wrong = await client.get("/admin", headers={"Authorization": "Bearer nope"})
+                assert wrong.text == "the bearer token is not valid or was revoked"
+            right = await client.get("/admin", headers={"Authorization": f"Bearer {ADMIN}"})
+    assert right.status_code == 400
+    assert right.text.startswith("too many failed sign-ins from this address")
+    await store.close()

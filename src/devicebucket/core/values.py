@@ -76,7 +76,7 @@ class _Normalizer:
     def copy(self, value: Any, depth: int) -> Any:
         kind = type(value)
         if kind is str:
-            if not (value.isascii() or _SURROGATE_RE.search(value) is None):
+            if not is_valid_text(value):
                 raise self.invalid_text()
             return value
         if kind is int or kind is bool or value is None:
@@ -119,7 +119,7 @@ class _Normalizer:
                     raise self.fail(f"has a key of type {type(key).__name__}; keys must be str")
                 key = str(key)
             self.path.append(key)
-            if not (key.isascii() or _SURROGATE_RE.search(key) is None):
+            if not is_valid_text(key):
                 raise self.fail("has a key that is not valid Unicode (a lone UTF-16 surrogate)")
             out[key] = self.copy(item, depth)
             self.path.pop()

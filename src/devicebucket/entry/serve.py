@@ -13,7 +13,7 @@ import uvicorn
 
 from ..backends.factory import default_url, open_store
 from ..web.app import ADMIN_TOKEN_ENV, SESSION_SECRET_ENV
-from ..web.auth import MIN_ADMIN_TOKEN_CHARS
+from ..web.auth import check_admin_token
 
 __all__ = ["is_loopback", "serve_command"]
 
@@ -78,11 +78,10 @@ def serve_command(
     if url.split("://", 1)[0].lower() in ("http", "https"):
         raise click.UsageError("serve needs a local store (sqlite:// or postgresql://)")
     given = os.environ.get(ADMIN_TOKEN_ENV)
-    if given and len(given) < MIN_ADMIN_TOKEN_CHARS:
-        raise click.UsageError(
-            f"{ADMIN_TOKEN_ENV} must be at least {MIN_ADMIN_TOKEN_CHARS} characters"
-            " (for example: openssl rand -hex 24)"
-        )
+    try:
+        check_admin_token(given)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     if not given:
         secret = asyncio.run(_ensure_admin_token(url))
         if secret is not None:

@@ -30,6 +30,7 @@ from ..wire.exchange import HEADER, RecordParser, dump_record
 from ..wire.routes import ROUTES, Access, Endpoint
 from ..wire.shapes import change_json, device_json, job_json, token_json
 from .auth import ENV_ADMIN, TokenAuth
+from .forms import read_bounded
 from .metrics import Metrics
 from .openapi import openapi_document
 from .responses import (
@@ -143,17 +144,10 @@ class Api:
         return Route(path, endpoint, methods=list(handlers))
 
     async def body(self, request: Request, limit: int) -> bytes:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > limit):
+        body = await read_bounded(request, limit)
+        if body is None:
             raise HTTPError(413, "too_large", f"request body is over the limit of {limit:,} bytes")
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                raise HTTPError(
-                    413, "too_large", f"request body is over the limit of {limit:,} bytes"
-                )
-        return bytes(body)
+        return body
 
     async def json_object(self, request: Request) -> dict[str, Any]:
         body = await self.body(request, self.max_body_bytes)

@@ -26,7 +26,14 @@ from ..wire.routes import Access
 from .ratelimit import FailureLimit
 from .responses import HTTPError
 
-__all__ = ["ADMIN_TOKEN_ENV", "ENV_ADMIN", "MIN_ADMIN_TOKEN_CHARS", "TokenAuth", "TokenUser"]
+__all__ = [
+    "ADMIN_TOKEN_ENV",
+    "ENV_ADMIN",
+    "MIN_ADMIN_TOKEN_CHARS",
+    "TokenAuth",
+    "TokenUser",
+    "check_admin_token",
+]
 
 ADMIN_TOKEN_ENV: Final = "DEVICEBUCKET_ADMIN_TOKEN"
 #: An admin token given by the operator must be at least this long (issued ones are 64).
@@ -47,6 +54,16 @@ def _bearer(conn: HTTPConnection) -> str | None:
 
 def _address(conn: HTTPConnection) -> str:
     return conn.client.host if conn.client else "unknown"
+
+
+def check_admin_token(admin_token: str | None) -> None:
+    """Refuse (ValueError) an admin token given by the operator that is too short to guess
+    at no cost."""
+    if admin_token and len(admin_token) < MIN_ADMIN_TOKEN_CHARS:
+        raise ValueError(
+            f"{ADMIN_TOKEN_ENV} must be at least {MIN_ADMIN_TOKEN_CHARS} characters"
+            " (for example: openssl rand -hex 24)"
+        )
 
 
 class TokenUser(BaseUser):
@@ -70,11 +87,7 @@ class TokenAuth(AuthenticationBackend):
     def __init__(
         self, store: Store, admin_token: str | None, limit: FailureLimit | None = None
     ) -> None:
-        if admin_token and len(admin_token) < MIN_ADMIN_TOKEN_CHARS:
-            raise ValueError(
-                f"{ADMIN_TOKEN_ENV} must be at least {MIN_ADMIN_TOKEN_CHARS} characters"
-                " (for example: openssl rand -hex 24)"
-            )
+        check_admin_token(admin_token)
         self.store = store
         self.limit = limit
         self.admin_hash = None if not admin_token else hashlib.sha256(admin_token.encode()).digest()
@@ -99,9 +112,10 @@ class TokenAuth(AuthenticationBackend):
         presented = _bearer(conn)
         if presented is None:
             return None
-        token = await self.check_token(presented)
-        if token is None:
-            raise AuthenticationError(_INVALID)
+        try:
+            token = await self.verify(conn, presented)
+        except HTTPError as exc:  # the middleware answers with its own error response
+            raise AuthenticationError(str(exc)) from None
         scopes = ["authenticated", "admin" if token.is_admin else "device"]
         return AuthCredentials(scopes), TokenUser(token)
 
@@ -111,6 +125,11 @@ class TokenAuth(AuthenticationBackend):
         presented = _bearer(conn)
         if presented is None:
             raise HTTPError(401, "unauthorized", "a bearer token is required")
+        return await self.verify(conn, presented)
+
+    async def verify(self, conn: HTTPConnection, presented: str) -> Token:
+        """The token ``presented`` belongs to: 429 while the address is limited, 401 (and
+        one failure more) when it is not valid."""
         self.refuse_if_limited(conn)
         token = await self.check_token(presented)
         if token is None:

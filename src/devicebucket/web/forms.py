@@ -15,7 +15,14 @@ from urllib.parse import parse_qsl
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 
-__all__ = ["MAX_FIELDS", "SIGN_IN_BYTES", "FormRefusedError", "edit_form_bytes", "read_form"]
+__all__ = [
+    "MAX_FIELDS",
+    "SIGN_IN_BYTES",
+    "FormRefusedError",
+    "edit_form_bytes",
+    "read_bounded",
+    "read_form",
+]
 
 #: The sign-in form: a token and where to go next.
 SIGN_IN_BYTES: Final = 4 * 1024
@@ -38,20 +45,28 @@ class FormRefusedError(Exception):
         self.status = status
 
 
+async def read_bounded(request: Request, limit: int) -> bytes | None:
+    """The request's body, or None as soon as it is known to be over ``limit`` bytes (by its
+    declared length, before any of it is read, or while it streams); the rest is not read."""
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > limit):
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
 async def read_form(request: Request, limit: int) -> FormData:
     """The request's urlencoded form, read only while it stays within ``limit`` bytes."""
     kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if kind != _URLENCODED:
         raise FormRefusedError(415, "This form must be sent urlencoded; files are not accepted.")
-    too_large = FormRefusedError(413, f"This form is over its limit of {limit:,} bytes.")
-    length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > limit):
-        raise too_large
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise too_large
+    body = await read_bounded(request, limit)
+    if body is None:
+        raise FormRefusedError(413, f"This form is over its limit of {limit:,} bytes.")
     try:
         pairs = parse_qsl(
             body.decode("ascii", "replace"),
