@@ -16,6 +16,7 @@ import pytest
 from devicebucket import HTTPStore, SQLiteStore, Store
 from devicebucket.backends.postgres import PostgresStore
 from devicebucket.core.crypto import KeyRing
+from devicebucket.core.limits import Limits
 from devicebucket.web.app import create_app
 
 from .servers import ADMIN, SERVER_LOGS, ThreadedServer
@@ -64,21 +65,24 @@ def pg_schema_url() -> tuple[str, str]:
 
 
 @asynccontextmanager
-async def open_test_store(kind: str, tmp_path: Path) -> AsyncIterator[Store]:
-    """A fresh, empty store of ``kind`` whose files live under ``tmp_path``.
+async def open_test_store(
+    kind: str, tmp_path: Path, limits: Limits | None = None
+) -> AsyncIterator[Store]:
+    """A fresh, empty store of ``kind`` whose files live under ``tmp_path`` (``limits``: the
+    store's, or for ``http`` the server's store's).
 
     ``http`` is an HTTPStore talking to a real server (uvicorn on a free loopback port)
     whose own store is a fresh SQLite file.
     """
     if kind in ("sqlite", "sqlite-encrypted"):
         keys = KeyRing([b"k" * 32]) if kind == "sqlite-encrypted" else None
-        store: Store = SQLiteStore(tmp_path / "store.db", keys=keys)
+        store: Store = SQLiteStore(tmp_path / "store.db", keys=keys, limits=limits)
         try:
             yield store
         finally:
             await store.close()
     elif kind == "http":
-        app = create_app(SQLiteStore(tmp_path / "server.db"), admin_token=ADMIN)
+        app = create_app(SQLiteStore(tmp_path / "server.db", limits=limits), admin_token=ADMIN)
         with ThreadedServer(app) as server:
             store = HTTPStore(server.url, token=ADMIN, retries=1, backoff=0.01)
             try:
@@ -88,7 +92,7 @@ async def open_test_store(kind: str, tmp_path: Path) -> AsyncIterator[Store]:
     elif kind == "postgresql":
         require_postgres()
         url, schema = pg_schema_url()
-        store = PostgresStore(url)
+        store = PostgresStore(url, limits=limits)
         try:
             yield store
         finally:

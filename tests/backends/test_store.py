@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +18,10 @@ from devicebucket import (
     SchemaViolationError,
     Store,
 )
-from devicebucket.core.limits import MAX_PAGE
+from devicebucket.core.errors import QuotaExceededError
+from devicebucket.core.limits import MAX_PAGE, Limits
+
+from ..conftest import STORE_KINDS, open_test_store
 
 SCHEMA = {
     "type": "object",
@@ -464,3 +468,40 @@ async def test_ids_of_only_dots_are_refused_everywhere(store: Store, dots: str) 
     with pytest.raises(InvalidValueError, match="not only dots"):
         await store.merge(dots, {"a": 1})
     assert (await store.get("pixel")).version == 0
+
+
+# --- quotas and a bounded history (every store, with limits of its own) ------------------
+
+
+@pytest.mark.parametrize("kind", STORE_KINDS)
+async def test_a_device_quota_covers_all_its_buckets_and_refuses_a_write_whole(
+    kind: str, tmp_path: Path
+) -> None:
+    limits = Limits(device_quota_bytes=3_000)
+    async with open_test_store(kind, tmp_path, limits) as store:
+        await store.register_job("a")
+        await store.register_job("b")
+        await store.merge("d", {"x": "1" * 1_000})
+        await store.merge("d", {"x": "1" * 1_000}, job="a")
+        with pytest.raises(QuotaExceededError, match=r"quota of 3,000 bytes"):
+            await store.merge("d", {"x": "1" * 1_000, "y": 1}, job="b")
+        assert await store.version("d", job="b") == 0  # nothing stored
+        await store.merge("d", {"y": "small"}, job="b")  # within the quota
+        with pytest.raises(QuotaExceededError):
+            await store.merge("d", {"more": "2" * 1_000})
+        # Other devices have quotas of their own; shrinking is always allowed.
+        assert (await store.merge("other", {"x": "1" * 2_900})).version == 1
+        assert (await store.merge("d", {"x": "short"})).version == 2
+        assert (await store.merge("d", {"more": "2" * 1_000})).version == 3
+
+
+@pytest.mark.parametrize("kind", STORE_KINDS)
+async def test_the_history_keeps_a_bounded_number_of_entries(kind: str, tmp_path: Path) -> None:
+    limits = Limits(history_versions=2, history_entries=5)
+    async with open_test_store(kind, tmp_path, limits) as store:
+        for n in range(1, 301):
+            await store.merge("d", {"n": n})
+        versions = [c.version for c in await store.history("d", limit=MAX_PAGE)]
+        assert 5 <= len(versions) <= 105
+        assert versions == list(range(300, 300 - len(versions), -1))  # the newest, in order
+        assert (await store.at_version("d", 299)).data == {"n": 299}

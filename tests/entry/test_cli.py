@@ -239,3 +239,19 @@ def test_history_diff_and_restore(cli: Cli) -> None:
     fails(cli("restore", "pixel", "--version", "2", "--expected-version", "1"), "version conflict")
     fails(cli("diff", "pixel", "1", "77"), "version 77 of this bucket is not kept")
     assert ok(cli("get", "pixel", "--reveal")) == {"a": "1", "password": "s3cret-one"}
+
+
+def test_job_register_takes_a_json_schema_or_an_automation(cli: Cli, tmp_path: Path) -> None:
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps({"type": "object", "required": ["step"]}))
+    job = ok(cli("job", "register", "--job", "signup", str(schema)))
+    assert job["bucket_schema"] == {"type": "object", "required": ["step"]}  # type: ignore[index]
+    assert [j["job"] for j in ok(cli("jobs"))] == ["signup"]  # type: ignore[union-attr]
+    automation = str(ROOT / "examples" / "signup_job.py")
+    fails(cli("job", "register", "--job", "signup", automation), "different bucket schema")
+    replaced = ok(cli("job", "register", "--job", "signup", automation, "--replace-schema"))
+    assert replaced["bucket_schema"]["additionalProperties"] is False  # type: ignore[index]
+    assert ok(cli("job", "register", "--job", "plain"))["bucket_schema"] is None  # type: ignore[index]
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    fails(cli("job", "register", "--job", "x", str(bad)), "bad.json: not a JSON file")

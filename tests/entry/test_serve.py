@@ -179,8 +179,21 @@ def test_cli_and_runner_work_against_a_server_with_a_device_token(
         assert created["id"] in {t["id"] for t in listed}
         assert all("token" not in t for t in listed)
 
-        # The job is registered once by an admin; the device token may then run it.
+        # A device token may not register a job: the runner says who can, and how.
         signup = str(ROOT / "examples" / "signup_job.py")
+        unregistered = remote(
+            "run", signup, "--device", "pixel", "--job", "later", token=device_token
+        )
+        assert unregistered.returncode == 1
+        assert "Traceback" not in unregistered.stderr
+        assert f"an admin runs: devicebucket job register --job later {signup}" in (
+            unregistered.stderr
+        )
+        registered = json.loads(remote("job", "register", "--job", "later", signup).stdout)
+        assert registered["bucket_schema"]["additionalProperties"] is False
+        later = remote("run", signup, "--device", "pixel", "--job", "later", token=device_token)
+        assert later.returncode == 0, later.stderr
+        # The job is registered once by an admin; the device token may then run it.
         assert remote("run", signup, "--device", "pixel", "--job", "signup").returncode == 0
         run = remote(
             "run",
@@ -219,7 +232,7 @@ def test_cli_and_runner_work_against_a_server_with_a_device_token(
         dump = tmp_path / "remote.jsonl"
         assert remote("export", "-o", str(dump)).returncode == 0
         fresh = f"sqlite:///{tmp_path / 'copy.db'}"
-        assert json.loads(cli("import", str(dump), db=fresh).stdout) == {"imported": 3}
+        assert json.loads(cli("import", str(dump), db=fresh).stdout) == {"imported": 5}
         assert json.loads(cli("get", "pixel", "--job", "signup", db=fresh).stdout)["attempts"] == 2
 
 

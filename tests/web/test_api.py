@@ -13,6 +13,7 @@ import pytest
 from starlette.routing import Route
 
 from devicebucket import SQLiteStore
+from devicebucket.core.limits import Limits
 from devicebucket.web.app import create_app
 
 from ..servers import ADMIN, ThreadedServer
@@ -473,3 +474,30 @@ def test_no_redirect_takes_its_target_from_the_host_header(api: Api) -> None:
         response = httpx.get(api.url + path, headers={"Host": "evil.example"})
         assert response.status_code == 404, path
         assert "evil.example" not in response.headers.get("location", "")
+
+
+def test_a_device_token_writes_only_registered_jobs_buckets(api: Api) -> None:
+    path = f"/v1/devices/{OWN}/jobs/nobody-registered/bucket"
+    refused = api.call("PATCH", path, api.own, {"a": 1})
+    assert refused.status_code == 403
+    assert "devicebucket job register --job nobody-registered" in refused.json()["error"]
+    assert api.call("DELETE", path, api.own).status_code == 403
+    assert api.call("GET", path, ADMIN).json() == {}  # nothing stored
+    # An admin may write it (and so may register it); then the device token may too.
+    assert api.call("PATCH", path, ADMIN, {"a": 1}).status_code == 200
+    assert api.call("PATCH", path, api.own, {"b": 2}).status_code == 403
+    assert api.call("PUT", "/v1/jobs/nobody-registered", ADMIN, {}).status_code == 200
+    assert api.call("PATCH", path, api.own, {"b": 2}).json() == {"a": 1, "b": 2}
+
+
+def test_a_write_past_the_device_quota_is_a_413_naming_it(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "q.db", limits=Limits(device_quota_bytes=2_000))
+    with ThreadedServer(create_app(store, admin_token=ADMIN)) as server:
+        response = httpx.patch(
+            f"{server.url}/v1/devices/d/bucket",
+            json={"big": "x" * 2_000},
+            headers={"Authorization": f"Bearer {ADMIN}"},
+        )
+    assert response.status_code == 413
+    assert response.json()["code"] == "quota_exceeded"
+    assert "DEVICEBUCKET_DEVICE_QUOTA_BYTES" in response.json()["error"]

@@ -44,7 +44,7 @@ from ..core.model import (
     decode_change,
 )
 from ..core.operations import Operation
-from ..core.planner import EMPTY, StoredBucket, plan_job, plan_write
+from ..core.planner import EMPTY, StoredBucket, check_quota, plan_job, plan_write
 from ..core.tokens import Token, hash_token, new_token, token_id, token_matches
 from ..core.urls import redact_url
 from ..core.values import decode
@@ -344,6 +344,11 @@ class PostgresStore(SQLStore):
                 )
                 if plan is None:
                     return Snapshot(None, stored.version, stored.updated_at, stored.text)
+                if plan.check_quota:
+                    # Growing writes of one device take turns, so each sees the others' sizes.
+                    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", device)
+                    others = await conn.fetchval(_SQL.device_bytes_besides, device, key)
+                    check_quota(plan, others, self.limits)
                 values = plan.row.values(self._seal(device, key, plan.row.text, plan.row.version))
                 history = () if plan.history is None else (actor, plan.history.changes)
                 if row is not None:
@@ -355,6 +360,8 @@ class PostgresStore(SQLStore):
                         continue  # another writer created it first: lock its row, plan again
                 if plan.forget_through is not None:
                     await conn.execute(_SQL.forget_contents, device, key, plan.forget_through)
+                if plan.drop_through is not None:
+                    await conn.execute(_SQL.drop_history, device, key, plan.drop_through)
                 return plan.snapshot()
 
     async def _put_job(

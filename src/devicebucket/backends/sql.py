@@ -173,6 +173,10 @@ class SQL:
         self.select_kept = (
             f"SELECT data, at FROM history WHERE {bucket} AND version = {p(3)} AND data IS NOT NULL"
         )
+        self.drop_history = f"DELETE FROM history WHERE {bucket} AND version <= {p(3)}"
+        self.device_bytes_besides = (
+            f"SELECT COALESCE(SUM(size), 0) FROM buckets WHERE device = {p(1)} AND job <> {p(2)}"
+        )
         self.forget_history = f"DELETE FROM history WHERE {bucket}"
         self.delete_device_history = f"DELETE FROM history WHERE device = {p(1)}"
         self.delete_device = f"DELETE FROM buckets WHERE device = {p(1)}"

@@ -44,7 +44,7 @@ from ..core.model import (
     decode_change,
 )
 from ..core.operations import Operation
-from ..core.planner import StoredBucket, WritePlan, plan_job, plan_write
+from ..core.planner import StoredBucket, WritePlan, check_quota, plan_job, plan_write
 from ..core.tokens import Token, hash_token, new_token, token_id, token_matches
 from ..core.values import decode
 from .groupcommit import Pending, ThreadState, answer, group_commit
@@ -381,6 +381,9 @@ class SQLiteStore(SQLStore):
 
     def _execute(self, conn: sqlite3.Connection, plan: WritePlan) -> None:
         row = plan.row
+        if plan.check_quota:
+            others = conn.execute(_SQL.device_bytes_besides, (row.device, row.job)).fetchone()
+            check_quota(plan, others[0], self.limits)
         stored = self._seal(row.device, row.job, row.text, row.version)
         conn.execute(_SQL.upsert_bucket, row.values(stored))
         if plan.history is not None:
@@ -391,6 +394,8 @@ class SQLiteStore(SQLStore):
             )
         if plan.forget_through is not None:
             conn.execute(_SQL.forget_contents, (row.device, row.job, plan.forget_through))
+        if plan.drop_through is not None:
+            conn.execute(_SQL.drop_history, (row.device, row.job, plan.drop_through))
 
     @staticmethod
     def _schema(conn: sqlite3.Connection, state: ThreadState, job: str) -> str | None:

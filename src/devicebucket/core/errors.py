@@ -14,6 +14,7 @@ __all__ = [
     "InvalidValueError",
     "JobConflictError",
     "NotFoundError",
+    "QuotaExceededError",
     "SchemaViolationError",
     "StoreUnavailableError",
 ]
@@ -25,6 +26,10 @@ class DeviceBucketError(Exception):
 
 class InvalidValueError(DeviceBucketError, ValueError):
     """The data, a key or an id is not acceptable (type, size, depth, alphabet)."""
+
+
+class QuotaExceededError(InvalidValueError):
+    """The write would take a device's buckets past its storage quota."""
 
 
 class SchemaViolationError(DeviceBucketError):

@@ -20,7 +20,15 @@ MAX_PAGE: Final = 10_000
 #: The most devices one browsing page (``device_page``, the dashboard) shows at once.
 MAX_DEVICE_PAGE: Final = 1_000
 
-_LIMIT_NAMES: Final = ("max_bucket_bytes", "max_key_chars", "max_depth", "history_versions")
+_LIMIT_NAMES: Final = (
+    "max_bucket_bytes",
+    "max_key_chars",
+    "max_depth",
+    "history_versions",
+    "history_entries",
+    "device_quota_bytes",
+)
+_MAY_BE_ZERO: Final = ("history_versions", "device_quota_bytes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,19 +41,28 @@ class Limits:
     # How many recent versions of a bucket stay restorable (at least; up to twice as many).
     # 0 turns the history off: no record of changes, and writes cost one row less.
     history_versions: int = 20
+    # How many changes of a bucket the history lists (who, when, which keys), at least; older
+    # entries are dropped a hundred at a time, so a bucket's history never grows past this
+    # plus 100 rows, whatever writes it.
+    history_entries: int = 1000
+    # The most bytes all buckets of one device may hold together (their JSON texts); a write
+    # past it is refused whole. 0: no quota.
+    device_quota_bytes: int = 64 * 1024 * 1024
 
     def __post_init__(self) -> None:
         for name in _LIMIT_NAMES:
             value = getattr(self, name)
-            least = 0 if name == "history_versions" else 1
+            least = 0 if name in _MAY_BE_ZERO else 1
             if type(value) is not int or value < least:
                 what = "a positive integer" if least else "an integer >= 0"
                 raise ValueError(f"limit {name} must be {what}")
+        if self.history_versions > self.history_entries:
+            raise ValueError("limit history_entries must be at least history_versions")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Limits:
-        """Limits from ``DEVICEBUCKET_MAX_BUCKET_BYTES``, ``_MAX_KEY_CHARS``, ``_MAX_DEPTH`` and
-        ``_HISTORY_VERSIONS``."""
+        """Limits from ``DEVICEBUCKET_MAX_BUCKET_BYTES``, ``_MAX_KEY_CHARS``, ``_MAX_DEPTH``,
+        ``_HISTORY_VERSIONS``, ``_HISTORY_ENTRIES`` and ``_DEVICE_QUOTA_BYTES``."""
         env = os.environ if environ is None else environ
         values: dict[str, int] = {}
         for name in _LIMIT_NAMES:

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from .errors import InvalidValueError, JobConflictError
+from .errors import InvalidValueError, JobConflictError, QuotaExceededError
 from .ids import check_id
 from .limits import Limits
 from .model import BucketRecord, Job, Record, Snapshot, TokenRecord, encode_changes
@@ -29,6 +29,7 @@ __all__ = [
     "JobRow",
     "StoredBucket",
     "WritePlan",
+    "check_quota",
     "check_records",
     "plan_import",
     "plan_job",
@@ -88,13 +89,18 @@ class WritePlan:
     """What a write that changes its bucket writes.
 
     ``history`` is None when the history is off; ``forget_through`` is a version up to which
-    older history rows drop their contents (None: nothing to forget now).
+    older history rows drop their contents, ``drop_through`` one up to which they are deleted
+    (None: nothing to forget or drop now). ``check_quota``: the bucket may have grown and the
+    store has a quota, so the backend reads what the device's other buckets hold and passes
+    it to :func:`check_quota` before it executes the plan.
     """
 
     row: BucketRow
     data: JSONObject
     history: HistoryRow | None
     forget_through: int | None
+    drop_through: int | None = None
+    check_quota: bool = False
 
     def snapshot(self) -> Snapshot:
         return Snapshot(None, self.row.version, self.row.updated_at, self.row.text)
@@ -136,8 +142,29 @@ def plan_write(
     # Contents are forgotten every ``keep`` versions, so at least the last ``keep`` (at most
     # twice as many) stay restorable, and most writes forget nothing.
     forget = version - keep if keep and version % keep == 0 else None
+    # The entries themselves (who, when, which keys) are dropped a hundred at a time past the
+    # last ``history_entries``.
+    entries = limits.history_entries
+    drop = version - entries if keep and version % _DROP_EVERY == 0 and version > entries else None
     row = BucketRow(device, job, text, version, len(data), size, now)
-    return WritePlan(row, data, history, forget)
+    # A text of more bytes than the old one has characters may have grown (never otherwise).
+    grows = limits.device_quota_bytes > 0 and size > len(stored.text)
+    return WritePlan(row, data, history, forget, drop, grows)
+
+
+_DROP_EVERY: Final = 100
+
+
+def check_quota(plan: WritePlan, others: int, limits: Limits) -> None:
+    """Refuse (QuotaExceededError) a write after which the device's buckets, ``others``
+    bytes besides the planned one, would hold more than its quota."""
+    total = others + plan.row.size
+    quota = limits.device_quota_bytes
+    if quota and total > quota:
+        raise QuotaExceededError(
+            f"device {plan.row.device!r} would hold {total:,} bytes in its buckets, over its"
+            f" quota of {quota:,} bytes (DEVICEBUCKET_DEVICE_QUOTA_BYTES)"
+        )
 
 
 @dataclass(frozen=True, slots=True)

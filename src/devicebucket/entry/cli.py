@@ -33,7 +33,7 @@ from .clikit import (
     reveal_option,
     with_store,
 )
-from .runner import Automation, load_automation, run_automations
+from .runner import Automation, AutomationError, load_automation, run_automations, schema_of
 from .serve import serve_command
 
 __all__ = ["main"]
@@ -228,6 +228,36 @@ def jobs(ctx: click.Context) -> None:
     """List registered jobs with their bucket schemas."""
     found = with_store(ctx, lambda store: store.jobs())
     emit([job_json(job, iso) for job in found])
+
+
+@main.group(name="job")
+def job_group() -> None:
+    """Register jobs: a device token writes the buckets only of registered jobs."""
+
+
+@job_group.command(name="register")
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path), metavar="[FILE]...")
+@click.option("--job", "name", required=True, metavar="ID", help="The job to register.")
+@click.option(
+    "--replace-schema", is_flag=True, help="Replace a different schema already stored for the job."
+)
+@click.pass_context
+def register(ctx: click.Context, files: tuple[Path, ...], name: str, replace_schema: bool) -> None:
+    """Register a job, with the bucket schema its FILEs give (an automation's BUCKET_SCHEMA or
+    a .json schema file); without FILE, with none. Needs an admin token on a server."""
+    schemas = [s for i, path in enumerate(files) if (s := schema_of(path, i)) is not None]
+    if len({json.dumps(s, sort_keys=True) for s in schemas}) > 1:
+        raise AutomationError(f"the files give different bucket schemas for job {name!r}")
+    job = with_store(
+        ctx,
+        lambda store: store.register_job(
+            name,
+            automation=", ".join(p.name for p in files) or None,
+            schema=schemas[0] if schemas else None,
+            replace_schema=replace_schema,
+        ),
+    )
+    emit(job_json(job, iso))
 
 
 @main.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import inspect
+import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -12,12 +13,19 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ..core.errors import DeviceBucketError
+from ..core.errors import AccessDeniedError, DeviceBucketError, InvalidSchemaError
 from ..core.schema import check_schema, schema_text
 from ..core.store import Store
 from .agent import Agent
 
-__all__ = ["Automation", "AutomationError", "RunResult", "load_automation", "run_automations"]
+__all__ = [
+    "Automation",
+    "AutomationError",
+    "RunResult",
+    "load_automation",
+    "run_automations",
+    "schema_of",
+]
 
 
 class AutomationError(DeviceBucketError):
@@ -78,6 +86,21 @@ def load_automation(path: str | Path, index: int = 0) -> Automation:
     return Automation(path.name, path, main, schema)
 
 
+def schema_of(path: Path, index: int = 0) -> Any:
+    """The bucket schema a file gives a job: a ``.json`` file's contents, or an automation's
+    ``BUCKET_SCHEMA`` (None if it defines none)."""
+    if path.suffix != ".json":
+        return load_automation(path, index).schema
+    try:
+        return check_schema(json.loads(path.read_text(encoding="utf-8")))
+    except OSError as exc:
+        raise AutomationError(f"{path}: {exc.strerror or exc}") from None
+    except ValueError:
+        raise AutomationError(f"{path}: not a JSON file") from None
+    except InvalidSchemaError as exc:
+        raise AutomationError(f"{path}: {exc}") from None
+
+
 async def register_job(
     store: Store, job: str, automations: Sequence[Automation], *, replace_schema: bool = False
 ) -> None:
@@ -96,12 +119,19 @@ async def register_job(
         not texts or (existing.schema is not None and {schema_text(existing.schema)} == texts)
     ):
         return
-    await store.register_job(
-        job,
-        automation=", ".join(a.name for a in automations),
-        schema=with_schema[0].schema if with_schema else None,
-        replace_schema=replace_schema,
-    )
+    try:
+        await store.register_job(
+            job,
+            automation=", ".join(a.name for a in automations),
+            schema=with_schema[0].schema if with_schema else None,
+            replace_schema=replace_schema,
+        )
+    except AccessDeniedError:
+        raise AutomationError(
+            f"job {job!r} is not registered (or its schema changed), and registering a job"
+            " needs an admin token; an admin runs: devicebucket job register --job"
+            f" {job} {' '.join(str(a.path) for a in automations)}"
+        ) from None
 
 
 async def run_automations(

@@ -98,6 +98,7 @@ class Api:
         self.max_body_bytes = store.limits.max_bucket_bytes + 64 * 1024
         self.max_import_bytes = max_import_bytes
         self.meter = Metrics()
+        self.registered: set[str] = set()  # jobs known to be registered
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -178,29 +179,48 @@ class Api:
             *await self.store.get_json(params["device"], job=params.get("job"))
         )
 
-    def write_args(self, request: Request, token: Token | None) -> dict[str, Any]:
-        """What every bucket write passes on: the job, the If-Match version, the actor."""
+    async def write_args(self, request: Request, token: Token | None) -> dict[str, Any]:
+        """What every bucket write passes on: the job, the If-Match version, the actor.
+        A device token writes job buckets only of registered jobs."""
+        job = request.path_params.get("job")
+        if job is not None and token is not None and not token.is_admin:
+            await self.check_registered(job)
         return {
-            "job": request.path_params.get("job"),
+            "job": job,
             "expected_version": _if_match(request),
             "actor": self.actor(request, token),
         }
 
+    async def check_registered(self, job: str) -> None:
+        """403 unless ``job`` is registered (jobs are never unregistered: a yes is kept)."""
+        if job in self.registered:
+            return
+        if await self.store.get_job(job) is None:
+            raise HTTPError(
+                403,
+                "forbidden",
+                f"job {job!r} is not registered, and a device token writes only the buckets of"
+                f" registered jobs; an admin registers it: devicebucket job register --job {job}"
+                " [FILE]",
+            )
+        if len(self.registered) < 100_000:
+            self.registered.add(job)
+
     async def patch_bucket(self, request: Request, token: Token | None) -> Response:
-        args = self.write_args(request, token)
+        args = await self.write_args(request, token)
         data = await self.json_object(request)
         return bucket_response(await self.store.merge(request.path_params["device"], data, **args))
 
     async def clear_bucket(self, request: Request, token: Token | None) -> Response:
-        args = self.write_args(request, token)
+        args = await self.write_args(request, token)
         return bucket_response(await self.store.clear(request.path_params["device"], **args))
 
     async def delete_key(self, request: Request, token: Token | None) -> Response:
-        args, params = self.write_args(request, token), request.path_params
+        args, params = await self.write_args(request, token), request.path_params
         return bucket_response(await self.store.delete(params["device"], [params["key"]], **args))
 
     async def delete_keys(self, request: Request, token: Token | None) -> Response:
-        args = self.write_args(request, token)
+        args = await self.write_args(request, token)
         keys = (await self.json_object(request)).get("keys")
         if not isinstance(keys, list):
             raise HTTPError(422, "invalid_value", 'body must be {"keys": [...]} with a list of str')
@@ -233,7 +253,7 @@ class Api:
         return response
 
     async def restore(self, request: Request, token: Token | None) -> Response:
-        args = self.write_args(request, token)
+        args = await self.write_args(request, token)
         version = (await self.json_object(request)).get("version")
         if type(version) is not int:
             raise HTTPError(422, "invalid_value", 'body must be {"version": N}')

@@ -18,6 +18,7 @@ from ..core.errors import (
     InvalidValueError,
     JobConflictError,
     NotFoundError,
+    QuotaExceededError,
     SchemaViolationError,
     StoreUnavailableError,
 )
@@ -40,6 +41,7 @@ class ErrorKind:
 ERRORS: Final = (
     ErrorKind(SchemaViolationError, 422, "schema_violation"),
     ErrorKind(InvalidSchemaError, 422, "invalid_schema"),
+    ErrorKind(QuotaExceededError, 413, "quota_exceeded"),
     ErrorKind(InvalidValueError, 422, "invalid_value"),
     ErrorKind(JobConflictError, 409, "job_conflict"),
     ErrorKind(ConflictError, 412, "version_conflict"),
