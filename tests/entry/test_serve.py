@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -236,9 +237,24 @@ def test_cli_and_runner_work_against_a_server_with_a_device_token(
         assert json.loads(cli("get", "pixel", "--job", "signup", db=fresh).stdout)["attempts"] == 2
 
 
-def test_a_short_admin_token_is_refused_in_one_line(db_url: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        (
+            "DEVICEBUCKET_ADMIN_TOKEN",
+            "x",
+            "DEVICEBUCKET_ADMIN_TOKEN must be at least 24 characters",
+        ),
+        ("DEVICEBUCKET_SESSION_IDLE_MINUTES", "abc", "DEVICEBUCKET_SESSION_IDLE_MINUTES must be"),
+        ("DEVICEBUCKET_SESSION_HOURS", "0", "DEVICEBUCKET_SESSION_HOURS must be"),
+        ("DEVICEBUCKET_AUTH_FAILURES_PER_MINUTE", "-1", "DEVICEBUCKET_AUTH_FAILURES_PER_MINUTE"),
+    ],
+)
+def test_a_bad_server_setting_is_refused_in_one_line(
+    db_url: str, name: str, value: str, message: str
+) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEVICEBUCKET_")}
-    env["DEVICEBUCKET_ADMIN_TOKEN"] = "x"
+    env[name] = value
     result = subprocess.run(
         [sys.executable, "-m", "devicebucket", "--db", db_url, "serve", "--port", "0"],
         env=env,
@@ -247,5 +263,5 @@ def test_a_short_admin_token_is_refused_in_one_line(db_url: str) -> None:
         timeout=60,
     )
     assert result.returncode == 2
-    assert "DEVICEBUCKET_ADMIN_TOKEN must be at least 24 characters" in result.stderr
+    assert message in result.stderr
     assert "Traceback" not in result.stderr

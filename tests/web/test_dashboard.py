@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -383,9 +385,8 @@ def test_a_store_failure_page_gives_a_request_id_not_the_store(
         ThreadedServer(create_app(SQLiteStore(path), admin_token=ADMIN)) as server,
         httpx.Client(base_url=server.url) as client,
     ):
-        signed_in = client.post("/ui/login", data={"token": ADMIN})
-        assert signed_in.status_code == 303  # the admin token of the environment
-        page = client.get("/ui/devices")
+        # Sessions live in the store: signing in is the first page that needs it.
+        page = client.post("/ui/login", data={"token": ADMIN})
     assert page.status_code == 503
     assert str(tmp_path) not in page.text
     assert "not a database" not in page.text
@@ -410,3 +411,75 @@ def test_plain_http_cookies_are_not_marked_secure(server: ThreadedServer) -> Non
         form = client.get("/ui/login")
     assert "secure" not in signed_in.headers["set-cookie"].lower()
     assert "strict-transport-security" not in form.headers
+
+
+# --- sessions kept by the server ---------------------------------------------------------
+
+
+def test_signing_out_ends_the_session_on_the_server(server: ThreadedServer, db: Path) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        assert client.post("/ui/login", data={"token": ADMIN}).status_code == 303
+        page = client.get("/ui/devices/pixel-1").text
+        kept_cookies, token = dict(client.cookies), csrf(page)
+        assert client.post("/ui/logout", data={"csrf": token}).status_code == 303
+    # The old cookie and its CSRF token, replayed, open nothing and change nothing.
+    with httpx.Client(base_url=server.url, cookies=kept_cookies) as replay:
+        assert replay.get("/ui/devices").status_code == 303
+        form = {"csrf": token, "key": "n", "value": "9", "version": "1"}
+        assert replay.post("/ui/devices/pixel-1/keys", data=form).status_code == 403
+    assert stored(db, "pixel-1")[0]["n"] == 1
+
+
+def _sign_in(url: str, token: str = ADMIN) -> dict[str, str]:
+    with httpx.Client(base_url=url) as client:
+        assert client.post("/ui/login", data={"token": token}).status_code == 303
+        return dict(client.cookies)
+
+
+def _opens(url: str, cookies: dict[str, str]) -> bool:
+    with httpx.Client(base_url=url, cookies=cookies) as client:
+        return client.get("/ui/devices").status_code == 200
+
+
+def test_a_session_is_bound_to_the_exact_admin_token(db: Path) -> None:
+    other_admin = "another-admin-token-of-the-same-fleet"
+
+    def app(admin: str) -> ThreadedServer:
+        store = SQLiteStore(db)
+        return ThreadedServer(create_app(store, admin_token=admin, session_secret="fixed"))
+
+    with app(ADMIN) as first, app(ADMIN) as same, app(other_admin) as changed:
+        cookies = _sign_in(first.url)
+        assert _opens(same.url, cookies)  # another worker with the same token: still open
+        assert not _opens(changed.url, cookies)  # the token was changed: ended
+        assert not _opens(first.url, cookies)  # and ended for good, everywhere
+
+
+def _age_sessions(db: Path, column: str, seconds: float) -> None:
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute(f"UPDATE sessions SET {column} = {column} - ?", (seconds,))
+
+
+@pytest.mark.parametrize(
+    ("column", "seconds", "still_open"),
+    [
+        ("seen_at", 29 * 60, True),
+        ("seen_at", 31 * 60, False),  # idle past 30 minutes
+        ("created_at", 11.5 * 3600, True),
+        ("created_at", 12.5 * 3600, False),  # opened more than 12 hours ago
+    ],
+)
+def test_sessions_have_idle_and_absolute_lifetimes(
+    server: ThreadedServer, db: Path, column: str, seconds: float, still_open: bool
+) -> None:
+    cookies = _sign_in(server.url)
+    _age_sessions(db, column, seconds)
+    assert _opens(server.url, cookies) is still_open
+
+
+def test_session_lifetimes_are_settings(db: Path) -> None:
+    app = create_app(SQLiteStore(db), admin_token=ADMIN, session_idle_minutes=1)
+    with ThreadedServer(app) as server:
+        cookies = _sign_in(server.url)
+        _age_sessions(db, "seen_at", 90)
+        assert not _opens(server.url, cookies)

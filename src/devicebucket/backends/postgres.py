@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -49,7 +49,7 @@ from ..core.tokens import Token, hash_token, new_token, token_id, token_matches
 from ..core.urls import redact_url
 from ..core.values import decode
 from .queries import device_page_sql
-from .sql import POSTGRES, SQL, SQLStore, device_info, job_row
+from .sql import POSTGRES, SQL, Row, SQLStore, device_info, job_row
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
 
@@ -61,6 +61,7 @@ MIGRATIONS: Final[tuple[list[str], ...]] = (
     _SQL.steps[0] + _SQL.steps[1],
     _SQL.steps[2],
     _SQL.steps[3],
+    _SQL.steps[4],
 )
 
 # The bucket and its history row in one statement (one round trip): a data-modifying CTE runs
@@ -234,6 +235,17 @@ class PostgresStore(SQLStore):
     async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         async with self._connection() as conn:
             return list(await conn.fetch(query, *args))
+
+    @property
+    def _sql(self) -> SQL:
+        return _SQL
+
+    async def _run(self, statement: str, *args: Any) -> None:
+        async with self._connection() as conn:
+            await conn.execute(statement, *args)
+
+    async def _rows(self, query: str, *args: Any) -> Sequence[Row]:
+        return await self._fetch(query, *args)
 
     # --- reads ---------------------------------------------------------------------------
 

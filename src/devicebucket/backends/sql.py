@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -19,6 +19,7 @@ from ..core.crypto import EncryptionError, KeyRing, key_check, open_plain, verif
 from ..core.limits import Limits
 from ..core.model import BucketRecord, DeviceInfo, Job, TokenRecord
 from ..core.planner import JobRow, plan_import
+from ..core.sessions import Session
 from ..core.store import Store
 
 __all__ = [
@@ -121,6 +122,17 @@ MIGRATION_STEPS: Final = (
     );
     CREATE TABLE settings (name {text} PRIMARY KEY, value {text} NOT NULL)
     """,
+    # Dashboard sessions, shared by every worker and server (``core.sessions``).
+    """
+    CREATE TABLE sessions (
+        id {text} PRIMARY KEY,
+        token {text} NOT NULL,
+        binding {text} NOT NULL,
+        csrf {text} NOT NULL,
+        created_at {real} NOT NULL,
+        seen_at {real} NOT NULL
+    )
+    """,
 )
 
 _BUCKET_COLUMNS: Final = "device, job, data, version, keys, size, updated_at"
@@ -222,6 +234,17 @@ class SQL:
         self.export_buckets = (
             "SELECT device, job, data, version, updated_at FROM buckets ORDER BY device, job"
         )
+        self.insert_session = (
+            f"INSERT INTO sessions VALUES ({', '.join(p(n) for n in range(1, 7))})"
+        )
+        self.select_session = (
+            f"SELECT token, binding, csrf, created_at, seen_at FROM sessions WHERE id = {p(1)}"
+        )
+        self.touch_session = f"UPDATE sessions SET seen_at = {p(2)} WHERE id = {p(1)}"
+        self.delete_session = f"DELETE FROM sessions WHERE id = {p(1)}"
+        self.delete_stale_sessions = (
+            f"DELETE FROM sessions WHERE seen_at < {p(1)} OR created_at < {p(2)}"
+        )
         self.key_check = "SELECT value FROM settings WHERE name = 'key_check'"
         self.set_key_check = (
             f"INSERT INTO settings VALUES ('key_check', {p(1)})"
@@ -312,6 +335,40 @@ class SQLStore(Store):
 
     @abstractmethod
     async def _set_key_check(self, check: str) -> None: ...
+
+    # --- dashboard sessions (``core.sessions.SessionStore``) -------------------------------
+
+    async def put_session(self, key: str, session: Session) -> None:
+        s = session
+        await self._run(
+            self._sql.insert_session, key, s.token, s.binding, s.csrf, s.created_at, s.seen_at
+        )
+
+    async def get_session(self, key: str) -> Session | None:
+        rows = await self._rows(self._sql.select_session, key)
+        return Session(*(rows[0][i] for i in range(5))) if rows else None
+
+    async def touch_session(self, key: str, at: float) -> None:
+        await self._run(self._sql.touch_session, key, at)
+
+    async def end_session(self, key: str) -> None:
+        await self._run(self._sql.delete_session, key)
+
+    async def end_stale_sessions(self, seen_before: float, created_before: float) -> None:
+        await self._run(self._sql.delete_stale_sessions, seen_before, created_before)
+
+    @property
+    @abstractmethod
+    def _sql(self) -> SQL:
+        """The statements in this store's dialect."""
+
+    @abstractmethod
+    async def _run(self, statement: str, *args: Any) -> None:
+        """Execute one statement that changes rows no cache holds, in its own transaction."""
+
+    @abstractmethod
+    async def _rows(self, query: str, *args: Any) -> Sequence[Row]:
+        """The rows of one query."""
 
     # --- import, the same rows everywhere ------------------------------------------------
 

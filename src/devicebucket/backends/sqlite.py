@@ -24,7 +24,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,7 @@ from ..core.tokens import Token, hash_token, new_token, token_id, token_matches
 from ..core.values import decode
 from .groupcommit import Pending, ThreadState, answer, group_commit
 from .queries import device_page_sql
-from .sql import SQL, SQLITE, SQLStore, device_info, job_row
+from .sql import SQL, SQLITE, Row, SQLStore, device_info, job_row
 
 __all__ = ["SQLiteStore"]
 
@@ -192,6 +192,19 @@ class SQLiteStore(SQLStore):
     def _read(self, query: str, *args: Any) -> list[Any]:
         with self._errors():
             return self._conn().execute(query, args).fetchall()
+
+    @property
+    def _sql(self) -> SQL:
+        return _SQL
+
+    async def _run(self, statement: str, *args: Any) -> None:
+        with self._errors():
+            conn = self._conn()
+            with _transaction(conn):
+                conn.execute(statement, args)
+
+    async def _rows(self, query: str, *args: Any) -> Sequence[Row]:
+        return self._read(query, *args)
 
     async def close(self) -> None:
         self._closed = True

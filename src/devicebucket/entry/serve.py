@@ -12,7 +12,7 @@ import click
 import uvicorn
 
 from ..backends.factory import default_url, open_store
-from ..web.app import ADMIN_TOKEN_ENV, SESSION_SECRET_ENV
+from ..web.app import ADMIN_TOKEN_ENV, SESSION_SECRET_ENV, check_server_settings
 from ..web.auth import check_admin_token
 
 __all__ = ["is_loopback", "serve_command"]
@@ -80,6 +80,7 @@ def serve_command(
     given = os.environ.get(ADMIN_TOKEN_ENV)
     try:
         check_admin_token(given)
+        check_server_settings()
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if not given:

@@ -26,10 +26,36 @@ from .dashboard import Dashboard
 from .ratelimit import AUTH_FAILURES_ENV, DEFAULT_PER_MINUTE, FailureLimit
 from .responses import HTTPError, error_response
 
-__all__ = ["ADMIN_TOKEN_ENV", "SESSION_SECRET_ENV", "app_from_env", "create_app"]
+__all__ = [
+    "ADMIN_TOKEN_ENV",
+    "SESSION_SECRET_ENV",
+    "app_from_env",
+    "check_server_settings",
+    "create_app",
+]
 
 SESSION_SECRET_ENV: Final = "DEVICEBUCKET_SESSION_SECRET"
 BEHIND_TLS_ENV: Final = "DEVICEBUCKET_BEHIND_TLS"
+SESSION_IDLE_ENV: Final = "DEVICEBUCKET_SESSION_IDLE_MINUTES"
+SESSION_HOURS_ENV: Final = "DEVICEBUCKET_SESSION_HOURS"
+
+
+def _setting(name: str, default: int, least: int = 1) -> int:
+    """A whole number from the environment; ValueError (naming it) otherwise."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit() and least <= int(raw) < 10**6):
+        raise ValueError(f"{name} must be a whole number from {least} to 999999, not {raw[:40]!r}")
+    return int(raw)
+
+
+def check_server_settings() -> None:
+    """Refuse (ValueError, naming the setting) a server setting of the environment that is
+    not valid, before any worker starts."""
+    _setting(SESSION_IDLE_ENV, 30)
+    _setting(SESSION_HOURS_ENV, 12)
+    _setting(AUTH_FAILURES_ENV, DEFAULT_PER_MINUTE, least=0)
 
 
 def create_app(
@@ -42,6 +68,8 @@ def create_app(
     secret_keys: tuple[str, ...] | None = None,
     behind_tls: bool | None = None,
     auth_failures_per_minute: int | None = None,
+    session_idle_minutes: int | None = None,
+    session_hours: int | None = None,
 ) -> Starlette:
     """The ASGI app serving ``store``: the API under ``/v1`` and the dashboard under ``/ui``.
 
@@ -53,12 +81,13 @@ def create_app(
     session cookies are then always ``Secure`` and pages send HSTS (default:
     ``DEVICEBUCKET_BEHIND_TLS=1``). ``auth_failures_per_minute`` is how many failed
     sign-ins one client address may make a minute before it is refused for a while (default:
-    ``DEVICEBUCKET_AUTH_FAILURES_PER_MINUTE``, else 30; 0 turns the limit off).
+    ``DEVICEBUCKET_AUTH_FAILURES_PER_MINUTE``, else 30; 0 turns the limit off). A dashboard
+    session ends after ``session_idle_minutes`` unused (``DEVICEBUCKET_SESSION_IDLE_MINUTES``,
+    else 30) and ``session_hours`` after sign-in (``DEVICEBUCKET_SESSION_HOURS``, else 12).
     """
     secret_keys = secret_key_patterns() if secret_keys is None else secret_keys
     if auth_failures_per_minute is None:
-        raw = os.environ.get(AUTH_FAILURES_ENV, "")
-        auth_failures_per_minute = int(raw) if raw.isdigit() else DEFAULT_PER_MINUTE
+        auth_failures_per_minute = _setting(AUTH_FAILURES_ENV, DEFAULT_PER_MINUTE, least=0)
     limit = FailureLimit(auth_failures_per_minute) if auth_failures_per_minute else None
     auth = TokenAuth(store, admin_token, limit)
     api = Api(store, auth, max_import_bytes, secret_keys)
@@ -67,7 +96,17 @@ def create_app(
     signing = session_secret.encode() if isinstance(session_secret, str) else session_secret
     if behind_tls is None:
         behind_tls = os.environ.get(BEHIND_TLS_ENV) == "1"
-    ui = Dashboard(store, auth, signing, secret_keys, behind_tls=behind_tls)
+    idle = session_idle_minutes or _setting(SESSION_IDLE_ENV, 30)
+    hours = session_hours or _setting(SESSION_HOURS_ENV, 12)
+    ui = Dashboard(
+        store,
+        auth,
+        signing,
+        secret_keys,
+        behind_tls=behind_tls,
+        idle_seconds=idle * 60,
+        lifetime_seconds=hours * 3600,
+    )
 
     async def not_found(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500

@@ -100,6 +100,14 @@ class TokenAuth(AuthenticationBackend):
             return ENV_ADMIN
         return await self.store.authenticate(presented)
 
+    def binding(self, token: Token) -> str:
+        """What ties a session to the exact admin token it was opened with, beyond its id:
+        for the configured admin token, a fingerprint of it (so a session ends when another
+        token is configured); a stored token's id says it (it ends when revoked)."""
+        if token is not ENV_ADMIN or self.admin_hash is None:
+            return ""
+        return hashlib.sha256(b"devicebucket-session:" + self.admin_hash).hexdigest()
+
     async def token_by_id(self, ident: str) -> Token | None:
         """A token that is still valid, by id (``ENV_ADMIN.id`` for the configured one)."""
         if ident == ENV_ADMIN.id:

@@ -1,8 +1,10 @@
 """The web dashboard at ``/ui``: browse devices and jobs, edit buckets, sign in with an admin token.
 
-Server-rendered (Jinja2) over the same store as the API. A session is a signed cookie
-(HttpOnly, SameSite=Strict, Secure under TLS) naming the admin token it was opened with, so
-revoking that token ends the session. Every change is a POST carrying the session's CSRF
+Server-rendered (Jinja2) over the same store as the API. A session is kept by the server
+(``core.sessions``; in the store's table, shared by every worker) and its cookie (HttpOnly,
+SameSite=Strict, Secure under TLS) carries only a random secret. Signing out ends it; so do
+revoking the admin token it was opened with, configuring another admin token, and its idle
+and absolute lifetimes. Every change is a POST carrying the session's CSRF
 token and the version of the bucket the operator saw: a write is conditional on it, so two
 operators never silently overwrite each other.
 """
@@ -14,6 +16,7 @@ import json
 import logging
 import math
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -32,6 +35,7 @@ from ..core.masking import has_secret, is_secret_key, mask_value
 from ..core.model import DEVICE_SORTS, Snapshot
 from ..core.operations import diff
 from ..core.schema import schema_errors
+from ..core.sessions import MemorySessions, Session, SessionStore, session_key
 from ..core.store import Store
 from ..core.tokens import Token
 from .auth import TokenAuth
@@ -53,8 +57,9 @@ __all__ = ["SESSION_COOKIE", "Dashboard"]
 
 SESSION_COOKIE = "devicebucket_session"
 _log = logging.getLogger("devicebucket.web")
-SESSION_SECONDS = 12 * 3600
 PAGE_SIZE = 50
+#: A session's last use is recorded at most this often (a page view is not a write).
+_TOUCH_EVERY = 60.0
 
 Page = Callable[[Request, dict[str, Any]], Awaitable[Response]]
 
@@ -70,10 +75,16 @@ class Dashboard:
         secret_keys: tuple[str, ...],
         *,
         behind_tls: bool = False,
+        idle_seconds: float = 30 * 60,
+        lifetime_seconds: float = 12 * 3600,
     ) -> None:
         """``behind_tls``: the server is reached only through HTTPS (a TLS proxy in front of
-        plain HTTP), so cookies are always ``Secure`` and pages send HSTS."""
+        plain HTTP), so cookies are always ``Secure`` and pages send HSTS. A session ends
+        after ``idle_seconds`` unused, and ``lifetime_seconds`` after sign-in in any case."""
         self.store = store
+        self.sessions: SessionStore = store if isinstance(store, SessionStore) else MemorySessions()
+        self.idle_seconds = idle_seconds
+        self.lifetime_seconds = lifetime_seconds
         self.behind_tls = behind_tls
         self.auth = auth
         self.edit_form_bytes = edit_form_bytes(store.limits.max_bucket_bytes)
@@ -89,21 +100,38 @@ class Dashboard:
 
     # --- sessions ------------------------------------------------------------------------
 
-    async def session(self, request: Request) -> dict[str, str] | None:
-        """The signed-in session (``token`` id and ``csrf``), if the token is still an admin."""
+    def session_key(self, request: Request) -> str | None:
+        """The key of the session the request's cookie names (its signature checked)."""
         cookie = request.cookies.get(SESSION_COOKIE)
         if not cookie:
             return None
         try:
-            payload = self.signer.loads(cookie, max_age=SESSION_SECONDS)
+            secret = self.signer.loads(cookie, max_age=int(self.lifetime_seconds))
         except BadSignature:
             return None
-        if not (isinstance(payload, dict) and isinstance(payload.get("token"), str)):
+        return session_key(secret) if isinstance(secret, str) else None
+
+    async def session(self, request: Request) -> dict[str, str] | None:
+        """The signed-in session (``token`` id and ``csrf``): one the server still keeps,
+        within its lifetimes, whose admin token is still valid and still the same."""
+        key = self.session_key(request)
+        found = None if key is None else await self.sessions.get_session(key)
+        if key is None or found is None:
             return None
-        token = await self.auth.token_by_id(payload["token"])
-        if token is None or not token.is_admin:
+        now = time.time()
+        token = await self.auth.token_by_id(found.token)
+        if (
+            now - found.seen_at > self.idle_seconds
+            or now - found.created_at > self.lifetime_seconds
+            or token is None
+            or not token.is_admin
+            or not hmac.compare_digest(found.binding, self.auth.binding(token))
+        ):
+            await self.sessions.end_session(key)
             return None
-        return {"token": token.id, "csrf": str(payload.get("csrf", ""))}
+        if now - found.seen_at > _TOUCH_EVERY:
+            await self.sessions.touch_session(key, now)
+        return {"token": token.id, "csrf": found.csrf, "key": key}
 
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         html = self.env.get_template(template).render(**context)
@@ -194,12 +222,16 @@ class Dashboard:
                 next=next_page(str(form.get("next", ""))),
                 error="That is not a valid admin token.",
             )
-        cookie = self.signer.dumps({"token": token.id, "csrf": secrets.token_urlsafe(24)})
+        now = time.time()
+        await self.sessions.end_stale_sessions(now - self.idle_seconds, now - self.lifetime_seconds)
+        secret = secrets.token_urlsafe(32)
+        opened = Session(token.id, self.auth.binding(token), secrets.token_urlsafe(24), now, now)
+        await self.sessions.put_session(session_key(secret), opened)
         response = RedirectResponse(next_page(str(form.get("next", ""))), 303)
         response.set_cookie(
             SESSION_COOKIE,
-            cookie,
-            max_age=SESSION_SECONDS,
+            self.signer.dumps(secret),
+            max_age=int(self.lifetime_seconds),
             path="/ui",
             httponly=True,
             samesite="strict",
@@ -208,6 +240,9 @@ class Dashboard:
         return response
 
     async def logout(self, request: Request, session: dict[str, str]) -> Response:
+        """End the session on the server (its cookie no longer opens anything), then drop
+        the cookie."""
+        await self.sessions.end_session(session["key"])
         response = RedirectResponse("/ui/login", 303)
         response.delete_cookie(SESSION_COOKIE, path="/ui")
         return response
