@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -16,7 +18,7 @@ from devicebucket import SQLiteStore
 from devicebucket.web.app import create_app
 from devicebucket.web.dashboard import SESSION_COOKIE
 
-from ..servers import ADMIN, ThreadedServer
+from ..servers import ADMIN, ServeProcess, ThreadedServer
 
 SCHEMA = {"type": "object", "properties": {"step": {"type": "integer", "minimum": 0}}}
 
@@ -483,3 +485,68 @@ def test_session_lifetimes_are_settings(db: Path) -> None:
         cookies = _sign_in(server.url)
         _age_sessions(db, "seen_at", 90)
         assert not _opens(server.url, cookies)
+
+
+# --- a huge bucket -----------------------------------------------------------------------
+
+
+def _seed_huge(db: Path, keys: int) -> None:
+    async def seed() -> None:
+        async with SQLiteStore(db) as store:
+            await store.register_job("big")
+            await store.merge("pixel-1", {f"k{n:05d}": 0 for n in range(keys)}, job="big")
+            await store.merge("pixel-1", {"long": "x" * 300_000, "notes": ["y" * 50] * 100})
+
+    asyncio.run(seed())
+
+
+def test_a_huge_bucket_is_paged_and_long_values_are_cut_short(
+    browser: httpx.Client, db: Path
+) -> None:
+    _seed_huge(db, 50_000)
+    page = browser.get("/ui/devices/pixel-1")
+    assert page.status_code == 200
+    assert len(page.content) < 200_000  # 50,000 keys and a 300 KB value, bounded
+    assert "50,000 keys" in page.text
+    assert "Keys 1–100 of 50,000" in page.text
+    assert "k00099" in page.text
+    assert "k00100" not in page.text
+    assert "x" * 2_001 not in page.text
+    whole = "/ui/devices/pixel-1/value?bucket=&amp;key=long&amp;reveal=1"
+    assert whole in page.text
+    second = browser.get("/ui/devices/pixel-1", params={"bucket": "big", "page": "2"})
+    assert "Keys 101–200 of 50,000" in second.text
+    assert "k00100" in second.text
+    assert "k00099" not in second.text
+    value = browser.get(whole.replace("&amp;", "&"))
+    assert value.status_code == 200
+    assert "x" * 300_000 in value.text
+    masked = browser.get("/ui/devices/pixel-1/value", params={"bucket": "", "key": "password"})
+    assert "hunter2" not in masked.text
+    assert browser.get("/ui/devices/pixel-1/value", params={"key": "nope"}).status_code == 404
+
+
+def test_health_answers_within_100_ms_while_a_huge_device_page_renders(tmp_path: Path) -> None:
+    db = tmp_path / "huge.db"
+    _seed_huge(db, 90_000)
+    with ServeProcess(f"sqlite:///{db}") as server, httpx.Client(base_url=server.url) as client:
+        assert client.post("/ui/login", data={"token": ADMIN}).status_code == 303
+        pages: list[int] = []
+
+        def open_pages() -> None:
+            with httpx.Client(base_url=server.url, cookies=dict(client.cookies)) as viewer:
+                for _ in range(5):
+                    pages.append(viewer.get("/ui/devices/pixel-1", timeout=60).status_code)
+
+        viewer = threading.Thread(target=open_pages)
+        viewer.start()
+        latencies = []
+        with httpx.Client(base_url=server.url) as prober:
+            while viewer.is_alive():
+                started = time.perf_counter()
+                assert prober.get("/healthz").status_code == 200
+                latencies.append(time.perf_counter() - started)
+        viewer.join()
+    assert pages == [200] * 5
+    assert len(latencies) >= 5
+    assert max(latencies) < 0.1, sorted(latencies)[-5:]

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
 
+from anyio.to_thread import run_sync
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.datastructures import FormData
@@ -31,14 +32,14 @@ from starlette.staticfiles import StaticFiles
 
 from ..core.errors import ConflictError, DeviceBucketError, StoreUnavailableError
 from ..core.ids import check_id
-from ..core.masking import has_secret, is_secret_key, mask_value
-from ..core.model import DEVICE_SORTS, Snapshot
+from ..core.masking import is_secret_key, mask_value
+from ..core.model import DEVICE_SORTS
 from ..core.operations import diff
-from ..core.schema import schema_errors
 from ..core.sessions import MemorySessions, Session, SessionStore, session_key
 from ..core.store import Store
 from ..core.tokens import Token
 from .auth import TokenAuth
+from .bucketview import bucket_view, entry
 from .forms import SIGN_IN_BYTES, FormRefusedError, edit_form_bytes, read_form
 from .pagekit import (
     actor,
@@ -283,13 +284,30 @@ class Dashboard:
     async def device(
         self, request: Request, session: dict[str, str], **outcome: Any
     ) -> HTMLResponse:
+        """A device's buckets, a page of keys each (``?bucket=NAME&page=N`` pages one of
+        them); built and rendered in a worker thread, so a huge bucket holds up nothing."""
         device = check_id(request.path_params["device"])
-        reveal = (request.query_params.get("bucket", ""), request.query_params.get("reveal"))
-        buckets = [await self._bucket(device, None, reveal)]
-        info = await self.store.device(device)
-        for job in info.jobs if info else ():
-            buckets.append(await self._bucket(device, job, reveal))
         query = request.query_params
+        named = query.get("bucket", "")
+        reveal, number = query.get("reveal"), page_number(query.get("page"))
+        info = await self.store.device(device)
+        views = []
+        for job in (None, *(info.jobs if info else ())):
+            snapshot = await self.store.get(device, job=job)
+            found = None if job is None else await self.store.get_job(job)
+            schema = None if found is None else found.schema
+            mine = (job or "") == named
+            views.append(
+                (
+                    snapshot,
+                    job,
+                    None if schema is None else json.dumps(schema),
+                    self.secret_keys,
+                    reveal if mine else None,
+                    number if mine else 1,
+                    schema,
+                )
+            )
         notice = None
         if "saved" in query or "deleted" in query:
             action, key = (
@@ -298,46 +316,42 @@ class Dashboard:
             notice = f"{action} {key[:200]!r}."
         elif query.get("restored", "").isdigit() and query.get("now", "").isdigit():
             notice = f"Restored version {query['restored']}, as version {query['now']}."
-        return self.render(
-            "device.html",
-            outcome.pop("status", 200),
-            notice=notice,
-            session=session,
-            device=device,
-            buckets=buckets,
-            **outcome,
-        )
+        conflict = outcome.get("conflict")
+        if conflict is not None:
+            outcome["conflict"] = {
+                **conflict,
+                "shown": entry(conflict["key"], conflict.pop("value"), self.secret_keys, False),
+            }
 
-    async def _bucket(
-        self, device: str, job: str | None, reveal: tuple[str, str | None]
-    ) -> dict[str, Any]:
-        snapshot: Snapshot = await self.store.get(device, job=job)
-        bucket: dict[str, Any] = {
-            "job": job,
-            "name": job or "",
-            "version": snapshot.version,
-            "updated_at": snapshot.updated_at,
-            "entries": [
-                {
-                    "key": key,
-                    "value": value,
-                    "secret": is_secret_key(key, self.secret_keys),
-                    # secrets inside the value: shown masked until revealed, not edited in place
-                    "nested": has_secret(value, self.secret_keys),
-                    "shown": mask_value(value, self.secret_keys),
-                    "revealed": reveal == ((job or ""), key),
-                }
-                for key, value in sorted(snapshot.data.items())
-            ],
-            "schema": None,
-            "errors": [],
-        }
-        if job is not None:
-            found = await self.store.get_job(job)
-            if found is not None and found.schema is not None:
-                bucket["schema"] = found.schema
-                bucket["errors"] = schema_errors(snapshot.data, json.dumps(found.schema))
-        return bucket
+        def build() -> HTMLResponse:
+            return self.render(
+                "device.html",
+                outcome.pop("status", 200),
+                notice=notice,
+                session=session,
+                device=device,
+                buckets=[bucket_view(*view) for view in views],
+                **outcome,
+            )
+
+        return await run_sync(build)
+
+    async def value(self, request: Request, session: dict[str, str]) -> Response:
+        """One value whole (``?bucket=NAME&key=KEY``), masked unless ``&reveal=1``."""
+        device = check_id(request.path_params["device"])
+        query = request.query_params
+        job, key = query.get("bucket") or None, query.get("key", "")
+        data = (await self.store.get(device, job=job)).data
+        if key not in data:
+            return self.render("error.html", 404, session=session, message="No such key.")
+        shown = data[key] if query.get("reveal") == "1" else mask_value(data[key], self.secret_keys)
+        if query.get("reveal") != "1" and is_secret_key(key, self.secret_keys):
+            shown = "••••••••"
+        return await run_sync(
+            lambda: self.render(
+                "value.html", session=session, device=device, job=job, key=key, text=pretty(shown)
+            )
+        )
 
     async def change(self, request: Request, session: dict[str, str]) -> Response:
         """Set or delete one key, conditional on the version the operator saw."""
@@ -374,8 +388,7 @@ class Dashboard:
                 "seen": version,
                 "version": exc.actual,
                 "present": key in newer.data,
-                "value": mask_value(newer.data.get(key), self.secret_keys),
-                "secret": is_secret_key(key, self.secret_keys),
+                "value": newer.data.get(key),
             }
             return await self.device(request, session, status=409, edit=edit, conflict=conflict)
         except StoreUnavailableError:
@@ -498,6 +511,7 @@ class Dashboard:
             Route("/ui/devices", self.page(self.devices)),
             Route("/ui/devices/{device}", self.page(self.device)),
             Route("/ui/devices/{device}/keys", self.page(self.change), methods=["POST"]),
+            Route("/ui/devices/{device}/value", self.page(self.value)),
             Route("/ui/devices/{device}/history", self.page(self.history)),
             Route("/ui/devices/{device}/diff", self.page(self.diff)),
             Route("/ui/devices/{device}/restore", self.page(self.restore), methods=["POST"]),
