@@ -75,6 +75,7 @@ class ServeProcess:
         admin: str | None = ADMIN,
         tls: tuple[Path, Path] | None = None,
         port: int | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.port = port or free_port()
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
@@ -83,7 +84,8 @@ class ServeProcess:
         )
         if tls:
             args = (*args, "--tls-cert", str(tls[0]), "--tls-key", str(tls[1]))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DEVICEBUCKET_")}
+        given, env = env, {k: v for k, v in os.environ.items() if not k.startswith("DEVICEBUCKET_")}
+        env.update(given or {})
         if admin is not None:
             env["DEVICEBUCKET_ADMIN_TOKEN"] = admin
         self.log = Path(tempfile.gettempdir()) / f"devicebucket-serve-{self.port}.log"

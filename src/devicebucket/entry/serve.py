@@ -14,6 +14,7 @@ import uvicorn
 from ..backends.factory import default_url, open_store
 from ..web.app import ADMIN_TOKEN_ENV, SESSION_SECRET_ENV, check_server_settings
 from ..web.auth import check_admin_token
+from ..web.connections import read_timeout
 
 __all__ = ["is_loopback", "serve_command"]
 
@@ -81,6 +82,7 @@ def serve_command(
     try:
         check_admin_token(given)
         check_server_settings()
+        read_timeout()
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if not given:
@@ -102,4 +104,6 @@ def serve_command(
         ssl_keyfile=tls_key,
         access_log=access_log,
         log_level="info",
+        # uvicorn's protocol, with deadlines for reading a request (web.connections)
+        http="devicebucket.web.connections:BoundedHttpToolsProtocol",
     )

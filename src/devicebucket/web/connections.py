@@ -1,0 +1,108 @@
+"""Deadlines for reading a request, so slow or idle clients cannot hold connections open.
+
+uvicorn closes a keep-alive connection that stays idle after a response, but it waits for
+ever for a request's headers on a new connection and for a body that trickles in. The
+protocol here is uvicorn's own (httptools) with two deadlines: a request's headers must
+arrive within ``DEVICEBUCKET_READ_TIMEOUT_SECONDS`` (default 10) of the connection (or of
+the first byte after a response), and its body within that time plus one second for every
+16 KiB. A connection past its deadline gets ``408`` (if no request is under way) and is
+closed. ``serve`` runs every worker with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Final
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+__all__ = ["READ_TIMEOUT_ENV", "BoundedHttpToolsProtocol", "read_timeout"]
+
+READ_TIMEOUT_ENV: Final = "DEVICEBUCKET_READ_TIMEOUT_SECONDS"
+#: How fast a body must arrive, at least, after the first ``read_timeout`` seconds.
+MIN_BODY_BYTES_PER_SECOND: Final = 16 * 1024
+_CHECK_EVERY: Final = 0.5
+_MESSAGE: Final = b"the request did not arrive in time\n"
+_TIMED_OUT: Final = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(_MESSAGE), _MESSAGE)
+)
+
+
+def read_timeout() -> float:
+    """The setting, checked: ValueError naming it when it is not a whole number of seconds
+    from 1 to 3600."""
+    raw = os.environ.get(READ_TIMEOUT_ENV, "10")
+    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= 3600):
+        raise ValueError(f"{READ_TIMEOUT_ENV} must be a whole number from 1 to 3600, not {raw!r}")
+    return float(raw)
+
+
+_LIMIT: Final = read_timeout() if os.environ.get(READ_TIMEOUT_ENV) else 10.0
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with deadlines for a request's headers and body.
+
+    The parser's callbacks only note which part of a request is being read (no clock on
+    the request path); a timer per connection counts how long that part has lasted.
+    """
+
+    # headers (from the connection or a request's first byte), body, app (the app has the
+    # whole request; between requests, uvicorn's keep-alive timeout closes an idle connection)
+    _phase = "headers"
+    _changes = 0  # phase changes so far: the timer sees whether one happened since its last look
+    _seen = -1
+    _waited = 0.0
+    _body_bytes = 0
+    _checker: asyncio.TimerHandle | None = None
+    _limit = 10.0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._limit = _LIMIT
+        self._checker = self.loop.call_later(_CHECK_EVERY, self._check)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._checker is not None:
+            self._checker.cancel()
+            self._checker = None
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        self._phase, self._changes = "headers", self._changes + 1
+        super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        self._phase, self._changes, self._body_bytes = "body", self._changes + 1, 0
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._phase, self._changes = "app", self._changes + 1
+        super().on_message_complete()
+
+    def _check(self) -> None:
+        self._checker = None
+        if self.transport.is_closing():
+            return
+        if self._changes != self._seen:
+            self._seen, self._waited = self._changes, 0.0
+        elif not (self._phase == "body" and self.flow.read_paused):  # paused: the app's doing
+            self._waited += _CHECK_EVERY
+        if self._phase == "headers" and self._waited >= self._limit:
+            if self.cycle is None or self.cycle.response_complete:
+                self.transport.write(_TIMED_OUT)
+            self.transport.close()
+            return
+        if (
+            self._phase == "body"
+            and self._waited >= self._limit + self._body_bytes / MIN_BODY_BYTES_PER_SECOND
+        ):
+            self.transport.close()  # the app sees the client disconnect
+            return
+        self._checker = self.loop.call_later(_CHECK_EVERY, self._check)
