@@ -80,3 +80,9 @@ def test_encryption_example_runs_and_leaves_no_plaintext(tmp_path: Path) -> None
     for name in ("secure.db", "secure.db-wal"):
         if (tmp_path / name).exists():
             assert b"hunter2" not in (tmp_path / name).read_bytes()
+
+
+def test_job_register_example_runs(tmp_path: Path) -> None:
+    (block,) = [b for b in blocks("sh") if "job register --job signup" in b]
+    (output,) = run_block(block, tmp_path)
+    assert '"job":"signup"' in output.replace(" ", "")

@@ -356,11 +356,6 @@ class PostgresStore(SQLStore):
                 )
                 if plan is None:
                     return Snapshot(None, stored.version, stored.updated_at, stored.text)
-                if plan.check_quota:
-                    # Growing writes of one device take turns, so each sees the others' sizes.
-                    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", device)
-                    others = await conn.fetchval(_SQL.device_bytes_besides, device, key)
-                    check_quota(plan, others, self.limits)
                 values = plan.row.values(self._seal(device, key, plan.row.text, plan.row.version))
                 history = () if plan.history is None else (actor, plan.history.changes)
                 if row is not None:
@@ -374,6 +369,13 @@ class PostgresStore(SQLStore):
                     await conn.execute(_SQL.forget_contents, device, key, plan.forget_through)
                 if plan.drop_through is not None:
                     await conn.execute(_SQL.drop_history, device, key, plan.drop_through)
+                if plan.check_quota:
+                    # Last, once the write holds its row: growing writes of one device take
+                    # turns here, so each sees the others' sizes, and none waits for a row
+                    # while holding this lock. Over the quota, the transaction rolls back.
+                    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", device)
+                    others = await conn.fetchval(_SQL.device_bytes_besides, device, key)
+                    check_quota(plan, others, self.limits)
                 return plan.snapshot()
 
     async def _put_job(
