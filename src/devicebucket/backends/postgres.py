@@ -44,7 +44,7 @@ from ..core.model import (
     decode_change,
 )
 from ..core.operations import Operation
-from ..core.planner import EMPTY, StoredBucket, check_quota, plan_job, plan_write
+from ..core.planner import EMPTY, StoredBucket, WritePlan, check_quota, plan_job, plan_write
 from ..core.tokens import Token, hash_token, new_token, token_id, token_matches
 from ..core.urls import redact_url
 from ..core.values import decode
@@ -370,13 +370,22 @@ class PostgresStore(SQLStore):
                 if plan.drop_through is not None:
                     await conn.execute(_SQL.drop_history, device, key, plan.drop_through)
                 if plan.check_quota:
-                    # Last, once the write holds its row: growing writes of one device take
-                    # turns here, so each sees the others' sizes, and none waits for a row
-                    # while holding this lock. Over the quota, the transaction rolls back.
-                    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", device)
-                    others = await conn.fetchval(_SQL.device_bytes_besides, device, key)
-                    check_quota(plan, others, self.limits)
+                    await self._check_quota(conn, plan)
                 return plan.snapshot()
+
+    async def _check_quota(self, conn: Connection, plan: WritePlan) -> None:
+        """Refuse a write that takes its device past the quota (the transaction then rolls
+        back). Called last, once the write holds its row, so no write waits for a row while
+        holding the lock below. Far from the quota, other buckets' sizes are read as they
+        are; near it (within 16 buckets' worth), growing writes of the device take turns on
+        an advisory lock, so each sees the others' sizes."""
+        device, job = plan.row.device, plan.row.job
+        others = await conn.fetchval(_SQL.device_bytes_besides, device, job)
+        near = self.limits.device_quota_bytes - 16 * self.limits.max_bucket_bytes
+        if others + plan.row.size > near:
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", device)
+            others = await conn.fetchval(_SQL.device_bytes_besides, device, job)
+        check_quota(plan, others, self.limits)
 
     async def _put_job(
         self, job: str, automation: str | None, schema: str | None, replace_schema: bool
