@@ -1,3 +1,3 @@
 from devicebucket.entry.cli import main
 
-main()
+main(prog_name="devicebucket")

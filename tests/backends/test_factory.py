@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from devicebucket import InvalidValueError, Limits, SQLiteStore, default_url, open_store
+from devicebucket.core.errors import SettingError
 from devicebucket.core.urls import redact_url, sqlite_path
 
 
@@ -39,9 +40,7 @@ def test_default_is_the_user_data_directory(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_unknown_schemes_are_refused_without_the_password() -> None:
-    with pytest.raises(
-        InvalidValueError, match=r"unsupported store URL 'ftp://u:\*\*\*@h/x'"
-    ) as info:
+    with pytest.raises(SettingError, match=r"unsupported store URL 'ftp://u:\*\*\*@h/x'") as info:
         open_store("ftp://u:pw-secret@h/x")
     assert "pw-secret" not in str(info.value)
     assert redact_url("postgresql://me:pw@db:5432/x") == "postgresql://me:***@db:5432/x"

@@ -226,3 +226,34 @@ def test_pool_size_and_schema_come_from_the_url() -> None:
         PostgresStore("postgresql://h/db?pool_max=lots")
     with pytest.raises(InvalidValueError, match="pool_min may not be larger than pool_max"):
         PostgresStore("postgresql://h/db?pool_min=20&pool_max=5")
+
+
+async def test_reads_create_no_tables_and_the_first_write_does() -> None:
+    require_postgres()
+    url, schema = pg_schema_url()
+    store = PostgresStore(url)
+    try:
+        assert (await store.get("d")).data == {}
+        assert await store.devices() == []
+        assert await store.jobs() == []
+        assert await store.history("d") == []
+        assert await store.tokens() == []
+        assert [r async for r in store.export()] == []
+        assert (await store.device_page()).total == 0
+        assert await store.info() == {"url": store.url, "exists": False}
+        assert await _tables(schema) == 0
+        await store.merge("d", {"a": 1})
+        assert await _tables(schema) > 0
+        assert (await store.info())["devices"] == 1
+    finally:
+        await store.close()
+        await drop_schema(schema)
+
+
+async def _tables(schema: str) -> int:
+    conn = await asyncpg.connect(PG_URL)
+    try:
+        query = "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1"
+        return int(await conn.fetchval(query, schema))
+    finally:
+        await conn.close()

@@ -7,14 +7,14 @@ import os
 from platformdirs import user_data_path
 
 from ..core.crypto import KeyRing
-from ..core.errors import InvalidValueError
+from ..core.errors import SettingError
 from ..core.limits import Limits
 from ..core.store import Store
 from ..core.urls import redact_url, scheme_of, sqlite_path
 from .http import HTTPStore
 from .sqlite import SQLiteStore
 
-__all__ = ["default_url", "open_store", "redact_url", "sqlite_path"]
+__all__ = ["check_settings", "default_url", "open_store", "redact_url", "sqlite_path"]
 
 ENV_URL = "DEVICEBUCKET_URL"
 ENV_TOKEN = "DEVICEBUCKET_TOKEN"
@@ -48,21 +48,39 @@ def open_store(
     ``keys`` encrypt what a local store writes (default: ``DEVICEBUCKET_ENCRYPTION_KEY`` or
     ``DEVICEBUCKET_KEY_FILE``, see :mod:`devicebucket.crypto`); a server encrypts its own.
     """
+    default = not url and not os.environ.get(ENV_URL)
     url = url or default_url()
     limits = limits or Limits.from_env()
-    scheme = scheme_of(url)
+    scheme = _scheme(url)
     if scheme in ("", "sqlite"):
-        return SQLiteStore(sqlite_path(url), limits=limits, keys=keys or KeyRing.from_env())
+        # Only the default file's directory is made; a mistyped one is an error.
+        keys = keys or KeyRing.from_env()
+        return SQLiteStore(sqlite_path(url), limits=limits, keys=keys, create_dirs=default)
     if scheme in ("postgresql", "postgres"):
         from .postgres import PostgresStore  # asyncpg is loaded only for PostgreSQL
 
         keys = keys or KeyRing.from_env()
         return PostgresStore(url, limits=limits, timeout=timeout, keys=keys)
-    if scheme in ("http", "https"):
-        return HTTPStore(
-            url, token=token or os.environ.get(ENV_TOKEN), limits=limits, timeout=timeout
+    token = token or os.environ.get(ENV_TOKEN)
+    return HTTPStore(url, token=token, limits=limits, timeout=timeout)  # http(s)
+
+
+def _scheme(url: str) -> str:
+    scheme = scheme_of(url)
+    if scheme not in _SCHEMES:
+        raise SettingError(
+            f"unsupported store URL {redact_url(url)!r}: use sqlite:///path/to/file.db,"
+            " postgresql://user@host/db or http(s)://host:port"
         )
-    raise InvalidValueError(
-        f"unsupported store URL {redact_url(url)!r}: use sqlite:///path/to/file.db,"
-        " postgresql://user@host/db or http(s)://host:port"
-    )
+    return scheme
+
+
+_SCHEMES = ("", "sqlite", "postgresql", "postgres", "http", "https")
+
+
+def check_settings(url: str | None) -> None:
+    """Refuse (SettingError, naming it) a bad store URL, limit or encryption key setting
+    before anything is opened."""
+    _scheme(url or default_url())
+    Limits.from_env()
+    KeyRing.from_env()

@@ -133,6 +133,7 @@ class PostgresStore(SQLStore):
         if self.min_pool > self.max_pool:
             raise InvalidValueError("pool_min may not be larger than pool_max")
         self.timeout = timeout
+        self._absent = False  # no tables yet: reads find nothing, the first write creates them
         self._pools: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, asyncio.Task[asyncpg.Pool]
         ] = weakref.WeakKeyDictionary()
@@ -155,7 +156,7 @@ class PostgresStore(SQLStore):
         )
         try:
             async with pool.acquire() as conn:
-                await self._migrate(conn)
+                await self._migrate(conn, create=False)
         except BaseException:
             await pool.close()
             raise
@@ -177,7 +178,14 @@ class PostgresStore(SQLStore):
                 del self._pools[loop]
             raise
 
-    async def _migrate(self, conn: Connection) -> None:
+    async def _migrate(self, conn: Connection, *, create: bool = True) -> None:
+        """Create or upgrade the tables; with ``create=False``, only if they exist (a read
+        creates nothing: ``_absent`` says there is nothing to read yet)."""
+        if not create:
+            found = await conn.fetchval("SELECT to_regclass('devicebucket_migrations')")
+            self._absent = found is None
+            if self._absent:
+                return
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_ID)
             if self.schema:
@@ -205,6 +213,7 @@ class PostgresStore(SQLStore):
             if check is not None:  # encryption turned on: new values are sealed from now on
                 await conn.execute(_SQL.set_key_check, check)
         self._migrated = True
+        self._absent = False
 
     async def migrate(self) -> int:
         """Apply pending migrations now; returns the schema version."""
@@ -212,10 +221,14 @@ class PostgresStore(SQLStore):
             return int(await conn.fetchval("SELECT max(version) FROM devicebucket_migrations"))
 
     @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Connection]:
+    async def _connection(self, *, create: bool = True) -> AsyncIterator[Connection]:
+        """A connection of the pool. While the store has no tables, ``create`` (a write)
+        creates them; a read (``create=False``) looks again whether another made them."""
         try:
             pool = await self._pool()
             async with pool.acquire() as conn:
+                if self._absent:
+                    await self._migrate(conn, create=create)
                 yield conn
         except StoreUnavailableError:
             raise
@@ -232,9 +245,21 @@ class PostgresStore(SQLStore):
             return
         await pool.close()
 
+    async def _size_and_version(self) -> tuple[int, int] | None:
+        async with self._connection(create=False) as conn:
+            if self._absent:
+                return None
+            size = await conn.fetchval(
+                "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = current_schema() AND c.relkind = 'r'"
+            )
+            version = await conn.fetchval("SELECT max(version) FROM devicebucket_migrations")
+        return int(size), int(version)
+
     async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
-        async with self._connection() as conn:
-            return list(await conn.fetch(query, *args))
+        async with self._connection(create=False) as conn:
+            return [] if self._absent else list(await conn.fetch(query, *args))
 
     @property
     def _sql(self) -> SQL:
@@ -267,7 +292,9 @@ class PostgresStore(SQLStore):
         self, search: str, job: str | None, sort: str, descending: bool, offset: int, limit: int
     ) -> DevicePage:
         sql = device_page_sql(search, job, sort, descending, offset, limit, POSTGRES)
-        async with self._connection() as conn:
+        async with self._connection(create=False) as conn:
+            if self._absent:
+                return DevicePage([], 0)
             ids = [row[0] for row in await conn.fetch(sql.page, *sql.page_args)]
             total = int(await conn.fetchval(sql.count, *sql.count_args))
             query = _SQL.devices_in.format(marks="SELECT unnest($1::text[])")
@@ -310,7 +337,9 @@ class PostgresStore(SQLStore):
         return Token(rows[0]["id"], rows[0]["device"], rows[0]["created_at"])
 
     async def _export(self) -> AsyncIterator[Record]:
-        async with self._connection() as conn:
+        async with self._connection(create=False) as conn:
+            if self._absent:
+                return
             try:
                 async with conn.transaction(isolation="repeatable_read", readonly=True):
                     for row in await conn.fetch(_SQL.select_jobs):

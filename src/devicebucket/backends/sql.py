@@ -336,6 +336,31 @@ class SQLStore(Store):
     @abstractmethod
     async def _set_key_check(self, check: str) -> None: ...
 
+    # --- what `devicebucket info` shows -----------------------------------------------------
+
+    async def info(self) -> dict[str, Any]:
+        """Where the store is, whether it exists yet, how big it is, what it holds, its
+        schema version and whether it is encrypted (never a key or a password)."""
+        found = await self._size_and_version()
+        info: dict[str, Any] = {"url": self.url, "exists": found is not None}
+        if found is None:
+            return info
+        devices = await self._rows("SELECT COUNT(DISTINCT device) FROM buckets")
+        jobs = await self._rows("SELECT COUNT(*) FROM jobs")
+        check = await self._rows(self._sql.key_check)
+        return info | {
+            "size_bytes": found[0],
+            "devices": int(devices[0][0]),
+            "jobs": int(jobs[0][0]),
+            "schema_version": found[1],
+            "encrypted": bool(check),
+            "key_from": None if self.keys is None else self.keys.source,
+        }
+
+    @abstractmethod
+    async def _size_and_version(self) -> tuple[int, int] | None:
+        """The store's size in bytes and schema version; None if it was never created."""
+
     # --- dashboard sessions (``core.sessions.SessionStore``) -------------------------------
 
     async def put_session(self, key: str, session: Session) -> None:

@@ -69,8 +69,11 @@ class SQLiteStore(SQLStore):
         max_batch: int = 256,
         wal_autocheckpoint: int = 1000,
         keys: KeyRing | None = None,
+        create_dirs: bool = False,
     ) -> None:
-        """``wal_autocheckpoint`` is in pages (SQLite's default, 1,000). A larger value makes
+        """The file is created by the first write (a read of a missing file reads an empty
+        store and creates nothing); its directory must exist unless ``create_dirs``.
+        ``wal_autocheckpoint`` is in pages (SQLite's default, 1,000). A larger value makes
         checkpoints rarer, which helps a server under sustained writes, but a WAL that is
         still growing costs a metadata flush on every fsync (see docs/benchmarks.md)."""
         super().__init__(limits=limits, keys=keys)
@@ -79,6 +82,7 @@ class SQLiteStore(SQLStore):
         self.busy_timeout = busy_timeout
         self.max_batch = max_batch
         self.wal_autocheckpoint = wal_autocheckpoint
+        self.create_dirs = create_dirs
         self._state = ThreadState()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
@@ -93,7 +97,9 @@ class SQLiteStore(SQLStore):
     def _connect(self) -> sqlite3.Connection:
         if self._closed:
             raise StoreUnavailableError(f"SQLite store {self.path} is closed")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.create_dirs:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._check_directory()
         # Only the owner may read a new store; SQLite gives its WAL and shared-memory files
         # the database file's permissions.
         with suppress(FileExistsError):
@@ -189,7 +195,30 @@ class SQLiteStore(SQLStore):
             with _transaction(conn):
                 yield conn
 
+    async def _size_and_version(self) -> tuple[int, int] | None:
+        if self._absent():
+            return None
+        version = self._read("PRAGMA user_version")[0][0]
+        files = (self.path, self.path.with_name(self.path.name + "-wal"))
+        return sum(f.stat().st_size for f in files if f.exists()), int(version)
+
+    def _check_directory(self) -> None:
+        if not self.create_dirs and not self.path.parent.is_dir():
+            raise StoreUnavailableError(
+                f"SQLite store {self.path}: the directory {self.path.parent} does not exist"
+            )
+
+    def _absent(self) -> bool:
+        """Whether the file was never created: a read then reads an empty store (in a
+        directory that must exist all the same)."""
+        if self._migrated or self.path.exists():
+            return False
+        self._check_directory()
+        return True
+
     def _read(self, query: str, *args: Any) -> list[Any]:
+        if self._absent():
+            return []
         with self._errors():
             return self._conn().execute(query, args).fetchall()
 
@@ -217,6 +246,8 @@ class SQLiteStore(SQLStore):
     # --- reads ---------------------------------------------------------------------------
 
     async def _get(self, device: str, job: str | None) -> Snapshot:
+        if self._absent():
+            return Snapshot({}, 0, None, "{}")
         with self._errors():
             row = self._conn().execute(_SQL.select_bucket, (device, job or "")).fetchone()
         if row is None:
@@ -225,6 +256,8 @@ class SQLiteStore(SQLStore):
         return Snapshot(decode(text), row[1], row[2], text)
 
     async def _get_json(self, device: str, job: str | None) -> tuple[str, int]:
+        if self._absent():
+            return "{}", 0
         with self._errors():
             row = self._conn().execute(_SQL.select_bucket, (device, job or "")).fetchone()
         return ("{}", 0) if row is None else (self._open(device, job, row[0], row[1]), row[1])
@@ -239,6 +272,8 @@ class SQLiteStore(SQLStore):
     async def _device_page(
         self, search: str, job: str | None, sort: str, descending: bool, offset: int, limit: int
     ) -> DevicePage:
+        if self._absent():
+            return DevicePage([], 0)
         sql = device_page_sql(search, job, sort, descending, offset, limit, SQLITE)
         with self._errors():
             conn = self._conn()
@@ -284,6 +319,8 @@ class SQLiteStore(SQLStore):
     async def _export(self) -> AsyncIterator[Record]:
         # A connection of its own, in one read transaction: a consistent snapshot, and the
         # thread's connection stays free for writes while the caller consumes the export.
+        if self._absent():
+            return
         with self._errors():
             conn = self._connect()
         try:

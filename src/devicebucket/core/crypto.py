@@ -21,7 +21,7 @@ from typing import Final
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .errors import StoreUnavailableError
+from .errors import SettingError, StoreUnavailableError
 
 __all__ = [
     "KEY_ENV",
@@ -47,6 +47,10 @@ class EncryptionError(StoreUnavailableError):
     """A value cannot be opened (wrong key, moved ciphertext) or no key was given."""
 
 
+class KeySettingError(EncryptionError, SettingError):
+    """The key given (its text, its file) cannot be used."""
+
+
 def generate_key() -> str:
     """A new key, as the text a key file holds."""
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
@@ -58,7 +62,7 @@ def _decode_key(text: str, source: str) -> bytes:
     except (binascii.Error, ValueError):
         raw = b""
     if len(raw) != 32:
-        raise EncryptionError(
+        raise KeySettingError(
             f"the encryption key from {source} is not 32 bytes of base64url"
             " (make one with `devicebucket key generate`)"
         )
@@ -73,7 +77,8 @@ def _aad(device: str, job: str, version: int | None = None) -> bytes:
 class KeyRing:
     """Keys to seal (the first) and open (any) bucket contents."""
 
-    def __init__(self, keys: Iterable[bytes]) -> None:
+    def __init__(self, keys: Iterable[bytes], source: str = "the key given") -> None:
+        self.source = source  # where the keys came from, for messages
         self._keys = [(hashlib.sha256(k).hexdigest()[:8], AESGCM(k)) for k in keys]
         if not self._keys:
             raise ValueError("a key ring needs at least one key")
@@ -81,7 +86,7 @@ class KeyRing:
 
     @classmethod
     def from_texts(cls, texts: Iterable[str], source: str) -> KeyRing:
-        return cls(_decode_key(t, source) for t in texts)
+        return cls((_decode_key(t, source) for t in texts), source)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> KeyRing | None:
@@ -102,13 +107,13 @@ class KeyRing:
         try:
             mode = path.stat().st_mode
             if mode & 0o077 and env.get(KEY_FILE_SHARED_ENV) != "1":
-                raise EncryptionError(
+                raise KeySettingError(
                     f"key file {path} may be read by others (mode {mode & 0o777:o}): make it"
                     f" private (chmod 600), or set {KEY_FILE_SHARED_ENV}=1 to use it anyway"
                 )
             lines = [line for line in path.read_text().splitlines() if line.strip()]
         except OSError as exc:
-            raise EncryptionError(f"cannot read key file {path}: {exc.strerror}") from None
+            raise KeySettingError(f"cannot read key file {path}: {exc.strerror}") from None
         return cls.from_texts(lines, f"key file {path}")
 
     @property
@@ -119,6 +124,7 @@ class KeyRing:
     def with_old(self, old: KeyRing) -> KeyRing:
         """This ring's keys first, then ``old``'s (for a rotation)."""
         ring = KeyRing.__new__(KeyRing)
+        ring.source = f"{self.source} and {old.source}"
         ring._keys = self._keys + [k for k in old._keys if k[0] not in self._by_id]
         ring._by_id = dict(ring._keys)
         return ring
@@ -200,4 +206,4 @@ def verify_key(keys: KeyRing | None, stored_check: str | None, where: str) -> st
             return None
     except EncryptionError:
         pass
-    raise EncryptionError(f"the encryption key does not match {where}")
+    raise EncryptionError(f"the encryption key from {keys.source} does not match {where}")

@@ -16,6 +16,7 @@ __all__ = [
     "NotFoundError",
     "QuotaExceededError",
     "SchemaViolationError",
+    "SettingError",
     "StoreUnavailableError",
 ]
 
@@ -26,6 +27,11 @@ class DeviceBucketError(Exception):
 
 class InvalidValueError(DeviceBucketError, ValueError):
     """The data, a key or an id is not acceptable (type, size, depth, alphabet)."""
+
+
+class SettingError(DeviceBucketError, ValueError):
+    """A setting (an environment variable, a flag, a key file) cannot be used; the message
+    names it."""
 
 
 class QuotaExceededError(InvalidValueError):

@@ -7,11 +7,11 @@ means the same wherever it is met.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from .errors import InvalidValueError
+from .errors import InvalidValueError, SettingError
 
 __all__ = ["MAX_DEVICE_PAGE", "MAX_PAGE", "Limits", "check_page_size"]
 
@@ -50,14 +50,24 @@ class Limits:
     device_quota_bytes: int = 64 * 1024 * 1024
 
     def __post_init__(self) -> None:
+        problem = self.problem(lambda name: f"limit {name}")
+        if problem is not None:
+            raise ValueError(problem)
+
+    def problem(self, naming: Callable[[str], str]) -> str | None:
+        """What is wrong with these limits (each named by ``naming``), if anything."""
         for name in _LIMIT_NAMES:
             value = getattr(self, name)
             least = 0 if name in _MAY_BE_ZERO else 1
             if type(value) is not int or value < least:
                 what = "a positive integer" if least else "an integer >= 0"
-                raise ValueError(f"limit {name} must be {what}")
+                return f"{naming(name)} must be {what}, not {value!r}"
         if self.history_versions > self.history_entries:
-            raise ValueError("limit history_entries must be at least history_versions")
+            return (
+                f"{naming('history_entries')} must be at least"
+                f" {naming('history_versions')} ({self.history_versions})"
+            )
+        return None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Limits:
@@ -66,13 +76,25 @@ class Limits:
         env = os.environ if environ is None else environ
         values: dict[str, int] = {}
         for name in _LIMIT_NAMES:
-            raw = env.get(f"DEVICEBUCKET_{name.upper()}")
+            raw = env.get(_env_name(name))
             if raw is not None:
                 try:
                     values[name] = int(raw)
                 except ValueError:
-                    raise ValueError(f"DEVICEBUCKET_{name.upper()} must be an integer") from None
-        return cls(**values)
+                    raise SettingError(
+                        f"{_env_name(name)} must be an integer, not {raw[:40]!r}"
+                    ) from None
+        limits = cls.__new__(cls)  # checked below, naming the settings
+        for name in _LIMIT_NAMES:
+            object.__setattr__(limits, name, values.get(name, getattr(cls(), name)))
+        problem = limits.problem(_env_name)
+        if problem is not None:
+            raise SettingError(problem)
+        return limits
+
+
+def _env_name(name: str) -> str:
+    return f"DEVICEBUCKET_{name.upper()}"
 
 
 def check_page_size(limit: object, most: int = MAX_PAGE) -> int:

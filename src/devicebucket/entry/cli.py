@@ -14,6 +14,8 @@ from pathlib import Path
 
 import click
 
+from ..backends.factory import check_settings
+from ..backends.sql import SQLStore
 from ..core.crypto import KEY_ENV, KEY_FILE_ENV
 from ..core.errors import DeviceBucketError, InvalidValueError
 from ..core.limits import MAX_PAGE
@@ -67,6 +69,7 @@ def main(ctx: click.Context, db: str | None, token: str | None, key_file: str | 
     if key_file is not None:  # through the environment, so `serve` workers get it too
         os.environ[KEY_FILE_ENV] = str(Path(key_file).resolve())
         os.environ.pop(KEY_ENV, None)
+    check_settings(db)  # a bad setting is one line and exit status 2, whatever the command
     ctx.obj = Settings(db, token)
 
 
@@ -77,8 +80,33 @@ def main(ctx: click.Context, db: str | None, token: str | None, key_file: str | 
 @click.pass_context
 def get(ctx: click.Context, device: str, job: str | None, reveal: bool) -> None:
     """Print a bucket ({} if it was never written)."""
-    snapshot = with_store(ctx, lambda store: store.get(device, job=job))
+
+    async def read(store: Store) -> tuple[Snapshot, bool]:
+        snapshot = await store.get(device, job=job)
+        unknown = job is not None and not snapshot.version and await store.get_job(job) is None
+        return snapshot, unknown
+
+    snapshot, unknown = with_store(ctx, read)
+    if unknown:
+        click.echo(
+            f"devicebucket: no job {job!r} is registered (see `devicebucket jobs`)", err=True
+        )
     emit(masked(snapshot.data, reveal))
+
+
+@main.command()
+@click.pass_context
+def info(ctx: click.Context) -> None:
+    """Say where the store is and what it holds: URL, size, devices, jobs, schema version,
+    encryption. Creates nothing."""
+
+    async def describe(store: Store) -> dict[str, object]:
+        if isinstance(store, SQLStore):
+            return await store.info()
+        await store.ping()
+        return {"url": getattr(store, "url", None), "server": "reachable"}
+
+    emit(with_store(ctx, describe))
 
 
 @main.command(name="set")

@@ -10,15 +10,16 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import click
 from rich.console import Console
 from rich.progress import Progress
 
 from ..backends.factory import open_store
+from ..backends.sqlite import SQLiteStore
 from ..core.crypto import KeyRing
-from ..core.errors import DeviceBucketError, InvalidValueError
+from ..core.errors import DeviceBucketError, InvalidValueError, SettingError
 from ..core.masking import mask_secrets, secret_key_patterns
 from ..core.store import Store
 
@@ -38,17 +39,75 @@ __all__ = [
 T = TypeVar("T")
 
 
+#: Options of the whole command that may also come after the subcommand.
+GLOBAL_OPTIONS: Final = ("--db", "--token", "--key-file")
+
+
+class OneLine(click.ClickException):
+    """A usage or settings error, shown as one line (exit status 2)."""
+
+    exit_code = 2
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """``args`` with :data:`GLOBAL_OPTIONS` given after the subcommand moved before it, so
+    ``devicebucket get DEVICE --db URL`` means ``devicebucket --db URL get DEVICE``."""
+    front: list[str] = []
+    rest: list[str] = []
+    command_seen = False
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest += args[i:]
+            break
+        name, has_value, _ = arg.partition("=")
+        if name in GLOBAL_OPTIONS:
+            taken = args[i : i + (1 if has_value else 2)]
+            (front if command_seen else rest).extend(taken)
+            i += len(taken)
+            continue
+        command_seen = command_seen or not arg.startswith("-")
+        rest.append(arg)
+        i += 1
+    return front + rest
+
+
 class CommandGroup(click.Group):
-    """Turns every expected failure into one line on stderr, never a traceback."""
+    """Turns every expected failure into one line on stderr, never a traceback: exit status
+    2 for a bad setting or usage, 1 for a failure."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        if parent is None:
+            args = hoist_global_options(list(args))
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            raise _one_line(exc) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            raise _one_line(exc) from None
+        except SettingError as exc:
+            raise OneLine(str(exc)) from None
         except DeviceBucketError as exc:
             raise click.ClickException(str(exc)) from None
         except OSError as exc:
             where = f": {exc.filename}" if exc.filename else ""
             raise click.ClickException(f"{exc.strerror or exc}{where}") from None
+
+
+def _one_line(exc: click.UsageError) -> OneLine:
+    where = f" (see {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
+    return OneLine(exc.format_message() + where)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +122,14 @@ def with_store(
     async def run() -> T:
         settings: Settings = ctx.obj
         store = open_store(settings.db, token=settings.token, keys=keys)
+        new_file = isinstance(store, SQLiteStore) and not store.path.exists()
         try:
             return await fn(store)
         finally:
             await store.close()
+            if new_file and isinstance(store, SQLiteStore) and store.path.exists():
+                where = store.path.resolve()
+                click.echo(f"devicebucket: created a new store at {where}", err=True)
 
     return asyncio.run(run())
 

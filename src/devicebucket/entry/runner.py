@@ -75,8 +75,10 @@ def load_automation(path: str | Path, index: int = 0) -> Automation:
         raise AutomationError(f"{path}: no such file")
     module = _import(path, index)
     main = getattr(module, "main", None)
-    if not inspect.iscoroutinefunction(main):
+    if main is None:
         raise AutomationError(f"{path}: defines no `async def main(agent)`")
+    if not inspect.iscoroutinefunction(main):
+        raise AutomationError(f"{path}: `main` must be `async def main(agent)`, not a plain `def`")
     schema = getattr(module, "BUCKET_SCHEMA", None)
     if schema is not None:
         try:

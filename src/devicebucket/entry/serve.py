@@ -6,17 +6,37 @@ import asyncio
 import ipaddress
 import os
 import secrets
+import socket
 import sys
 
 import click
 import uvicorn
 
 from ..backends.factory import default_url, open_store
+from ..core.errors import SettingError
 from ..web.app import ADMIN_TOKEN_ENV, SESSION_SECRET_ENV, check_server_settings
 from ..web.auth import check_admin_token
 from ..web.connections import read_timeout
 
 __all__ = ["is_loopback", "serve_command"]
+
+
+def check_port_free(host: str, port: int) -> None:
+    """One line (exit status 1) for an address another program listens on, before uvicorn
+    would log several and exit with 3."""
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+            " (is another server running there? choose another --port)"
+        ) from None
 
 
 def is_loopback(host: str) -> bool:
@@ -83,8 +103,9 @@ def serve_command(
         check_admin_token(given)
         check_server_settings()
         read_timeout()
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
+    except ValueError as exc:  # a setting of the environment
+        raise SettingError(str(exc)) from None
+    check_port_free(host, port)
     if not given:
         secret = asyncio.run(_ensure_admin_token(url))
         if secret is not None:
