@@ -13,7 +13,7 @@ from devicebucket import Agent, Limits, NotFoundError, SQLiteStore, StoreUnavail
 
 
 async def test_file_is_in_wal_mode_with_tables(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "nested" / "dir" / "s.db")
+    store = SQLiteStore(tmp_path / "nested" / "dir" / "s.db", create_dirs=True)
     await store.merge("d", {"a": 1})
     await store.close()
     with closing(sqlite3.connect(tmp_path / "nested" / "dir" / "s.db")) as conn:

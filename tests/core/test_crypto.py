@@ -82,7 +82,7 @@ async def test_the_same_store_without_the_key_or_with_a_wrong_key_is_refused(
             await keyless.get("pixel-1")
         assert "correct-horse" not in str(info.value)
     async with SQLiteStore(path, keys=NEW) as wrong:
-        with pytest.raises(StoreUnavailableError, match="encryption key does not match"):
+        with pytest.raises(StoreUnavailableError, match="encryption key from test does not match"):
             await wrong.get("pixel-1")
 
 

@@ -107,8 +107,10 @@ async def test_a_failing_automation_is_reported_and_others_finish(
 
 
 def test_a_file_without_async_main_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(AutomationError, match=r"defines no `async def main\(agent\)`"):
+    with pytest.raises(AutomationError, match=r"`main` must be `async def main\(agent\)`"):
         load_automation(write(tmp_path, "sync.py", "def main(agent):\n    pass\n"))
+    with pytest.raises(AutomationError, match=r"defines no `async def main\(agent\)`"):
+        load_automation(write(tmp_path, "nomain.py", "x = 1\n"))
     with pytest.raises(AutomationError, match="no such file"):
         load_automation(tmp_path / "missing.py")
     with pytest.raises(
