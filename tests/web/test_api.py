@@ -341,7 +341,7 @@ def test_openapi_document_lists_every_route(api: Api) -> None:
         if not isinstance(route, Route):  # mounted static files (dashboard, Swagger UI)
             continue
         path = route.path.replace("{key:path}", "{key}").replace("{version:int}", "{version}")
-        if not path.startswith("/ui"):  # the dashboard's HTML pages
+        if not (path.startswith("/ui") or path in ("/", "/favicon.ico")):  # the dashboard's
             assert path in document["paths"], path
     assert "swagger-ui" in api.call("GET", "/docs").text
 
@@ -501,3 +501,32 @@ def test_a_write_past_the_device_quota_is_a_413_naming_it(tmp_path: Path) -> Non
     assert response.status_code == 413
     assert response.json()["code"] == "quota_exceeded"
     assert "DEVICEBUCKET_DEVICE_QUOTA_BYTES" in response.json()["error"]
+
+
+def test_next_is_null_on_the_last_page(tmp_path: Path) -> None:
+    with ThreadedServer(create_app(SQLiteStore(tmp_path / "n.db"), admin_token=ADMIN)) as server:
+        auth = {"Authorization": f"Bearer {ADMIN}"}
+        for device in ("a", "b"):
+            httpx.patch(f"{server.url}/v1/devices/{device}/bucket", json={"k": 1}, headers=auth)
+
+        def page(query: str) -> tuple[list[str], str | None]:
+            body = httpx.get(f"{server.url}/v1/devices?{query}", headers=auth).json()
+            return [d["device"] for d in body["devices"]], body["next"]
+
+        assert page("limit=1") == (["a"], "a")
+        assert page("limit=1&after=a") == (["b"], None)
+        assert page("limit=2") == (["a", "b"], None)
+        assert page("limit=5") == (["a", "b"], None)
+
+
+def test_the_root_leads_to_the_dashboard_and_there_is_an_icon(api: Api) -> None:
+    root = httpx.get(f"{api.url}/", follow_redirects=False)
+    assert root.status_code == 302
+    assert root.headers["location"] == "/ui"
+    icon = httpx.get(f"{api.url}/favicon.ico")
+    assert icon.status_code == 200
+    assert icon.headers["content-type"] == "image/svg+xml"
+    assert icon.content.startswith(b"<svg")
+    page = httpx.get(f"{api.url}/ui/login")
+    assert '<link rel="icon" href="/ui/static/favicon.svg"' in page.text
+    assert httpx.get(f"{api.url}/ui/static/favicon.svg").status_code == 200

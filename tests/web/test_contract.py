@@ -28,7 +28,9 @@ def _app_operations(tmp_path: Path) -> set[tuple[str, str]]:
     app = create_app(SQLiteStore(tmp_path / "s.db"))
     found = set()
     for route in app.routes:
-        if isinstance(route, Route) and not route.path.startswith("/ui"):
+        # The dashboard's pages, and what it serves browsers at / and /favicon.ico
+        dashboard = route.path.startswith("/ui") or route.path in ("/", "/favicon.ico")
+        if isinstance(route, Route) and not dashboard:
             for method in route.methods or ():
                 if method != "HEAD":
                     found.add((route.path, method))

@@ -265,7 +265,9 @@ class Api:
     async def list_devices(self, request: Request, token: Token | None) -> Response:
         limit = _limit(request)
         found = await self.store.devices(after=request.query_params.get("after"), limit=limit)
-        following = found[-1].device if len(found) == limit else None
+        following = None
+        if len(found) == limit and await self.store.devices(after=found[-1].device, limit=1):
+            following = found[-1].device  # null on the last page
         return json_response({"devices": [device_json(d) for d in found], "next": following})
 
     async def delete_device(self, request: Request, token: Token | None) -> Response:

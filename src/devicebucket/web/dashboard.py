@@ -16,13 +16,12 @@ import json
 import logging
 import math
 import secrets
-import time
 from collections.abc import Awaitable, Callable
+from importlib.resources import files
 from typing import Any
 from urllib.parse import urlencode
 
 from anyio.to_thread import run_sync
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -35,7 +34,6 @@ from ..core.ids import check_id
 from ..core.masking import is_secret_key, mask_value
 from ..core.model import DEVICE_SORTS
 from ..core.operations import diff
-from ..core.sessions import MemorySessions, Session, SessionStore, session_key
 from ..core.store import Store
 from ..core.tokens import Token
 from .auth import TokenAuth
@@ -53,14 +51,14 @@ from .pagekit import (
     when,
 )
 from .responses import HTTPError
+from .signin import SESSION_COOKIE, SessionKeeper
 
 __all__ = ["SESSION_COOKIE", "Dashboard"]
 
-SESSION_COOKIE = "devicebucket_session"
 _log = logging.getLogger("devicebucket.web")
 PAGE_SIZE = 50
-#: A session's last use is recorded at most this often (a page view is not a write).
-_TOUCH_EVERY = 60.0
+_FAVICON = (files("devicebucket.web") / "static" / "favicon.svg").read_bytes()
+_CACHED = {"Cache-Control": "public, max-age=86400"}
 
 Page = Callable[[Request, dict[str, Any]], Awaitable[Response]]
 
@@ -83,13 +81,17 @@ class Dashboard:
         plain HTTP), so cookies are always ``Secure`` and pages send HSTS. A session ends
         after ``idle_seconds`` unused, and ``lifetime_seconds`` after sign-in in any case."""
         self.store = store
-        self.sessions: SessionStore = store if isinstance(store, SessionStore) else MemorySessions()
-        self.idle_seconds = idle_seconds
-        self.lifetime_seconds = lifetime_seconds
         self.behind_tls = behind_tls
         self.auth = auth
+        self.keeper = SessionKeeper(
+            store,
+            auth,
+            session_secret,
+            idle_seconds=idle_seconds,
+            lifetime_seconds=lifetime_seconds,
+            behind_tls=behind_tls,
+        )
         self.edit_form_bytes = edit_form_bytes(store.limits.max_bucket_bytes)
-        self.signer = URLSafeTimedSerializer(session_secret, salt="devicebucket-ui-session")
         self.secret_keys = secret_keys
         self.env = Environment(
             loader=PackageLoader("devicebucket.web", "templates"),
@@ -98,41 +100,6 @@ class Dashboard:
             lstrip_blocks=True,
         )
         self.env.filters.update(when=when, size=size, kind=kind, pretty=pretty)
-
-    # --- sessions ------------------------------------------------------------------------
-
-    def session_key(self, request: Request) -> str | None:
-        """The key of the session the request's cookie names (its signature checked)."""
-        cookie = request.cookies.get(SESSION_COOKIE)
-        if not cookie:
-            return None
-        try:
-            secret = self.signer.loads(cookie, max_age=int(self.lifetime_seconds))
-        except BadSignature:
-            return None
-        return session_key(secret) if isinstance(secret, str) else None
-
-    async def session(self, request: Request) -> dict[str, str] | None:
-        """The signed-in session (``token`` id and ``csrf``): one the server still keeps,
-        within its lifetimes, whose admin token is still valid and still the same."""
-        key = self.session_key(request)
-        found = None if key is None else await self.sessions.get_session(key)
-        if key is None or found is None:
-            return None
-        now = time.time()
-        token = await self.auth.token_by_id(found.token)
-        if (
-            now - found.seen_at > self.idle_seconds
-            or now - found.created_at > self.lifetime_seconds
-            or token is None
-            or not token.is_admin
-            or not hmac.compare_digest(found.binding, self.auth.binding(token))
-        ):
-            await self.sessions.end_session(key)
-            return None
-        if now - found.seen_at > _TOUCH_EVERY:
-            await self.sessions.touch_session(key, now)
-        return {"token": token.id, "csrf": found.csrf, "key": key}
 
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         html = self.env.get_template(template).render(**context)
@@ -158,7 +125,7 @@ class Dashboard:
                 return self.unavailable(exc)
 
         async def guarded(request: Request) -> Response:
-            session = await self.session(request)
+            session = await self.keeper.current(request)
             if session is None:
                 if request.method != "GET":
                     return self.render("error.html", 403, message="Your session has ended.")
@@ -223,29 +190,15 @@ class Dashboard:
                 next=next_page(str(form.get("next", ""))),
                 error="That is not a valid admin token.",
             )
-        now = time.time()
-        await self.sessions.end_stale_sessions(now - self.idle_seconds, now - self.lifetime_seconds)
-        secret = secrets.token_urlsafe(32)
-        opened = Session(token.id, self.auth.binding(token), secrets.token_urlsafe(24), now, now)
-        await self.sessions.put_session(session_key(secret), opened)
         response = RedirectResponse(next_page(str(form.get("next", ""))), 303)
-        response.set_cookie(
-            SESSION_COOKIE,
-            self.signer.dumps(secret),
-            max_age=int(self.lifetime_seconds),
-            path="/ui",
-            httponly=True,
-            samesite="strict",
-            secure=self.behind_tls or request.url.scheme == "https",
-        )
+        await self.keeper.open(request, token, response)
         return response
 
     async def logout(self, request: Request, session: dict[str, str]) -> Response:
         """End the session on the server (its cookie no longer opens anything), then drop
         the cookie."""
-        await self.sessions.end_session(session["key"])
         response = RedirectResponse("/ui/login", 303)
-        response.delete_cookie(SESSION_COOKIE, path="/ui")
+        await self.keeper.end(session, response)
         return response
 
     # --- devices -------------------------------------------------------------------------
@@ -499,10 +452,20 @@ class Dashboard:
         )
 
     def routes(self) -> list[BaseRoute]:
+        """The dashboard's pages, and for browsers: ``/`` leads to them, ``/favicon.ico``."""
+
         async def home(request: Request) -> Response:
             return RedirectResponse("/ui/devices", 303)
 
+        async def root(request: Request) -> Response:
+            return RedirectResponse("/ui", 302)
+
+        async def favicon(request: Request) -> Response:
+            return Response(_FAVICON, media_type="image/svg+xml", headers=_CACHED)
+
         return [
+            Route("/", root),
+            Route("/favicon.ico", favicon),
             Route("/ui", home),
             Route("/ui/", home),
             Route("/ui/login", self.login_form, methods=["GET"]),
