@@ -6,6 +6,7 @@ import pytest
 
 from devicebucket import InvalidSchemaError, InvalidValueError, Limits, SchemaViolationError
 from devicebucket.core.ids import check_id
+from devicebucket.core.masking import is_secret_key, secret_key_patterns
 from devicebucket.core.schema import check_schema, schema_text, validate_against_schema
 from devicebucket.core.values import json_path, normalize_data
 
@@ -117,3 +118,32 @@ def test_an_id_of_only_dots_is_refused(dots: str) -> None:
         check_id(dots)
     assert check_id(".hidden") == ".hidden"
     assert check_id("a..b") == "a..b"
+
+
+@pytest.mark.parametrize(
+    ("key", "secret"),
+    [
+        ("accountToken", True),
+        ("api_key", True),
+        ("APIKey", True),
+        ("session-cookies", True),
+        ("password2", True),
+        ("sessionId", True),
+        ("refresh.token", True),
+        ("tokenCount", False),
+        ("keyboardLayout", False),
+        ("monkey", False),
+        ("keyId", False),
+        ("passenger", False),
+    ],
+)
+def test_secret_keys_are_matched_by_whole_words(key: str, secret: bool) -> None:
+    assert is_secret_key(key, secret_key_patterns({})) is secret
+
+
+def test_secret_key_words_of_the_environment_add_to_the_defaults() -> None:
+    patterns = secret_key_patterns({"DEVICEBUCKET_SECRET_KEYS": "pin, otp_code"})
+    assert is_secret_key("simPin", patterns)
+    assert is_secret_key("lastOtpCode", patterns)
+    assert is_secret_key("accountToken", patterns)  # the defaults still count
+    assert not is_secret_key("otpLength", patterns)

@@ -33,7 +33,7 @@ __all__ = ["ADMIN_COMMANDS"]
 )
 @click.pass_context
 def export(ctx: click.Context, output: Path | None) -> None:
-    """Export everything (buckets, versions, jobs, schemas) as JSON Lines."""
+    """Export everything (buckets, versions, jobs, schemas, token hashes) as JSON Lines."""
 
     async def write(store: Store, out: TextIO) -> None:
         out.write(json.dumps(HEADER) + "\n")

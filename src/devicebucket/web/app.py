@@ -76,7 +76,7 @@ def create_app(
     ``admin_token`` is accepted besides stored admin tokens. ``session_secret`` signs dashboard
     sessions (give every worker the same one; default: random, so sessions end with the
     process). ``secret_keys`` are the words that make a key's value masked in the dashboard
-    (default: ``DEVICEBUCKET_SECRET_KEYS`` or ``masking.SECRET_KEY_PATTERNS``).
+    (default: ``masking.SECRET_KEY_PATTERNS`` and the words of ``DEVICEBUCKET_SECRET_KEYS``).
     ``behind_tls`` says clients reach the server only over HTTPS, through a TLS proxy:
     session cookies are then always ``Secure`` and pages send HSTS (default:
     ``DEVICEBUCKET_BEHIND_TLS=1``). ``auth_failures_per_minute`` is how many failed

@@ -272,7 +272,7 @@ ROUTES: Final[tuple[Endpoint, ...]] = (
         "GET",
         "/v1/export",
         Access.ADMIN,
-        "Export everything as JSON Lines (admin)",
+        "Export everything (buckets, versions, jobs, schemas, token hashes) as JSON Lines (admin)",
         Answer(200, None, "The export", media=_NDJSON),
         (503,),
     ),
