@@ -173,3 +173,12 @@ def test_a_read_of_an_unregistered_job_says_so(tmp_path: Path) -> None:
     assert "no job 'nosuchjob' is registered" in result.stderr
     assert devicebucket("job", "register", "--job", "known", "--db", url).returncode == 0
     assert devicebucket("get", "pixel-7-01", "--job", "known", "--db", url).stderr == ""
+
+
+def test_version_and_license() -> None:
+    from importlib.metadata import version
+
+    result = devicebucket("--version")
+    assert result.returncode == 0
+    assert result.stdout == f"devicebucket, version {version('devicebucket')}\n"
+    assert "MIT License" in (ROOT / "LICENSE").read_text()
