@@ -220,7 +220,7 @@ def test_history_diff_and_restore(cli: Cli) -> None:
         (1, "cli", []),
     ]
     assert changes[1]["changed"] == ["a", "password"]
-    assert changes[0]["at"].endswith("+00:00")
+    assert changes[0]["at"].endswith("Z")
 
     masked = cli("diff", "pixel", "1", "2")
     assert "s3cret" not in masked.stdout

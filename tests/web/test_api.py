@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -530,3 +533,28 @@ def test_the_root_leads_to_the_dashboard_and_there_is_an_icon(api: Api) -> None:
     page = httpx.get(f"{api.url}/ui/login")
     assert '<link rel="icon" href="/ui/static/favicon.svg"' in page.text
     assert httpx.get(f"{api.url}/ui/static/favicon.svg").status_code == 200
+
+
+RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+def test_every_time_is_rfc3339_in_utc(api: Api) -> None:
+    started = time.time()
+    api.call("PATCH", f"/v1/devices/{OWN}/bucket", ADMIN, {"t": 1})
+    me = api.call("GET", "/v1/whoami", ADMIN).json()
+    job = api.call("GET", "/v1/jobs/signup", ADMIN).json()
+    device = api.call("GET", "/v1/devices?limit=1000", ADMIN).json()["devices"][0]
+    change = api.call("GET", f"/v1/devices/{OWN}/bucket/history", ADMIN).json()["changes"][0]
+    kept = api.call("GET", f"/v1/devices/{OWN}/bucket/history/{change['version']}", ADMIN)
+    times = [
+        me["created_at"],
+        job["created_at"],
+        job["updated_at"],
+        device["updated_at"],
+        change["at"],
+        kept.headers["x-devicebucket-version-time"],
+    ]
+    assert all(RFC3339.fullmatch(t) for t in times), times
+    # The environment's admin token was created with the server, not at 1970.
+    created = datetime.fromisoformat(me["created_at"]).timestamp()
+    assert 0 < started - created < 3600

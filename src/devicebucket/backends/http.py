@@ -31,7 +31,7 @@ from ..core.urls import redact_url
 from ..wire.errors import error_from_answer
 from ..wire.exchange import HEADER, RecordParser, dump_record
 from ..wire.routes import endpoint, url_of
-from ..wire.shapes import change_from_json
+from ..wire.shapes import change_from_json, seconds_of
 
 __all__ = ["HTTPStore"]
 
@@ -58,13 +58,13 @@ def _job(body: dict[str, Any]) -> Job:
         body["job"],
         body["automation"],
         body["bucket_schema"],
-        body["created_at"],
-        body["updated_at"],
+        seconds_of(body["created_at"]),
+        seconds_of(body["updated_at"]),
     )
 
 
 def _token(body: dict[str, Any]) -> Token:
-    return Token(body["id"], body["device"], body["created_at"])
+    return Token(body["id"], body["device"], seconds_of(body["created_at"]))
 
 
 class HTTPStore(Store):
@@ -270,7 +270,7 @@ class HTTPStore(Store):
             )
         except NotFoundError:
             return None
-        at = float(response.headers.get("x-devicebucket-version-time", "0"))
+        at = seconds_of(response.headers["x-devicebucket-version-time"])
         return response.text, at
 
     # --- devices, jobs, tokens -----------------------------------------------------------
@@ -281,7 +281,9 @@ class HTTPStore(Store):
             params["after"] = after
         response = await self._call("list_devices", retry_unknown=True, params=params)
         return [
-            DeviceInfo(d["device"], d["keys"], d["size"], d["updated_at"], tuple(d["jobs"]))
+            DeviceInfo(
+                d["device"], d["keys"], d["size"], seconds_of(d["updated_at"]), tuple(d["jobs"])
+            )
             for d in response.json()["devices"]
         ]
 

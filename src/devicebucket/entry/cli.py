@@ -28,7 +28,6 @@ from .clikit import (
     CommandGroup,
     Settings,
     emit,
-    iso,
     job_option,
     masked,
     parse_assignments,
@@ -176,7 +175,7 @@ def history(ctx: click.Context, device: str, job: str | None, limit: int) -> Non
 
     "kept" says whether that version's contents are kept, so it can be restored."""
     changes = with_store(ctx, lambda store: store.history(device, job=job, limit=limit))
-    emit([change_json(c, iso) for c in changes])
+    emit([change_json(c) for c in changes])
 
 
 @main.command()
@@ -247,7 +246,7 @@ def restore(
 def devices(ctx: click.Context, after: str | None, limit: int) -> None:
     """List devices: device-bucket key count, size of all buckets, last update, jobs."""
     found = with_store(ctx, lambda store: store.devices(after=after, limit=limit))
-    emit([device_json(info, iso) for info in found])
+    emit([device_json(info) for info in found])
 
 
 @main.command()
@@ -255,7 +254,7 @@ def devices(ctx: click.Context, after: str | None, limit: int) -> None:
 def jobs(ctx: click.Context) -> None:
     """List registered jobs with their bucket schemas."""
     found = with_store(ctx, lambda store: store.jobs())
-    emit([job_json(job, iso) for job in found])
+    emit([job_json(job) for job in found])
 
 
 @main.group(name="job")
@@ -285,7 +284,7 @@ def register(ctx: click.Context, files: tuple[Path, ...], name: str, replace_sch
             replace_schema=replace_schema,
         ),
     )
-    emit(job_json(job, iso))
+    emit(job_json(job))
 
 
 @main.command()

@@ -19,7 +19,7 @@ from ..core.crypto import KeyRing, generate_key
 from ..core.store import Store
 from ..wire.exchange import HEADER, dump_record, parse_records
 from ..wire.shapes import token_json
-from .clikit import emit, iso, progress, with_store
+from .clikit import emit, progress, with_store
 
 __all__ = ["ADMIN_COMMANDS"]
 
@@ -137,7 +137,7 @@ def token_create(ctx: click.Context, device: str | None, admin: bool) -> None:
     if admin == (device is not None):
         raise click.UsageError("give either a DEVICE or --admin")
     created, secret = with_store(ctx, lambda store: store.create_token(device))
-    emit({**token_json(created, iso), "token": secret})
+    emit({**token_json(created), "token": secret})
 
 
 @token.command(name="list")
@@ -145,7 +145,7 @@ def token_create(ctx: click.Context, device: str | None, admin: bool) -> None:
 def token_list(ctx: click.Context) -> None:
     """List tokens: id, device, admin, creation time (never the secrets)."""
     found = with_store(ctx, lambda store: store.tokens())
-    emit([token_json(t, iso) for t in found])
+    emit([token_json(t) for t in found])
 
 
 @token.command(name="revoke")

@@ -9,7 +9,6 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
 import click
@@ -27,7 +26,6 @@ __all__ = [
     "CommandGroup",
     "Settings",
     "emit",
-    "iso",
     "job_option",
     "masked",
     "parse_assignments",
@@ -139,10 +137,6 @@ def emit(value: Any) -> None:
         click.echo(json.dumps(value, indent=2, ensure_ascii=False))
     else:
         click.echo(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
-
-
-def iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
 
 
 @contextmanager

@@ -28,8 +28,8 @@ from ..core.tokens import Token
 from ..core.values import encode
 from ..wire.exchange import HEADER, RecordParser, dump_record
 from ..wire.routes import ROUTES, Access, Endpoint
-from ..wire.shapes import change_json, device_json, job_json, token_json
-from .auth import ENV_ADMIN, TokenAuth
+from ..wire.shapes import change_json, device_json, job_json, rfc3339, token_json
+from .auth import ENV_ADMIN_ID, TokenAuth
 from .forms import read_bounded
 from .metrics import Metrics
 from .openapi import openapi_document
@@ -164,7 +164,7 @@ class Api:
     def actor(request: Request, token: Token | None) -> str:
         """Who wrote, for the history: the token (never its secret) and what the client says
         it is (``X-Devicebucket-Actor``, e.g. the automation)."""
-        if token is None or token is ENV_ADMIN:
+        if token is None or token.id == ENV_ADMIN_ID:
             who = "admin"
         else:
             who = f"{'admin' if token.is_admin else 'device'} token {token.id}"
@@ -249,7 +249,7 @@ class Api:
         else:
             masked = mask_secrets(snapshot.data, self.secret_keys)
             response = bucket_text_response(encode(masked), snapshot.version)
-        response.headers["X-Devicebucket-Version-Time"] = repr(snapshot.updated_at or 0.0)
+        response.headers["X-Devicebucket-Version-Time"] = rfc3339(snapshot.updated_at or 0.0)
         return response
 
     async def restore(self, request: Request, token: Token | None) -> Response:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from typing import Final
 
 from starlette.authentication import (
@@ -28,7 +29,7 @@ from .responses import HTTPError
 
 __all__ = [
     "ADMIN_TOKEN_ENV",
-    "ENV_ADMIN",
+    "ENV_ADMIN_ID",
     "MIN_ADMIN_TOKEN_CHARS",
     "TokenAuth",
     "TokenUser",
@@ -38,8 +39,8 @@ __all__ = [
 ADMIN_TOKEN_ENV: Final = "DEVICEBUCKET_ADMIN_TOKEN"
 #: An admin token given by the operator must be at least this long (issued ones are 64).
 MIN_ADMIN_TOKEN_CHARS: Final = 24
-#: The admin token given in the environment (it has no stored record).
-ENV_ADMIN: Final = Token("env", None, 0.0)
+#: The id of the admin token given in the environment (it has no stored record).
+ENV_ADMIN_ID: Final = "env"
 
 
 _INVALID: Final = "the bearer token is not valid or was revoked"
@@ -91,27 +92,29 @@ class TokenAuth(AuthenticationBackend):
         self.store = store
         self.limit = limit
         self.admin_hash = None if not admin_token else hashlib.sha256(admin_token.encode()).digest()
+        # The configured admin token, created (as far as anyone can tell) when the app was.
+        self.env_admin = Token(ENV_ADMIN_ID, None, time.time())
 
     async def check_token(self, presented: str) -> Token | None:
         """The token a presented secret belongs to (the configured admin token included)."""
         if self.admin_hash is not None and hmac.compare_digest(
             hashlib.sha256(presented.encode()).digest(), self.admin_hash
         ):
-            return ENV_ADMIN
+            return self.env_admin
         return await self.store.authenticate(presented)
 
     def binding(self, token: Token) -> str:
         """What ties a session to the exact admin token it was opened with, beyond its id:
         for the configured admin token, a fingerprint of it (so a session ends when another
         token is configured); a stored token's id says it (it ends when revoked)."""
-        if token is not ENV_ADMIN or self.admin_hash is None:
+        if token.id != ENV_ADMIN_ID or self.admin_hash is None:
             return ""
         return hashlib.sha256(b"devicebucket-session:" + self.admin_hash).hexdigest()
 
     async def token_by_id(self, ident: str) -> Token | None:
-        """A token that is still valid, by id (``ENV_ADMIN.id`` for the configured one)."""
-        if ident == ENV_ADMIN.id:
-            return ENV_ADMIN if self.admin_hash is not None else None
+        """A token that is still valid, by id (``ENV_ADMIN_ID`` for the configured one)."""
+        if ident == ENV_ADMIN_ID:
+            return self.env_admin if self.admin_hash is not None else None
         return await self.store.token(ident)
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:

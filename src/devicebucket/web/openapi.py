@@ -35,6 +35,9 @@ _REASONS = {
 }
 
 
+_TIME = {"type": "string", "format": "date-time", "description": "RFC 3339, UTC"}
+
+
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -88,8 +91,8 @@ def _components() -> dict[str, Any]:
             "job": {"type": "string"},
             "automation": string_or_null,
             "bucket_schema": {"type": ["object", "boolean", "null"]},
-            "created_at": {"type": "number"},
-            "updated_at": {"type": "number"},
+            "created_at": _TIME,
+            "updated_at": _TIME,
         },
     }
     token = {
@@ -99,7 +102,7 @@ def _components() -> dict[str, Any]:
             "id": {"type": "string"},
             "device": string_or_null,
             "admin": {"type": "boolean"},
-            "created_at": {"type": "number"},
+            "created_at": _TIME,
         },
     }
     id_param = {"type": "string", "pattern": ID_PATTERN}
@@ -167,7 +170,7 @@ def _components() -> dict[str, Any]:
                 "required": ["version", "at", "actor", "added", "changed", "removed", "kept"],
                 "properties": {
                     "version": {"type": "integer"},
-                    "at": {"type": "number"},
+                    "at": _TIME,
                     "actor": {"type": "string"},
                     "added": {"type": "array", "items": {"type": "string"}},
                     "changed": {"type": "array", "items": {"type": "string"}},
@@ -197,7 +200,7 @@ def _components() -> dict[str, Any]:
                     "device": {"type": "string"},
                     "keys": {"type": "integer"},
                     "size": {"type": "integer"},
-                    "updated_at": {"type": "number"},
+                    "updated_at": _TIME,
                     "jobs": {"type": "array", "items": {"type": "string"}},
                 },
             },

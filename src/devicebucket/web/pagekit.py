@@ -4,12 +4,13 @@ the small rules of where a page leads next (pure: no I/O)."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
+
+from ..wire.shapes import rfc3339
 
 __all__ = [
     "actor",
@@ -24,10 +25,9 @@ __all__ = [
 ]
 
 
-def when(timestamp: float) -> str:
-    if not timestamp:
-        return "–"
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+def when(timestamp: float | None) -> str:
+    """A time as every surface writes it (RFC 3339, UTC); "–" for never."""
+    return rfc3339(timestamp) if timestamp else "–"
 
 
 def size(size: int) -> str:

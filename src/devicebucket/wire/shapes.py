@@ -1,58 +1,71 @@
-"""The JSON shapes of devices, jobs and tokens, shared by the HTTP API and the CLI.
-
-The API gives times as Unix seconds; the CLI passes a formatter for ISO 8601.
+"""The JSON shapes of devices, jobs, tokens and changes, shared by the HTTP API, its client
+and the CLI. Every time is RFC 3339 in UTC with milliseconds (``2026-11-25T10:00:00.000Z``):
+:func:`rfc3339` writes one, :func:`seconds_of` reads one back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from ..core.model import Change, DeviceInfo, Job
 from ..core.tokens import Token
 
-__all__ = ["change_from_json", "change_json", "device_json", "job_json", "token_json"]
+__all__ = [
+    "change_from_json",
+    "change_json",
+    "device_json",
+    "job_json",
+    "rfc3339",
+    "seconds_of",
+    "token_json",
+]
 
-TimeFormat = Callable[[float], Any]
+
+def rfc3339(timestamp: float) -> str:
+    """Unix seconds as RFC 3339 in UTC, to the millisecond."""
+    when = datetime.fromtimestamp(timestamp, UTC)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _seconds(timestamp: float) -> float:
-    return timestamp
+def seconds_of(text: str) -> float:
+    """An RFC 3339 time as Unix seconds (ValueError if it is not one)."""
+    return datetime.fromisoformat(text).timestamp()
 
 
-def device_json(info: DeviceInfo, time: TimeFormat = _seconds) -> dict[str, Any]:
+def device_json(info: DeviceInfo) -> dict[str, Any]:
     return {
         "device": info.device,
         "keys": info.keys,
         "size": info.size,
-        "updated_at": time(info.updated_at),
+        "updated_at": rfc3339(info.updated_at),
         "jobs": list(info.jobs),
     }
 
 
-def job_json(job: Job, time: TimeFormat = _seconds) -> dict[str, Any]:
+def job_json(job: Job) -> dict[str, Any]:
     return {
         "job": job.job,
         "automation": job.automation,
         "bucket_schema": job.schema,
-        "created_at": time(job.created_at),
-        "updated_at": time(job.updated_at),
+        "created_at": rfc3339(job.created_at),
+        "updated_at": rfc3339(job.updated_at),
     }
 
 
-def token_json(token: Token, time: TimeFormat = _seconds) -> dict[str, Any]:
+def token_json(token: Token) -> dict[str, Any]:
     return {
         "id": token.id,
         "device": token.device,
         "admin": token.is_admin,
-        "created_at": time(token.created_at),
+        "created_at": rfc3339(token.created_at),
     }
 
 
-def change_json(change: Change, time: TimeFormat = _seconds) -> dict[str, Any]:
+def change_json(change: Change) -> dict[str, Any]:
     return {
         "version": change.version,
-        "at": time(change.at),
+        "at": rfc3339(change.at),
         "actor": change.actor,
         "added": list(change.added),
         "changed": list(change.changed),
@@ -64,7 +77,7 @@ def change_json(change: Change, time: TimeFormat = _seconds) -> dict[str, Any]:
 def change_from_json(value: dict[str, Any]) -> Change:
     return Change(
         int(value["version"]),
-        float(value["at"]),
+        seconds_of(value["at"]),
         str(value["actor"]),
         tuple(value["added"]),
         tuple(value["changed"]),
