@@ -215,9 +215,9 @@ def test_history_diff_and_restore(cli: Cli) -> None:
     changes = ok(cli("history", "pixel"))
     assert isinstance(changes, list)
     assert [(c["version"], c["actor"], c["removed"]) for c in changes] == [
-        (3, "cli", ["a"]),
-        (2, "cli", []),
-        (1, "cli", []),
+        (3, "local via cli", ["a"]),
+        (2, "local via cli", []),
+        (1, "local via cli", []),
     ]
     assert changes[1]["changed"] == ["a", "password"]
     assert changes[0]["at"].endswith("Z")
@@ -234,7 +234,7 @@ def test_history_diff_and_restore(cli: Cli) -> None:
 
     assert ok(cli("restore", "pixel", "--version", "1")) == {"a": "1", "password": "••••••••"}
     newest = ok(cli("history", "pixel", "--limit", "1"))
-    assert newest[0]["actor"] == "cli (restore of version 1)"  # type: ignore[index]
+    assert newest[0]["actor"] == "local via cli (restore of version 1)"  # type: ignore[index]
     fails(cli("restore", "pixel", "--version", "2", "--expected-version", "1"), "version conflict")
     fails(cli("diff", "pixel", "1", "77"), "version 77 of this bucket is not kept")
     assert ok(cli("get", "pixel", "--reveal")) == {"a": "1", "password": "s3cret-one"}

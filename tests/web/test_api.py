@@ -558,3 +558,29 @@ def test_every_time_is_rfc3339_in_utc(api: Api) -> None:
     # The environment's admin token was created with the server, not at 1970.
     created = datetime.fromisoformat(me["created_at"]).timestamp()
     assert 0 < started - created < 3600
+
+
+async def test_every_surface_names_the_writer_with_one_scheme(tmp_path: Path) -> None:
+    from devicebucket import Agent, HTTPStore
+
+    local = SQLiteStore(tmp_path / "who.db")
+    await local.merge("d", {"by": "library"})
+    await Agent(local, "d", "signup", automation="login.py").utils.bucket.set({"n": 1})
+    with ThreadedServer(create_app(local, admin_token=ADMIN, close_store=False)) as server:
+        remote = HTTPStore(server.url, token=ADMIN)
+        await remote.merge("d", {"by": "remote library"})
+        await Agent(remote, "d", None, automation="login.py").utils.deviceBucket.set({"n": 2})
+        await remote.close()
+        auth = {"Authorization": f"Bearer {ADMIN}"}
+        async with httpx.AsyncClient() as curl:
+            await curl.patch(f"{server.url}/v1/devices/d/bucket", json={"by": "curl"}, headers=auth)
+    device = [c.actor for c in reversed(await local.history("d"))]
+    job = [c.actor for c in await local.history("d", job="signup")]
+    await local.close()
+    assert device == [
+        "local via library",
+        "admin token env via library",
+        "admin token env via automation login.py",
+        "admin token env via http",
+    ]
+    assert job == ["local via automation login.py in job signup"]

@@ -283,7 +283,7 @@ def test_history_shows_who_changed_what_and_restores(page: Page, db: Path, tmp_p
     page.get_by_role("link", name="History of the device bucket").click()
     expect(page.get_by_role("heading", name="History of the device bucket")).to_be_visible()
     newest = page.get_by_role("row").nth(1)
-    expect(newest).to_contain_text("dashboard (admin token env)")
+    expect(newest).to_contain_text("admin token env via dashboard")
     expect(newest).to_contain_text("Changed: locale")
     screenshot(page, tmp_path, "history")
 

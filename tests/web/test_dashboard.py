@@ -310,7 +310,7 @@ def test_history_diff_and_restore(browser: httpx.Client, db: Path) -> None:
     )
 
     history = browser.get("/ui/devices/pixel-1/history", params={"job": ""}).text
-    assert "dashboard (admin token env)" in history
+    assert "admin token env via dashboard" in history
     assert "Changed: <code>password</code>" in history
     assert "hunter2-secret" not in history
     assert "rotated-secret" not in history

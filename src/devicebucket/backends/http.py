@@ -73,6 +73,8 @@ class HTTPStore(Store):
     One connection pool (HTTP keep-alive) per event loop that uses the store.
     """
 
+    credential = None  # the server names the token; the client says only the surface
+
     def __init__(
         self,
         url: str,

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
+from .actors import LOCAL, actor
 from .errors import ConflictError, InvalidValueError, NotFoundError
 from .ids import check_id
 from .limits import MAX_DEVICE_PAGE, Limits, check_page_size
@@ -55,6 +56,23 @@ class Store(ABC):
 
     #: Where the store lives, for messages (never includes a password or token).
     url: str = ""
+    #: Who the store vouches a writer is (``core.actors``): ``local`` for a store opened
+    #: directly; None for a server's client, whose server names the token instead.
+    credential: str | None = LOCAL
+
+    def _actor(self, given: str | None, suffix: str | None = None) -> str:
+        """The actor a write records: ``given``, else ``<credential> via library``."""
+        if given is not None and not isinstance(given, str):
+            raise InvalidValueError("actor must be a string")
+        text = " ".join((given or "").split())[:200] or self.written_by("library")
+        if not is_valid_text(text):  # e.g. a file name from a broken file system encoding
+            text = text.encode("utf-8", "replace").decode()
+        return f"{text} ({suffix})" if suffix else text
+
+    def written_by(self, surface: str) -> str:
+        """The actor to pass for a write from ``surface`` (``cli``, an automation...): the
+        surface alone through a server, which adds the token; else ``local via <surface>``."""
+        return surface if self.credential is None else actor(self.credential, surface)
 
     def __init__(self, *, limits: Limits | None = None) -> None:
         self.limits = limits or Limits()
@@ -84,7 +102,7 @@ class Store(ABC):
         device, job_id = check_id(device), _job_id(job)
         patch = normalize_data(data, self.limits)
         return await self._write(
-            device, job_id, Merge(patch), _expected(expected_version), _actor(actor)
+            device, job_id, Merge(patch), _expected(expected_version), self._actor(actor)
         )
 
     async def delete(
@@ -102,7 +120,7 @@ class Store(ABC):
         device, job_id = check_id(device), _job_id(job)
         operation = Delete(normalize_keys(keys))
         return await self._write(
-            device, job_id, operation, _expected(expected_version), _actor(actor)
+            device, job_id, operation, _expected(expected_version), self._actor(actor)
         )
 
     async def clear(
@@ -116,7 +134,7 @@ class Store(ABC):
         """Remove every key. The bucket keeps its version history (the version grows)."""
         device, job_id = check_id(device), _job_id(job)
         return await self._write(
-            device, job_id, Clear(), _expected(expected_version), _actor(actor)
+            device, job_id, Clear(), _expected(expected_version), self._actor(actor)
         )
 
     # --- history -------------------------------------------------------------------------
@@ -161,7 +179,7 @@ class Store(ABC):
             job_id,
             version,
             _expected(expected_version),
-            _actor(actor, f"restore of version {version}"),
+            self._actor(actor, f"restore of version {version}"),
         )
 
     async def version(self, device: str, *, job: str | None = None) -> int:
@@ -459,15 +477,6 @@ class Store(ABC):
 def _check_version_number(version: object) -> None:
     if type(version) is not int or not 0 <= version < 2**63:
         raise InvalidValueError("version must be an integer from 0 to 2**63 - 1")
-
-
-def _actor(actor: str | None, suffix: str | None = None) -> str:
-    if actor is not None and not isinstance(actor, str):
-        raise InvalidValueError("actor must be a string")
-    text = " ".join((actor or "unknown").split())[:200] or "unknown"
-    if not is_valid_text(text):  # e.g. a file name from a broken file system encoding
-        text = text.encode("utf-8", "replace").decode()
-    return f"{text} ({suffix})" if suffix else text
 
 
 def _expected(version: int | None) -> int | None:

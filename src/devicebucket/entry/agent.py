@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable
 from typing import Any, Generic, Literal, TypeAlias, TypedDict, TypeVar, cast
 
+from ..core.actors import automation_surface
 from ..core.errors import DeviceBucketError
 from ..core.ids import check_id
 from ..core.model import Snapshot, UpdateFunction
@@ -163,10 +164,8 @@ class Agent:
         self.device_id = check_id(device_id)
         self.job_id = None if job_id is None else check_id(job_id, "job id")
         self.automation = automation
-        # Who writes, as the history records it: the automation and the job it runs in.
-        actor = f"automation {automation}" if automation else "agent"
-        if self.job_id:
-            actor += f" in job {self.job_id}"
+        # Who writes, as the history records it (core.actors): the automation, its job.
+        actor = store.written_by(automation_surface(automation, self.job_id))
         self.utils = Utils(store, self.device_id, self.job_id, actor)
 
     def __repr__(self) -> str:

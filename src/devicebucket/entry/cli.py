@@ -136,7 +136,9 @@ def set_(
             raise InvalidValueError("--json is not valid JSON") from None
     else:
         data = parse_assignments(assignments)
-    snapshot = with_store(ctx, lambda store: store.merge(device, data, job=job, actor="cli"))
+    snapshot = with_store(
+        ctx, lambda store: store.merge(device, data, job=job, actor=store.written_by("cli"))
+    )
     emit(masked(snapshot.data, reveal))
 
 
@@ -150,7 +152,9 @@ def delete(
     ctx: click.Context, device: str, keys: tuple[str, ...], job: str | None, reveal: bool
 ) -> None:
     """Remove keys from a bucket and print the bucket after the write."""
-    snapshot = with_store(ctx, lambda store: store.delete(device, keys, job=job, actor="cli"))
+    snapshot = with_store(
+        ctx, lambda store: store.delete(device, keys, job=job, actor=store.written_by("cli"))
+    )
     emit(masked(snapshot.data, reveal))
 
 
@@ -161,7 +165,9 @@ def delete(
 @click.pass_context
 def clear(ctx: click.Context, device: str, job: str | None, reveal: bool) -> None:
     """Remove every key of a bucket."""
-    snapshot: Snapshot = with_store(ctx, lambda store: store.clear(device, job=job, actor="cli"))
+    snapshot: Snapshot = with_store(
+        ctx, lambda store: store.clear(device, job=job, actor=store.written_by("cli"))
+    )
     emit(masked(snapshot.data, reveal))
 
 
@@ -233,7 +239,11 @@ def restore(
     snapshot = with_store(
         ctx,
         lambda store: store.restore(
-            device, version, job=job, expected_version=expected_version, actor="cli"
+            device,
+            version,
+            job=job,
+            expected_version=expected_version,
+            actor=store.written_by("cli"),
         ),
     )
     emit(masked(snapshot.data, reveal))

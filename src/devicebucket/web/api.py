@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ..core.actors import actor, token_credential
 from ..core.errors import DeviceBucketError, StoreUnavailableError
 from ..core.limits import MAX_PAGE
 from ..core.masking import mask_secrets
@@ -29,7 +30,7 @@ from ..core.values import encode
 from ..wire.exchange import HEADER, RecordParser, dump_record
 from ..wire.routes import ROUTES, Access, Endpoint
 from ..wire.shapes import change_json, device_json, job_json, rfc3339, token_json
-from .auth import ENV_ADMIN_ID, TokenAuth
+from .auth import TokenAuth
 from .forms import read_bounded
 from .metrics import Metrics
 from .openapi import openapi_document
@@ -162,14 +163,11 @@ class Api:
 
     @staticmethod
     def actor(request: Request, token: Token | None) -> str:
-        """Who wrote, for the history: the token (never its secret) and what the client says
-        it is (``X-Devicebucket-Actor``, e.g. the automation)."""
-        if token is None or token.id == ENV_ADMIN_ID:
-            who = "admin"
-        else:
-            who = f"{'admin' if token.is_admin else 'device'} token {token.id}"
-        via = request.headers.get("x-devicebucket-actor")
-        return f"{who} via {via[:200]}" if via else who
+        """Who wrote, for the history (``core.actors``): the token (never its secret) via
+        the surface the client names (``X-Devicebucket-Actor``: ``cli``, an automation),
+        else ``http``."""
+        credential = "admin token env" if token is None else token_credential(token)
+        return actor(credential, request.headers.get("x-devicebucket-actor", "")[:200] or "http")
 
     # --- buckets -------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
+from ..core.actors import actor as written
 from ..wire.shapes import rfc3339
 
 __all__ = [
@@ -55,7 +56,8 @@ def back_to_bucket(device: str, job: str | None, notice: dict[str, str]) -> Resp
 
 
 def actor(session: dict[str, str]) -> str:
-    return f"dashboard (admin token {session['token']})"
+    """Who writes from the dashboard (``core.actors``)."""
+    return written(f"admin token {session['token']}", "dashboard")
 
 
 def parse_value(form: FormData) -> Any:
