@@ -7,6 +7,7 @@ import datetime
 import ipaddress
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -265,3 +266,22 @@ def test_a_bad_server_setting_is_refused_in_one_line(
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_metrics_add_up_across_workers(db_url: str) -> None:
+    """With --workers 2 each scrape reaches one worker; every scrape reports all writes."""
+    pattern = re.compile(
+        r'devicebucket_requests_total\{method="PATCH",route="/v1/devices/\{device\}/bucket",'
+        r'status="200"\} ([0-9.]+)'
+    )
+    auth = {"Authorization": f"Bearer {ADMIN}"}
+    with ServeProcess(db_url, "--workers", "2") as server:
+        for n in range(20):  # a new connection each: the kernel spreads them over both workers
+            response = httpx.patch(f"{server.url}/v1/devices/d/bucket", json={"n": n}, headers=auth)
+            assert response.status_code == 200
+        counts = []
+        for _ in range(10):
+            found = pattern.search(httpx.get(f"{server.url}/metrics").text)
+            assert found is not None
+            counts.append(float(found.group(1)))
+    assert counts == [20.0] * 10

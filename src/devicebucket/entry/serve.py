@@ -8,6 +8,9 @@ import os
 import secrets
 import socket
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 import uvicorn
@@ -17,6 +20,7 @@ from ..core.errors import SettingError
 from ..web.app import ADMIN_TOKEN_ENV, SESSION_SECRET_ENV, check_server_settings
 from ..web.auth import check_admin_token
 from ..web.connections import read_timeout
+from ..web.metrics import MULTIPROC_ENV
 
 __all__ = ["is_loopback", "serve_command"]
 
@@ -115,16 +119,33 @@ def serve_command(
     # Every worker signs dashboard sessions with the same secret, so a session works in all.
     os.environ.setdefault(SESSION_SECRET_ENV, secrets.token_hex(32))
     sys.stderr.flush()
-    uvicorn.run(
-        "devicebucket.web.app:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        ssl_certfile=tls_cert,
-        ssl_keyfile=tls_key,
-        access_log=access_log,
-        log_level="info",
-        # uvicorn's protocol, with deadlines for reading a request (web.connections)
-        http="devicebucket.web.connections:BoundedHttpToolsProtocol",
-    )
+    with shared_metrics(workers):
+        uvicorn.run(
+            "devicebucket.web.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            ssl_certfile=tls_cert,
+            ssl_keyfile=tls_key,
+            access_log=access_log,
+            log_level="info",
+            # uvicorn's protocol, with deadlines for reading a request (web.connections)
+            http="devicebucket.web.connections:BoundedHttpToolsProtocol",
+        )
+
+
+@contextmanager
+def shared_metrics(workers: int) -> Iterator[None]:
+    """With several workers, each scrape of ``/metrics`` reaches one of them: they count in
+    ``prometheus_client``'s multiprocess mode, in a directory of their own (made empty
+    here, removed after), so any worker reports the sum of all."""
+    if workers < 2 or os.environ.get(MULTIPROC_ENV):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="devicebucket-metrics-") as directory:
+        os.environ[MULTIPROC_ENV] = directory
+        try:
+            yield
+        finally:
+            del os.environ[MULTIPROC_ENV]

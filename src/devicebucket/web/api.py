@@ -15,7 +15,7 @@ import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -350,7 +350,7 @@ class Api:
         return json_response({"status": "ok"})
 
     async def metrics(self, request: Request, token: Token | None) -> Response:
-        return Response(generate_latest(self.meter.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(self.meter.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     async def openapi(self, request: Request, token: Token | None) -> Response:
         return json_response(openapi_document())

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+import os
+from typing import Final
 
-__all__ = ["Metrics"]
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+__all__ = ["MULTIPROC_ENV", "Metrics"]
+
+#: Set (by ``serve --workers N``) to a directory: every worker counts there, and a scrape of
+#: any worker reports the sum (``prometheus_client``'s multiprocess mode).
+MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class Metrics:
@@ -32,8 +40,17 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.shared = os.environ.get(MULTIPROC_ENV) or None
         # Labelled children, looked up once: labels() takes a lock and builds tuples.
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def exposition(self) -> bytes:
+        """The text a scrape gets: this app's metrics, or every worker's summed."""
+        if self.shared is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=self.shared)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         children = self._children.get((route, method, status))
