@@ -189,8 +189,16 @@ async def test_copy_from_sqlite_verifies_and_refuses_a_full_target(
     await source.merge("pixel-3", {"n": "changed"})
     target = PostgresStore(pg_url)
     copied = await copy_store(source, target)
-    assert copied.summary() == {"jobs": 1, "tokens": 1, "buckets": 60, "devices": 30}
+    assert copied.summary() == {
+        "jobs": 1,
+        "tokens": 1,
+        "buckets": 60,
+        "history": 61,
+        "devices": 30,
+    }
     assert (await target.get("pixel-3")).version == 2
+    assert await target.history("pixel-3") == await source.history("pixel-3")
+    assert (await target.at_version("pixel-3", 1)).data == {"token": "t3", "n": [3, 1.5, None]}
     assert await target.authenticate(secret) is not None
     with pytest.raises(CopyError, match="is not empty; copy into an empty store, or pass --force"):
         await copy_store(source, target)
@@ -209,6 +217,7 @@ def test_copy_command_reports_the_verified_counts(pg_url: str, cli: Cli, db_url:
         "jobs": 0,
         "tokens": 1,
         "buckets": 1,
+        "history": 1,
         "devices": 1,
         "verified": True,
     }

@@ -19,6 +19,7 @@ from devicebucket import (
     Store,
 )
 from devicebucket.core.errors import QuotaExceededError
+from devicebucket.core.model import HistoryRecord
 from devicebucket.core.limits import MAX_PAGE, Limits
 
 from ..conftest import STORE_KINDS, open_test_store
@@ -304,7 +305,7 @@ async def test_export_then_import_restores_exactly(store: Store, tmp_path: objec
     await store.merge("d1", {"n": 2})
     await store.merge("d1", {"step": 3}, job="signup")
     await store.merge("d2", {"ü": "ñ"})
-    exported = [record async for record in store.export()]
+    exported = [record async for record in store.export(history=False)]
     assert [type(r) for r in exported] == [Job, BucketRecord, BucketRecord, BucketRecord]
     await store.clear("d1")
     await store.merge("d3", {"kept": True})
@@ -314,9 +315,33 @@ async def test_export_then_import_restores_exactly(store: Store, tmp_path: objec
     assert (await store.get("d1", job="signup")).version == 1
     assert (await store.get("d3")).data == {"kept": True}
     again = [
-        r async for r in store.export() if not (isinstance(r, BucketRecord) and r.device == "d3")
+        r
+        async for r in store.export(history=False)
+        if not (isinstance(r, BucketRecord) and r.device == "d3")
     ]
     assert again == exported
+
+
+async def test_export_and_import_carry_the_history(store: Store) -> None:
+    await store.merge("d1", {"password": "pw-in-history", "n": 1}, actor="first")
+    await store.merge("d1", {"n": 2}, actor="second")
+    await store.delete("d1", ["password"], actor="third")
+    await store.merge("d1", {"s": 1}, job="j")
+    history = await store.history("d1")
+    exported = [record async for record in store.export()]
+    kinds = [type(r).__name__ for r in exported]
+    assert kinds == ["BucketRecord"] * 2 + ["HistoryRecord"] * 4
+    entry = next(r for r in exported if isinstance(r, HistoryRecord) and r.version == 1)
+    assert entry.data == {"password": "pw-in-history", "n": 1}
+    assert entry.actor.endswith("first")
+    # Into a store that has other history for the same bucket: the export's replaces it.
+    await store.merge("d1", {"later": True})
+    assert await store.import_records(exported) == 6
+    assert await store.history("d1") == history
+    assert (await store.at_version("d1", 1)).data == {"password": "pw-in-history", "n": 1}
+    assert [r async for r in store.export()] == exported
+    restored = await store.restore("d1", 1)
+    assert restored.data == {"password": "pw-in-history", "n": 1}
 
 
 async def test_import_is_all_or_nothing(store: Store) -> None:

@@ -103,13 +103,20 @@ def test_export_import_into_a_fresh_file_is_identical(cli: Cli, tmp_path: Path) 
     dump = tmp_path / "dump.jsonl"
     assert cli("export", "-o", str(dump)).returncode == 0
     fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
-    assert ok(cli("import", str(dump), db=fresh)) == {"imported": 4}
+    assert ok(cli("import", str(dump), db=fresh)) == {"imported": 9}  # 5 history entries
     again = cli("export", db=fresh)
     assert again.returncode == 0
     assert again.stdout == dump.read_text()
     lines = [json.loads(line) for line in again.stdout.splitlines()]
     assert lines[0] == {"devicebucket": "export", "format": 1}
-    assert {line.get("type") for line in lines[1:]} == {"job", "bucket"}
+    assert {line.get("type") for line in lines[1:]} == {"job", "bucket", "history"}
+    assert ok(cli("history", "pixel", db=fresh)) == ok(cli("history", "pixel"))
+    # --no-history leaves it out of an export, and out of an import.
+    bare = cli("export", "--no-history", db=fresh).stdout
+    assert {json.loads(line).get("type") for line in bare.splitlines()[1:]} == {"job", "bucket"}
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    assert ok(cli("import", "--no-history", str(dump), db=other)) == {"imported": 4}
+    assert ok(cli("history", "pixel", db=other)) == []
 
 
 def test_import_refuses_a_malformed_file_before_writing(cli: Cli, tmp_path: Path) -> None:
@@ -205,7 +212,7 @@ def test_on_a_terminal_output_is_indented_and_export_shows_progress(
     assert '{\r\n  "a": "1"\r\n}' in screen  # indented JSON on a terminal
     assert "exporting" in screen
     assert "reading" in screen
-    assert len(dump.read_text().splitlines()) == 4
+    assert len(dump.read_text().splitlines()) == 7  # the header, 3 buckets, 3 history entries
 
 
 def test_history_diff_and_restore(cli: Cli) -> None:

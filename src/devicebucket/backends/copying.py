@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..core.errors import DeviceBucketError
-from ..core.model import BucketRecord, Job, Record
+from ..core.model import BucketRecord, HistoryRecord, Job, Record
 from ..core.store import Store
 from ..core.values import encode
 
@@ -25,6 +26,7 @@ class Inventory:
     jobs: int = 0
     tokens: int = 0
     buckets: int = 0
+    history: int = 0
     devices: dict[str, str] = field(default_factory=dict)
     _lines: dict[str, list[bytes]] = field(default_factory=dict, repr=False)
 
@@ -33,10 +35,20 @@ class Inventory:
             self.jobs += 1
         elif isinstance(record, BucketRecord):
             self.buckets += 1
-            line = f"{record.job or ''}\t{record.version}\t{encode(record.data)}"
-            self._lines.setdefault(record.device, []).append(hashlib.sha256(line.encode()).digest())
+            self._line(record.device, record.job, record.version, encode(record.data))
+        elif isinstance(record, HistoryRecord):
+            self.history += 1
+            data = None if record.data is None else encode(record.data)
+            names = json.dumps([record.added, record.changed, record.removed])
+            self._line(
+                record.device, record.job, record.version, record.at, record.actor, names, data
+            )
         else:
             self.tokens += 1
+
+    def _line(self, device: str, *fields: object) -> None:
+        line = "\t".join(map(str, fields))
+        self._lines.setdefault(device, []).append(hashlib.sha256(line.encode()).digest())
 
     def finish(self) -> Inventory:
         """Fold each device's line hashes (in sorted order) into one checksum."""
@@ -50,13 +62,14 @@ class Inventory:
             "jobs": self.jobs,
             "tokens": self.tokens,
             "buckets": self.buckets,
+            "history": self.history,
             "devices": len(self.devices),
         }
 
 
-async def inventory(store: Store) -> Inventory:
+async def inventory(store: Store, *, history: bool = True) -> Inventory:
     found = Inventory()
-    async for record in store.export():
+    async for record in store.export(history=history):
         found.add(record)
     return found.finish()
 
@@ -70,10 +83,12 @@ async def copy_store(
     target: Store,
     *,
     force: bool = False,
+    history: bool = True,
     chunk: int = 1000,
     progress: Callable[[int], None] = lambda n: None,
 ) -> Inventory:
-    """Copy every job, token and bucket (with versions), then verify the target.
+    """Copy every job, token and bucket (with versions) and, unless ``history=False``, every
+    history entry (with the contents it keeps), then verify the target.
 
     Refuses a target that holds anything unless ``force``. Raises CopyError naming what
     differs if the target's counts or per-device checksums do not match the source's.
@@ -85,7 +100,7 @@ async def copy_store(
         )
     copied = Inventory()
     batch: list[Record] = []
-    async for record in source.export():
+    async for record in source.export(history=history):
         copied.add(record)
         batch.append(record)
         if len(batch) >= chunk:
@@ -96,7 +111,7 @@ async def copy_store(
         await target.import_records(batch)
         progress(len(batch))
     copied.finish()
-    found = await inventory(target)
+    found = await inventory(target, history=history)
     differing = sorted(
         d for d, checksum in copied.devices.items() if found.devices.get(d) != checksum
     )

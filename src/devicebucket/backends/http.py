@@ -23,8 +23,9 @@ import httpx
 
 from ..core.errors import AccessDeniedError, NotFoundError, StoreUnavailableError
 from ..core.limits import Limits
-from ..core.model import BucketRecord, Change, DeviceInfo, Job, Record, Snapshot, TokenRecord
+from ..core.model import Change, DeviceInfo, Job, Record, Snapshot
 from ..core.operations import Clear, Delete, Merge, Operation
+from ..core.planner import Checked
 from ..core.store import Store
 from ..core.tokens import Token
 from ..core.urls import redact_url
@@ -345,11 +346,13 @@ class HTTPStore(Store):
 
     # --- export and import ---------------------------------------------------------------
 
-    async def _export(self) -> AsyncIterator[Record]:
+    async def _export(self, history: bool) -> AsyncIterator[Record]:
         parser = RecordParser()
+        params = {} if history else {"history": "false"}
         try:
             route = endpoint("export")
-            async with self._client().stream(route.method, route.path) as response:
+            stream = self._client().stream(route.method, route.path, params=params)
+            async with stream as response:
                 if response.status_code >= 400:
                     await response.aread()
                     self._raise_for(response)
@@ -361,10 +364,9 @@ class HTTPStore(Store):
             raise self._unavailable(f"export interrupted ({type(exc).__name__})") from None
         parser.finish()
 
-    async def _import(
-        self, jobs: list[Job], buckets: list[BucketRecord], tokens: list[TokenRecord]
-    ) -> None:
-        records: list[Record] = [*jobs, *tokens, *buckets]
+    async def _import(self, checked: Checked) -> None:
+        records: list[Record] = [*checked.jobs, *checked.tokens, *checked.buckets]
+        records += checked.history
         lines = [json.dumps(HEADER)] + [dump_record(r) for r in records]
         await self._call(
             "import_",

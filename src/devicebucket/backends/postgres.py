@@ -336,7 +336,7 @@ class PostgresStore(SQLStore):
             return None
         return Token(rows[0]["id"], rows[0]["device"], rows[0]["created_at"])
 
-    async def _export(self) -> AsyncIterator[Record]:
+    async def _export(self, history: bool) -> AsyncIterator[Record]:
         async with self._connection(create=False) as conn:
             if self._absent:
                 return
@@ -350,6 +350,9 @@ class PostgresStore(SQLStore):
                         device, job, data, version, updated_at = r
                         text = self._open(device, job, data, version)
                         yield BucketRecord(device, job or None, decode(text), version, updated_at)
+                    if history:
+                        async for r in conn.cursor(_SQL.export_history, prefetch=500):
+                            yield self._history_record(r)
             except _CONNECTION_ERRORS as exc:
                 raise self._fail(exc) from None
 
@@ -455,12 +458,14 @@ class PostgresStore(SQLStore):
         jobs: list[tuple[Any, ...]],
         buckets: list[tuple[Any, ...]],
         tokens: list[tuple[Any, ...]],
+        history: list[tuple[Any, ...]],
     ) -> None:
         async with self._connection() as conn, conn.transaction():
             await conn.executemany(_SQL.upsert_job, jobs)
             await conn.executemany(_SQL.upsert_bucket, buckets)
             await conn.executemany(_SQL.forget_history, [r[:2] for r in buckets])
             await conn.executemany(_SQL.upsert_token, tokens)
+            await conn.executemany(_SQL.insert_history, history)
 
     async def _reseal(self, limit: int) -> int:
         assert self.keys is not None

@@ -17,10 +17,11 @@ from typing import Any, Final, Protocol
 
 from ..core.crypto import EncryptionError, KeyRing, key_check, open_plain, verify_key
 from ..core.limits import Limits
-from ..core.model import BucketRecord, DeviceInfo, Job, TokenRecord
-from ..core.planner import JobRow, plan_import
+from ..core.model import DeviceInfo, HistoryRecord, decode_change
+from ..core.planner import Checked, HistoryRow, JobRow, plan_history, plan_import
 from ..core.sessions import Session
 from ..core.store import Store
+from ..core.values import decode
 
 __all__ = [
     "MIGRATION_STEPS",
@@ -231,6 +232,10 @@ class SQL:
         self.token_hash = f"SELECT id, device, created_at, hash FROM tokens WHERE id = {p(1)}"
         self.delete_token = f"DELETE FROM tokens WHERE id = {p(1)}"
         self.export_tokens = "SELECT id, device, hash, created_at FROM tokens ORDER BY id"
+        self.export_history = (
+            "SELECT device, job, version, at, actor, changes, data FROM history"
+            " ORDER BY device, job, version"
+        )
         self.export_buckets = (
             "SELECT device, job, data, version, updated_at FROM buckets ORDER BY device, job"
         )
@@ -397,14 +402,36 @@ class SQLStore(Store):
 
     # --- import, the same rows everywhere ------------------------------------------------
 
-    async def _import(
-        self, jobs: list[Job], buckets: list[BucketRecord], tokens: list[TokenRecord]
-    ) -> None:
-        rows = plan_import(buckets, self.limits)
+    async def _import(self, checked: Checked) -> None:
+        rows = plan_import(checked.buckets, self.limits)
         await self._write_import(
-            [JobRow.of(j).values() for j in jobs],
+            [JobRow.of(j).values() for j in checked.jobs],
             [r.values(self._seal(r.device, r.job, r.text, r.version)) for r in rows],
-            [(t.id, t.device, t.hash, t.created_at) for t in tokens],
+            [(t.id, t.device, t.hash, t.created_at) for t in checked.tokens],
+            [
+                (device, job, h.version, h.at, h.actor, h.changes, self._sealed(device, job, t, h))
+                for h, device, job, t in plan_history(checked.history)
+            ],
+        )
+
+    def _sealed(self, device: str, job: str, text: str | None, row: HistoryRow) -> str | None:
+        return None if text is None else self._seal(device, job, text, row.version)
+
+    def _history_record(self, row: Row) -> HistoryRecord:
+        """A row of ``SQL.export_history`` as a record (its kept contents opened)."""
+        device, job, version, at, actor, changes, data = (row[i] for i in range(7))
+        change = decode_change(version, at, actor, changes, False)
+        contents = None if data is None else decode(self._open(device, job, data, version))
+        return HistoryRecord(
+            device,
+            job or None,
+            version,
+            at,
+            actor,
+            change.added,
+            change.changed,
+            change.removed,
+            contents,
         )
 
     @abstractmethod
@@ -413,6 +440,8 @@ class SQLStore(Store):
         jobs: list[tuple[Any, ...]],
         buckets: list[tuple[Any, ...]],
         tokens: list[tuple[Any, ...]],
+        history: list[tuple[Any, ...]],
     ) -> None:
         """In one transaction: ``SQL.upsert_job`` each job, ``SQL.upsert_bucket`` each bucket
-        and ``SQL.forget_history`` of it, ``SQL.upsert_token`` each token."""
+        and ``SQL.forget_history`` of it, ``SQL.upsert_token`` each token, then
+        ``SQL.insert_history`` each history row."""

@@ -25,7 +25,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,11 +50,11 @@ from ..core.values import decode
 from .groupcommit import Pending, ThreadState, answer, group_commit
 from .queries import device_page_sql
 from .sql import SQL, SQLITE, Row, SQLStore, device_info, job_row
+from .sqlitefile import connect, migrate, transaction
 
 __all__ = ["SQLiteStore"]
 
 _SQL = SQL(SQLITE)
-_SCHEMA_VERSION = len(_SQL.steps)  # one version a migration step
 
 
 class SQLiteStore(SQLStore):
@@ -100,18 +100,8 @@ class SQLiteStore(SQLStore):
         if self.create_dirs:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._check_directory()
-        # Only the owner may read a new store; SQLite gives its WAL and shared-memory files
-        # the database file's permissions.
-        with suppress(FileExistsError):
-            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout
-        )
+        conn = connect(self.path, self.busy_timeout, self.wal_autocheckpoint)
         try:
-            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-            self._enable_wal(conn)
-            conn.execute("PRAGMA synchronous = FULL")
-            conn.execute(f"PRAGMA wal_autocheckpoint = {int(self.wal_autocheckpoint)}")
             if not self._migrated:
                 self._migrate(conn)
         except BaseException:
@@ -121,52 +111,13 @@ class SQLiteStore(SQLStore):
             self._connections.append(conn)
         return conn
 
-    def _enable_wal(self, conn: sqlite3.Connection) -> None:
-        """Switch a new file to WAL. When several processes open a new file at once, SQLite
-        answers this one pragma "database is locked" at once, without its busy handler, or
-        leaves the old mode: so retry it, with backoff, until the busy timeout."""
-        deadline = time.monotonic() + self.busy_timeout
-        delay = 0.001
-        while True:
-            try:
-                if conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
-                    return
-                if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0] == "wal":
-                    return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-            if time.monotonic() > deadline:
-                raise StoreUnavailableError(f"SQLite store {self.path}: could not switch to WAL")
-            time.sleep(delay)  # only while a brand-new file is being set up
-            delay = min(delay * 2, 0.05)
-
     def _verify_key(self, conn: sqlite3.Connection) -> str | None:
         """Check the configured key against the file's; a key check to store, if any."""
         row = conn.execute(_SQL.key_check).fetchone()
         return self._check_key(None if row is None else row[0], f"SQLite store {self.path}")
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
-        # Up to date with nothing to record: no write transaction, so a store that can only
-        # be read (a read-only file) still opens for reading.
-        current = conn.execute("PRAGMA user_version").fetchone()[0]
-        if current == _SCHEMA_VERSION and self._verify_key(conn) is None:
-            self._migrated = True
-            return
-        with _transaction(conn):
-            current = conn.execute("PRAGMA user_version").fetchone()[0]
-            if current > _SCHEMA_VERSION:
-                raise StoreUnavailableError(
-                    f"SQLite store {self.path} was written by a newer devicebucket"
-                    f" (schema {current}, this one knows {_SCHEMA_VERSION})"
-                )
-            for step in _SQL.steps[current:]:
-                for statement in step:
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-            check = self._verify_key(conn)
-            if check is not None:  # encryption turned on: new values are sealed from now on
-                conn.execute(_SQL.set_key_check, (check,))
+        migrate(conn, self.path, _SQL.steps, lambda: self._verify_key(conn), _SQL.set_key_check)
         self._migrated = True
 
     def _conn(self) -> sqlite3.Connection:
@@ -192,7 +143,7 @@ class SQLiteStore(SQLStore):
         self._state.drop_cache()
         with self._errors():
             conn = self._conn()
-            with _transaction(conn):
+            with transaction(conn):
                 yield conn
 
     async def _size_and_version(self) -> tuple[int, int] | None:
@@ -229,7 +180,7 @@ class SQLiteStore(SQLStore):
     async def _run(self, statement: str, *args: Any) -> None:
         with self._errors():
             conn = self._conn()
-            with _transaction(conn):
+            with transaction(conn):
                 conn.execute(statement, args)
 
     async def _rows(self, query: str, *args: Any) -> Sequence[Row]:
@@ -316,7 +267,7 @@ class SQLiteStore(SQLStore):
             return None
         return Token(*rows[0][:3])
 
-    async def _export(self) -> AsyncIterator[Record]:
+    async def _export(self, history: bool) -> AsyncIterator[Record]:
         # A connection of its own, in one read transaction: a consistent snapshot, and the
         # thread's connection stays free for writes while the caller consumes the export.
         if self._absent():
@@ -332,16 +283,13 @@ class SQLiteStore(SQLStore):
                 yield job_row(row).to_job()
             for row in tokens:
                 yield TokenRecord(*row)
-            with self._errors():
-                cursor = conn.execute(_SQL.export_buckets)
-            while True:
-                with self._errors():
-                    rows = cursor.fetchmany(500)
-                if not rows:
-                    break
-                for device, job, data, version, updated_at in rows:
-                    text = self._open(device, job, data, version)
-                    yield BucketRecord(device, job or None, decode(text), version, updated_at)
+            for row in self._cursor(conn, _SQL.export_buckets):
+                device, job, data, version, updated_at = row
+                text = self._open(device, job, data, version)
+                yield BucketRecord(device, job or None, decode(text), version, updated_at)
+            if history:
+                for row in self._cursor(conn, _SQL.export_history):
+                    yield self._history_record(row)
         finally:
             with self._lock:
                 if conn in self._connections:
@@ -367,7 +315,7 @@ class SQLiteStore(SQLStore):
         state = self._state
         try:
             conn = self._conn()
-            with _transaction(conn):
+            with transaction(conn):
                 data_version = conn.execute("PRAGMA data_version").fetchone()[0]
                 if data_version != state.data_version:
                     state.drop_cache()  # another connection committed: trust nothing
@@ -488,12 +436,25 @@ class SQLiteStore(SQLStore):
         jobs: list[tuple[Any, ...]],
         buckets: list[tuple[Any, ...]],
         tokens: list[tuple[Any, ...]],
+        history: list[tuple[Any, ...]],
     ) -> None:
         with self._changing() as conn:
             conn.executemany(_SQL.upsert_job, jobs)
             conn.executemany(_SQL.upsert_bucket, buckets)
             conn.executemany(_SQL.forget_history, [r[:2] for r in buckets])
             conn.executemany(_SQL.upsert_token, tokens)
+            conn.executemany(_SQL.insert_history, history)
+
+    def _cursor(self, conn: sqlite3.Connection, query: str) -> Iterator[Any]:
+        """The rows of ``query``, 500 at a time."""
+        with self._errors():
+            cursor = conn.execute(query)
+        while True:
+            with self._errors():
+                rows = cursor.fetchmany(500)
+            if not rows:
+                return
+            yield from rows
 
     async def _reseal(self, limit: int) -> int:
         assert self.keys is not None
@@ -510,16 +471,3 @@ class SQLiteStore(SQLStore):
     async def _set_key_check(self, check: str) -> None:
         with self._changing() as conn:
             conn.execute(_SQL.set_key_check, (check,))
-
-
-@contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """``BEGIN IMMEDIATE`` … ``COMMIT``; roll back on any exception."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.rollback()
-        raise

@@ -17,6 +17,7 @@ __all__ = [
     "Change",
     "DeviceInfo",
     "DevicePage",
+    "HistoryRecord",
     "Job",
     "Record",
     "Snapshot",
@@ -153,7 +154,23 @@ class TokenRecord:
     created_at: float = 0.0
 
 
-Record: TypeAlias = Job | BucketRecord | TokenRecord
+@dataclass(frozen=True, slots=True)
+class HistoryRecord:
+    """One change of a bucket's history as exported: who, when, which keys, and the
+    version's contents where the history keeps them."""
+
+    device: str
+    job: str | None
+    version: int
+    at: float
+    actor: str
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    data: dict[str, Any] | None = None
+
+
+Record: TypeAlias = Job | BucketRecord | TokenRecord | HistoryRecord
 UpdateFunction: TypeAlias = Callable[
     [dict[str, Any]], "Mapping[str, Any] | Awaitable[Mapping[str, Any]]"
 ]

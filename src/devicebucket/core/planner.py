@@ -11,26 +11,36 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from .errors import InvalidValueError, JobConflictError, QuotaExceededError
 from .ids import check_id
 from .limits import Limits
-from .model import BucketRecord, Job, Record, Snapshot, TokenRecord, encode_changes
-from .operations import Operation, apply_operation, check_version, operation_changes
+from .model import (
+    BucketRecord,
+    HistoryRecord,
+    Job,
+    Record,
+    Snapshot,
+    TokenRecord,
+    encode_changes,
+)
+from .operations import KeyChanges, Operation, apply_operation, check_version, operation_changes
 from .schema import check_schema, decode_schema, schema_text, validate_against_schema
-from .values import JSONObject, check_size, decode, encode, normalize_data
+from .values import JSONObject, check_size, decode, encode, is_valid_text, normalize_data
 
 __all__ = [
     "EMPTY",
     "BucketRow",
+    "Checked",
     "HistoryRow",
     "JobRow",
     "StoredBucket",
     "WritePlan",
     "check_quota",
     "check_records",
+    "plan_history",
     "plan_import",
     "plan_job",
     "plan_write",
@@ -221,37 +231,87 @@ _HEX12: Final = re.compile(r"[0-9a-f]{12}")
 _HEX64: Final = re.compile(r"[0-9a-f]{64}")
 
 
-def check_records(
-    records: Iterable[Record], limits: Limits
-) -> tuple[list[Job], list[BucketRecord], list[TokenRecord]]:
-    """Check exported records before an import writes any: jobs, buckets (data normalized)
-    and tokens, each list in the order given. Raises on the first bad record."""
-    jobs: list[Job] = []
-    buckets: list[BucketRecord] = []
-    tokens: list[TokenRecord] = []
+@dataclass(slots=True)
+class Checked:
+    """Exported records, checked and sorted by kind, each list in the order given."""
+
+    jobs: list[Job] = field(default_factory=list)
+    buckets: list[BucketRecord] = field(default_factory=list)
+    tokens: list[TokenRecord] = field(default_factory=list)
+    history: list[HistoryRecord] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.jobs) + len(self.buckets) + len(self.tokens) + len(self.history)
+
+
+def check_records(records: Iterable[Record], limits: Limits) -> Checked:
+    """Check exported records before an import writes any (bucket and kept history data
+    normalized). Raises on the first bad record."""
+    checked = Checked()
     for record in records:
         if isinstance(record, Job):
             check_id(record.job, "job id")
             if record.schema is not None:
                 check_schema(record.schema, limits)
-            jobs.append(record)
+            checked.jobs.append(record)
         elif isinstance(record, TokenRecord):
             if not (_HEX12.fullmatch(record.id) and _HEX64.fullmatch(record.hash)):
                 raise InvalidValueError("a token record needs a 12-hex-digit id and a SHA-256 hash")
             if record.device is not None:
                 check_id(record.device)
-            tokens.append(record)
+            checked.tokens.append(record)
+        elif isinstance(record, HistoryRecord):
+            checked.history.append(_checked_history(record, limits))
         else:
-            check_id(record.device)
-            if record.job is not None:
-                check_id(record.job, "job id")
-            if type(record.version) is not int or record.version < 1:
-                raise InvalidValueError("bucket version must be an integer >= 1")
+            _check_place(record.device, record.job, record.version)
             data = normalize_data(record.data, limits)
-            buckets.append(
+            checked.buckets.append(
                 BucketRecord(record.device, record.job, data, record.version, record.updated_at)
             )
-    return jobs, buckets, tokens
+    return checked
+
+
+def _check_place(device: str, job: str | None, version: object) -> None:
+    check_id(device)
+    if job is not None:
+        check_id(job, "job id")
+    if type(version) is not int or version < 1:
+        raise InvalidValueError("bucket version must be an integer >= 1")
+
+
+def _checked_history(record: HistoryRecord, limits: Limits) -> HistoryRecord:
+    _check_place(record.device, record.job, record.version)
+    texts = (record.actor, *record.added, *record.changed, *record.removed)
+    if len(record.actor) > 1024 or not all(is_valid_text(t) for t in texts):
+        raise InvalidValueError("a history record's actor and key names must be valid text")
+    data = None if record.data is None else normalize_data(record.data, limits)
+    return HistoryRecord(
+        record.device,
+        record.job,
+        record.version,
+        record.at,
+        record.actor,
+        record.added,
+        record.changed,
+        record.removed,
+        data,
+    )
+
+
+def plan_history(records: Iterable[HistoryRecord]) -> list[tuple[HistoryRow, str, str, str | None]]:
+    """The history rows an import writes (``HistoryRow``, device, job, the kept contents'
+    text or None)."""
+    return [
+        (
+            HistoryRow(
+                r.version, r.at, r.actor, encode_changes(KeyChanges(r.added, r.changed, r.removed))
+            ),
+            r.device,
+            r.job or "",
+            None if r.data is None else encode(r.data),
+        )
+        for r in records
+    ]
 
 
 def plan_import(buckets: Iterable[BucketRecord], limits: Limits) -> list[BucketRow]:

@@ -23,18 +23,16 @@ from .ids import check_id
 from .limits import MAX_DEVICE_PAGE, Limits, check_page_size
 from .model import (
     DEVICE_SORTS,
-    BucketRecord,
     Change,
     DeviceInfo,
     DevicePage,
     Job,
     Record,
     Snapshot,
-    TokenRecord,
     UpdateFunction,
 )
 from .operations import Clear, Delete, Merge, Operation, Replace
-from .planner import check_records
+from .planner import Checked, check_records
 from .schema import check_schema, schema_text
 from .tokens import Token, token_id
 from .values import encode, is_valid_text, normalize_data, normalize_keys
@@ -322,18 +320,22 @@ class Store(ABC):
 
     # --- export and import ---------------------------------------------------------------
 
-    def export(self) -> AsyncIterator[Record]:
-        """Every job, every token (as a hash), then every bucket (ordered by device and job)."""
-        return self._export()
+    def export(self, *, history: bool = True) -> AsyncIterator[Record]:
+        """Every job, every token (as a hash), every bucket (ordered by device and job),
+        then, unless ``history=False``, every history entry (by device, job and version),
+        with the contents the history keeps."""
+        return self._export(history)
 
     async def import_records(self, records: Iterable[Record]) -> int:
         """Write exported records exactly as they are, all or nothing. Returns the count.
 
-        A bucket or job in the records replaces the one in the store; others are kept.
+        A bucket or job in the records replaces the one in the store; others are kept. An
+        imported bucket's old history is dropped; history entries in the records are
+        written (after the buckets of the same call).
         """
-        jobs, buckets, tokens = check_records(records, self.limits)
-        await self._import(jobs, buckets, tokens)
-        return len(jobs) + len(buckets) + len(tokens)
+        checked = check_records(records, self.limits)
+        await self._import(checked)
+        return len(checked)
 
     # --- life cycle ----------------------------------------------------------------------
 
@@ -449,7 +451,7 @@ class Store(ABC):
     async def _jobs(self) -> list[Job]: ...
 
     @abstractmethod
-    def _export(self) -> AsyncIterator[Record]: ...
+    def _export(self, history: bool) -> AsyncIterator[Record]: ...
 
     @abstractmethod
     async def _delete_device(self, device: str) -> int: ...
@@ -469,9 +471,7 @@ class Store(ABC):
         """The token of a well-formed presented secret, or None (``tokens.token_matches``)."""
 
     @abstractmethod
-    async def _import(
-        self, jobs: list[Job], buckets: list[BucketRecord], tokens: list[TokenRecord]
-    ) -> None: ...
+    async def _import(self, checked: Checked) -> None: ...
 
 
 def _check_version_number(version: object) -> None:

@@ -16,12 +16,18 @@ import click
 from ..backends.factory import open_store
 from ..backends.sql import SQLStore
 from ..core.crypto import KeyRing, generate_key
+from ..core.model import HistoryRecord
 from ..core.store import Store
 from ..wire.exchange import HEADER, dump_record, parse_records
 from ..wire.shapes import token_json
 from .clikit import emit, progress, with_store
 
 __all__ = ["ADMIN_COMMANDS"]
+
+
+_no_history = click.option(
+    "--no-history", is_flag=True, help="Leave the buckets' history out (it is in by default)."
+)
 
 
 @click.command()
@@ -31,14 +37,16 @@ __all__ = ["ADMIN_COMMANDS"]
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     help="File to write (default: stdout).",
 )
+@_no_history
 @click.pass_context
-def export(ctx: click.Context, output: Path | None) -> None:
-    """Export everything (buckets, versions, jobs, schemas, token hashes) as JSON Lines."""
+def export(ctx: click.Context, output: Path | None, no_history: bool) -> None:
+    """Export everything (buckets, versions, jobs, schemas, token hashes, and the history
+    with the contents it keeps) as JSON Lines."""
 
     async def write(store: Store, out: TextIO) -> None:
         out.write(json.dumps(HEADER) + "\n")
         with progress("exporting", None) as advance:
-            async for record in store.export():
+            async for record in store.export(history=not no_history):
                 out.write(dump_record(record) + "\n")
                 advance(1)
 
@@ -55,9 +63,11 @@ def export(ctx: click.Context, output: Path | None) -> None:
 @click.argument(
     "file", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path)
 )
+@_no_history
 @click.pass_context
-def import_(ctx: click.Context, file: Path) -> None:
-    """Restore an export exactly. A malformed file is refused before anything is written.
+def import_(ctx: click.Context, file: Path, no_history: bool) -> None:
+    """Restore an export exactly, history included. A malformed file is refused before
+    anything is written.
 
     Buckets and jobs in the file replace those with the same ids; others are kept.
     """
@@ -71,6 +81,8 @@ def import_(ctx: click.Context, file: Path) -> None:
                 yield line
 
         records = parse_records(lines())
+    if no_history:
+        records = [r for r in records if not isinstance(r, HistoryRecord)]
     count = with_store(ctx, lambda store: store.import_records(records))
     emit({"imported": count})
 
@@ -175,9 +187,11 @@ def migrate_db(ctx: click.Context) -> None:
 @click.option("--from", "source", required=True, metavar="URL", help="Store to copy from.")
 @click.option("--to", "target", required=True, metavar="URL", help="Store to copy into.")
 @click.option("--force", is_flag=True, help="Write into a target that is not empty.")
+@_no_history
 @click.pass_context
-def copy_(ctx: click.Context, source: str, target: str, force: bool) -> None:
-    """Copy buckets, versions, jobs, schemas and tokens, then verify the copy.
+def copy_(ctx: click.Context, source: str, target: str, force: bool, no_history: bool) -> None:
+    """Copy buckets, versions, jobs, schemas, tokens and the history (with the contents it
+    keeps), then verify the copy.
 
     The copy is checked by counts and a content checksum per device before success is
     reported. A target that holds anything is refused unless --force.
@@ -191,7 +205,13 @@ def copy_(ctx: click.Context, source: str, target: str, force: bool) -> None:
         target_store = open_store(target, token=token)
         try:
             with progress("copying", None) as advance:
-                copied = await copy_store(source_store, target_store, force=force, progress=advance)
+                copied = await copy_store(
+                    source_store,
+                    target_store,
+                    force=force,
+                    history=not no_history,
+                    progress=advance,
+                )
         finally:
             await source_store.close()
             await target_store.close()

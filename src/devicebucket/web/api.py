@@ -324,9 +324,13 @@ class Api:
     # --- export, import, health, metrics, docs -------------------------------------------
 
     async def export(self, request: Request, token: Token | None) -> Response:
+        history = request.query_params.get("history", "true")
+        if history not in ("true", "false"):
+            raise HTTPError(400, "bad_request", "history must be true or false")
+
         async def lines() -> AsyncIterator[bytes]:
             yield (json.dumps(HEADER) + "\n").encode()
-            async for record in self.store.export():
+            async for record in self.store.export(history=history == "true"):
                 yield (dump_record(record) + "\n").encode()
 
         return StreamingResponse(lines(), media_type="application/x-ndjson")

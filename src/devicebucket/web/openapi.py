@@ -139,6 +139,13 @@ def _components() -> dict[str, Any]:
                 "description": "Show values of secret-looking keys (masked by default)",
                 "schema": {"type": "string", "enum": ["true", "false"]},
             },
+            "history": {
+                "name": "history",
+                "in": "query",
+                "required": False,
+                "description": "Include the buckets' history (default true)",
+                "schema": {"type": "string", "enum": ["true", "false"]},
+            },
             "version": {
                 "name": "version",
                 "in": "path",

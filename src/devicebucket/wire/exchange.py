@@ -1,5 +1,6 @@
-"""The export format: JSON Lines, a header line, then one job or bucket a line
-(each record is one line; they are folded here for reading).
+"""The export format: JSON Lines, a header line, then one job, token, bucket or history entry
+a line (each record is one line; they are folded here for reading). Times are Unix seconds,
+so a copy is exact; buckets come before history entries.
 
 ```
 {"devicebucket": "export", "format": 1}
@@ -7,6 +8,8 @@
  "created_at": ..., "updated_at": ...}
 {"type": "bucket", "device": "pixel-7-01", "job": null, "version": 3,
  "updated_at": ..., "data": {...}}
+{"type": "history", "device": "pixel-7-01", "job": null, "version": 3, "at": ...,
+ "actor": "local via cli", "added": [], "changed": ["a"], "removed": [], "data": {...}}
 ```
 """
 
@@ -17,7 +20,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..core.errors import InvalidValueError
-from ..core.model import BucketRecord, Job, Record, TokenRecord
+from ..core.model import BucketRecord, HistoryRecord, Job, Record, TokenRecord
 
 __all__ = ["FORMAT", "HEADER", "RecordParser", "dump_record", "parse_records"]
 
@@ -43,6 +46,19 @@ def dump_record(record: Record) -> str:
             "device": record.device,
             "hash": record.hash,
             "created_at": record.created_at,
+        }
+    elif isinstance(record, HistoryRecord):
+        line = {
+            "type": "history",
+            "device": record.device,
+            "job": record.job,
+            "version": record.version,
+            "at": record.at,
+            "actor": record.actor,
+            "added": list(record.added),
+            "changed": list(record.changed),
+            "removed": list(record.removed),
+            "data": record.data,
         }
     else:
         line = {
@@ -118,6 +134,22 @@ def _record(line: dict[str, Any], number: int) -> Record:
             data=_field(line, "data", (dict,), number),
             version=_field(line, "version", (int,), number),
             updated_at=float(_field(line, "updated_at", number_kinds, number)),
+        )
+    if kind == "history":
+        names = {}
+        for name in ("added", "changed", "removed"):
+            keys = _field(line, name, (list,), number)
+            if not all(isinstance(k, str) for k in keys):
+                raise InvalidValueError(f"line {number}: field {name!r} must be a list of str")
+            names[name] = tuple(keys)
+        return HistoryRecord(
+            device=_field(line, "device", (str,), number),
+            job=_field(line, "job", (str, type(None)), number),
+            version=_field(line, "version", (int,), number),
+            at=float(_field(line, "at", number_kinds, number)),
+            actor=_field(line, "actor", (str,), number),
+            data=_field(line, "data", (dict, type(None)), number),
+            **names,
         )
     if kind == "token":
         return TokenRecord(

@@ -274,7 +274,8 @@ ROUTES: Final[tuple[Endpoint, ...]] = (
         Access.ADMIN,
         "Export everything (buckets, versions, jobs, schemas, token hashes) as JSON Lines (admin)",
         Answer(200, None, "The export", media=_NDJSON),
-        (503,),
+        (400, 503),
+        query=("history",),
     ),
     Endpoint(
         "import_",
