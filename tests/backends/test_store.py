@@ -19,8 +19,8 @@ from devicebucket import (
     Store,
 )
 from devicebucket.core.errors import QuotaExceededError
-from devicebucket.core.model import HistoryRecord
 from devicebucket.core.limits import MAX_PAGE, Limits
+from devicebucket.core.model import HistoryRecord
 
 from ..conftest import STORE_KINDS, open_test_store
 
@@ -331,9 +331,9 @@ async def test_export_and_import_carry_the_history(store: Store) -> None:
     exported = [record async for record in store.export()]
     kinds = [type(r).__name__ for r in exported]
     assert kinds == ["BucketRecord"] * 2 + ["HistoryRecord"] * 4
-    entry = next(r for r in exported if isinstance(r, HistoryRecord) and r.version == 1)
+    entry = next(r for r in exported if isinstance(r, HistoryRecord) and r.change.version == 1)
     assert entry.data == {"password": "pw-in-history", "n": 1}
-    assert entry.actor.endswith("first")
+    assert entry.change.actor.endswith("first")
     # Into a store that has other history for the same bucket: the export's replaces it.
     await store.merge("d1", {"later": True})
     assert await store.import_records(exported) == 6

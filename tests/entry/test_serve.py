@@ -234,7 +234,9 @@ def test_cli_and_runner_work_against_a_server_with_a_device_token(
         dump = tmp_path / "remote.jsonl"
         assert remote("export", "-o", str(dump)).returncode == 0
         fresh = f"sqlite:///{tmp_path / 'copy.db'}"
-        assert json.loads(cli("import", str(dump), db=fresh).stdout) == {"imported": 13}  # 8 of them history entries
+        assert json.loads(cli("import", str(dump), db=fresh).stdout) == {
+            "imported": 13
+        }  # 8 of them history entries
         assert json.loads(cli("get", "pixel", "--job", "signup", db=fresh).stdout)["attempts"] == 2
 
 

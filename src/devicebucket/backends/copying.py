@@ -38,11 +38,10 @@ class Inventory:
             self._line(record.device, record.job, record.version, encode(record.data))
         elif isinstance(record, HistoryRecord):
             self.history += 1
+            c = record.change
             data = None if record.data is None else encode(record.data)
-            names = json.dumps([record.added, record.changed, record.removed])
-            self._line(
-                record.device, record.job, record.version, record.at, record.actor, names, data
-            )
+            names = json.dumps([c.added, c.changed, c.removed])
+            self._line(record.device, record.job, c.version, c.at, c.actor, names, data)
         else:
             self.tokens += 1
 

@@ -420,19 +420,9 @@ class SQLStore(Store):
     def _history_record(self, row: Row) -> HistoryRecord:
         """A row of ``SQL.export_history`` as a record (its kept contents opened)."""
         device, job, version, at, actor, changes, data = (row[i] for i in range(7))
-        change = decode_change(version, at, actor, changes, False)
+        change = decode_change(version, at, actor, changes, data is not None)
         contents = None if data is None else decode(self._open(device, job, data, version))
-        return HistoryRecord(
-            device,
-            job or None,
-            version,
-            at,
-            actor,
-            change.added,
-            change.changed,
-            change.removed,
-            contents,
-        )
+        return HistoryRecord(device, job or None, change, contents)
 
     @abstractmethod
     async def _write_import(

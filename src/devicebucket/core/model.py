@@ -156,17 +156,12 @@ class TokenRecord:
 
 @dataclass(frozen=True, slots=True)
 class HistoryRecord:
-    """One change of a bucket's history as exported: who, when, which keys, and the
-    version's contents where the history keeps them."""
+    """One change of a bucket's history as exported: the change (who, when, which keys) and
+    the version's contents where the history keeps them (then ``change.kept``)."""
 
     device: str
     job: str | None
-    version: int
-    at: float
-    actor: str
-    added: tuple[str, ...] = ()
-    changed: tuple[str, ...] = ()
-    removed: tuple[str, ...] = ()
+    change: Change
     data: dict[str, Any] | None = None
 
 

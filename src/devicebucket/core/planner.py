@@ -280,22 +280,13 @@ def _check_place(device: str, job: str | None, version: object) -> None:
 
 
 def _checked_history(record: HistoryRecord, limits: Limits) -> HistoryRecord:
-    _check_place(record.device, record.job, record.version)
-    texts = (record.actor, *record.added, *record.changed, *record.removed)
-    if len(record.actor) > 1024 or not all(is_valid_text(t) for t in texts):
+    change = record.change
+    _check_place(record.device, record.job, change.version)
+    texts = (change.actor, *change.added, *change.changed, *change.removed)
+    if len(change.actor) > 1024 or not all(is_valid_text(t) for t in texts):
         raise InvalidValueError("a history record's actor and key names must be valid text")
     data = None if record.data is None else normalize_data(record.data, limits)
-    return HistoryRecord(
-        record.device,
-        record.job,
-        record.version,
-        record.at,
-        record.actor,
-        record.added,
-        record.changed,
-        record.removed,
-        data,
-    )
+    return HistoryRecord(record.device, record.job, change, data)
 
 
 def plan_history(records: Iterable[HistoryRecord]) -> list[tuple[HistoryRow, str, str, str | None]]:
@@ -304,7 +295,10 @@ def plan_history(records: Iterable[HistoryRecord]) -> list[tuple[HistoryRow, str
     return [
         (
             HistoryRow(
-                r.version, r.at, r.actor, encode_changes(KeyChanges(r.added, r.changed, r.removed))
+                r.change.version,
+                r.change.at,
+                r.change.actor,
+                encode_changes(KeyChanges(r.change.added, r.change.changed, r.change.removed)),
             ),
             r.device,
             r.job or "",

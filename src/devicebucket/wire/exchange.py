@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..core.errors import InvalidValueError
-from ..core.model import BucketRecord, HistoryRecord, Job, Record, TokenRecord
+from ..core.model import BucketRecord, Change, HistoryRecord, Job, Record, TokenRecord
 
 __all__ = ["FORMAT", "HEADER", "RecordParser", "dump_record", "parse_records"]
 
@@ -52,12 +52,12 @@ def dump_record(record: Record) -> str:
             "type": "history",
             "device": record.device,
             "job": record.job,
-            "version": record.version,
-            "at": record.at,
-            "actor": record.actor,
-            "added": list(record.added),
-            "changed": list(record.changed),
-            "removed": list(record.removed),
+            "version": record.change.version,
+            "at": record.change.at,
+            "actor": record.change.actor,
+            "added": list(record.change.added),
+            "changed": list(record.change.changed),
+            "removed": list(record.change.removed),
             "data": record.data,
         }
     else:
@@ -78,6 +78,13 @@ def _field(line: dict[str, Any], name: str, kinds: tuple[type, ...], number: int
         names = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
         raise InvalidValueError(f"line {number}: field {name!r} must be {names}")
     return value
+
+
+def _names(line: dict[str, Any], name: str, number: int) -> tuple[str, ...]:
+    keys = _field(line, name, (list,), number)
+    if not all(isinstance(k, str) for k in keys):
+        raise InvalidValueError(f"line {number}: field {name!r} must be a list of str")
+    return tuple(keys)
 
 
 class RecordParser:
@@ -136,20 +143,22 @@ def _record(line: dict[str, Any], number: int) -> Record:
             updated_at=float(_field(line, "updated_at", number_kinds, number)),
         )
     if kind == "history":
-        names = {}
-        for name in ("added", "changed", "removed"):
-            keys = _field(line, name, (list,), number)
-            if not all(isinstance(k, str) for k in keys):
-                raise InvalidValueError(f"line {number}: field {name!r} must be a list of str")
-            names[name] = tuple(keys)
-        return HistoryRecord(
-            device=_field(line, "device", (str,), number),
-            job=_field(line, "job", (str, type(None)), number),
+        added, changed, removed = (_names(line, n, number) for n in ("added", "changed", "removed"))
+        data = _field(line, "data", (dict, type(None)), number)
+        change = Change(
             version=_field(line, "version", (int,), number),
             at=float(_field(line, "at", number_kinds, number)),
             actor=_field(line, "actor", (str,), number),
-            data=_field(line, "data", (dict, type(None)), number),
-            **names,
+            added=added,
+            changed=changed,
+            removed=removed,
+            kept=data is not None,
+        )
+        return HistoryRecord(
+            device=_field(line, "device", (str,), number),
+            job=_field(line, "job", (str, type(None)), number),
+            change=change,
+            data=data,
         )
     if kind == "token":
         return TokenRecord(
