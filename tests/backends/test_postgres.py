@@ -266,3 +266,11 @@ async def _tables(schema: str) -> int:
         return int(await conn.fetchval(query, schema))
     finally:
         await conn.close()
+
+
+def test_the_cli_says_once_where_it_created_a_postgresql_store(pg_url: str, cli: Cli) -> None:
+    read = cli("get", "pixel", db=pg_url)
+    assert (read.returncode, read.stderr) == (0, "")
+    first = cli("set", "pixel", "a=1", db=pg_url)
+    assert first.stderr == f"devicebucket: created a new store at {pg_url}\n"
+    assert cli("set", "pixel", "b=2", db=pg_url).stderr == ""

@@ -362,6 +362,10 @@ class SQLStore(Store):
             "key_from": None if self.keys is None else self.keys.source,
         }
 
+    async def exists(self) -> bool:
+        """Whether the store was created (by a write or ``migrate-db``); reads create nothing."""
+        return await self._size_and_version() is not None
+
     @abstractmethod
     async def _size_and_version(self) -> tuple[int, int] | None:
         """The store's size in bytes and schema version; None if it was never created."""

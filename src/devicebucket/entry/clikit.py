@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from ..backends.factory import open_store
+from ..backends.sql import SQLStore
 from ..backends.sqlite import SQLiteStore
 from ..core.crypto import KeyRing
 from ..core.errors import DeviceBucketError, InvalidValueError, SettingError
@@ -120,14 +121,16 @@ def with_store(
     async def run() -> T:
         settings: Settings = ctx.obj
         store = open_store(settings.db, token=settings.token, keys=keys)
-        new_file = isinstance(store, SQLiteStore) and not store.path.exists()
+        local = store if isinstance(store, SQLStore) else None
+        new = local is not None and not await local.exists()
         try:
-            return await fn(store)
+            result = await fn(store)
+            if new and local is not None and await local.exists():
+                where = local.path.resolve() if isinstance(local, SQLiteStore) else local.url
+                click.echo(f"devicebucket: created a new store at {where}", err=True)
+            return result
         finally:
             await store.close()
-            if new_file and isinstance(store, SQLiteStore) and store.path.exists():
-                where = store.path.resolve()
-                click.echo(f"devicebucket: created a new store at {where}", err=True)
 
     return asyncio.run(run())
 
