@@ -108,7 +108,7 @@ def test_export_import_into_a_fresh_file_is_identical(cli: Cli, tmp_path: Path) 
     assert again.returncode == 0
     assert again.stdout == dump.read_text()
     lines = [json.loads(line) for line in again.stdout.splitlines()]
-    assert lines[0] == {"devicebucket": "export", "format": 1}
+    assert lines[0] == {"devicebucket": "export", "format": 2}
     assert {line.get("type") for line in lines[1:]} == {"job", "bucket", "history"}
     assert ok(cli("history", "pixel", db=fresh)) == ok(cli("history", "pixel"))
     # --no-history leaves it out of an export, and out of an import.

@@ -28,7 +28,7 @@ from ..servers import ADMIN, ThreadedServer
 pytestmark = pytest.mark.slow
 
 EXAMPLES = 2_000  # per test: 16,000 requests in the first four (1, 2, 2 and 3 per example),
-# 4,000 hostile bodies and 2,000 dashboard forms: 22,000 in all
+# 4,000 hostile bodies, 2,000 dashboard forms and 2,000 dashboard page views: 24,000 in all
 COUNTS: dict[str, int] = {}
 
 FUZZ = settings(
@@ -222,3 +222,25 @@ def dashboard(live: httpx.Client) -> Iterator[httpx.Client]:
         signed_in = client.post("/ui/login", data={"token": ADMIN})
         assert signed_in.status_code == 303
         yield client
+
+
+@FUZZ
+@given(
+    page=st.sampled_from(["/ui/devices/pixel-1", "/ui/devices/pixel-1/value"]),
+    params=st.dictionaries(
+        st.sampled_from(["bucket", "key", "page", "reveal", "saved"]) | any_text,
+        any_text | st.integers(-(10**30), 10**30).map(str),
+        max_size=4,
+    ),
+)
+def test_dashboard_pages(dashboard: httpx.Client, page: str, params: dict[str, str]) -> None:
+    COUNTS["dashboard pages"] = COUNTS.get("dashboard pages", 0) + 1
+    query = "&".join(
+        f"{quote(k, errors='surrogatepass')}={quote(v, errors='surrogatepass')}"
+        for k, v in params.items()
+    )
+    before = dashboard.get("/v1/devices/pixel-1/bucket").text
+    response = dashboard.get(f"{page}?{query}")
+    assert response.status_code in (200, 400, 404), (page, query, response.status_code)
+    assert "Traceback" not in response.text
+    assert dashboard.get("/v1/devices/pixel-1/bucket").text == before

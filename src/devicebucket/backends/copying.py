@@ -11,6 +11,7 @@ from ..core.errors import DeviceBucketError
 from ..core.model import BucketRecord, HistoryRecord, Job, Record
 from ..core.store import Store
 from ..core.values import encode
+from ..wire.shapes import rfc3339
 
 __all__ = ["CopyError", "Inventory", "copy_store", "inventory"]
 
@@ -41,7 +42,8 @@ class Inventory:
             c = record.change
             data = None if record.data is None else encode(record.data)
             names = json.dumps([c.added, c.changed, c.removed])
-            self._line(record.device, record.job, c.version, c.at, c.actor, names, data)
+            at = rfc3339(c.at, precise=True)  # as exact as the export format carries it
+            self._line(record.device, record.job, c.version, at, c.actor, names, data)
         else:
             self.tokens += 1
 

@@ -1,9 +1,10 @@
 """The export format: JSON Lines, a header line, then one job, token, bucket or history entry
-a line (each record is one line; they are folded here for reading). Times are Unix seconds,
-so a copy is exact; buckets come before history entries.
+a line (each record is one line; they are folded here for reading). Times are RFC 3339 in
+UTC, to the microsecond (format 1, still read, had Unix seconds); buckets come before
+history entries.
 
 ```
-{"devicebucket": "export", "format": 1}
+{"devicebucket": "export", "format": 2}
 {"type": "job", "job": "signup", "automation": "signup.py", "schema": {...},
  "created_at": ..., "updated_at": ...}
 {"type": "bucket", "device": "pixel-7-01", "job": null, "version": 3,
@@ -21,10 +22,12 @@ from typing import Any
 
 from ..core.errors import InvalidValueError
 from ..core.model import BucketRecord, Change, HistoryRecord, Job, Record, TokenRecord
+from .shapes import rfc3339, seconds_of
 
 __all__ = ["FORMAT", "HEADER", "RecordParser", "dump_record", "parse_records"]
 
-FORMAT = 1
+FORMAT = 2
+_READABLE = (1, 2)  # format 1: times as Unix seconds
 HEADER: dict[str, Any] = {"devicebucket": "export", "format": FORMAT}
 
 
@@ -36,8 +39,8 @@ def dump_record(record: Record) -> str:
             "job": record.job,
             "automation": record.automation,
             "schema": record.schema,
-            "created_at": record.created_at,
-            "updated_at": record.updated_at,
+            "created_at": _time(record.created_at),
+            "updated_at": _time(record.updated_at),
         }
     elif isinstance(record, TokenRecord):
         line = {
@@ -45,7 +48,7 @@ def dump_record(record: Record) -> str:
             "id": record.id,
             "device": record.device,
             "hash": record.hash,
-            "created_at": record.created_at,
+            "created_at": _time(record.created_at),
         }
     elif isinstance(record, HistoryRecord):
         line = {
@@ -53,7 +56,7 @@ def dump_record(record: Record) -> str:
             "device": record.device,
             "job": record.job,
             "version": record.change.version,
-            "at": record.change.at,
+            "at": _time(record.change.at),
             "actor": record.change.actor,
             "added": list(record.change.added),
             "changed": list(record.change.changed),
@@ -66,7 +69,7 @@ def dump_record(record: Record) -> str:
             "device": record.device,
             "job": record.job,
             "version": record.version,
-            "updated_at": record.updated_at,
+            "updated_at": _time(record.updated_at),
             "data": record.data,
         }
     return json.dumps(line, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
@@ -78,6 +81,21 @@ def _field(line: dict[str, Any], name: str, kinds: tuple[type, ...], number: int
         names = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
         raise InvalidValueError(f"line {number}: field {name!r} must be {names}")
     return value
+
+
+def _time(seconds: float) -> str:
+    return rfc3339(seconds, precise=True)
+
+
+def _seconds(line: dict[str, Any], name: str, number: int) -> float:
+    """A time field: RFC 3339 text (Unix seconds in format 1)."""
+    value = _field(line, name, (str, int, float), number)
+    if not isinstance(value, str):
+        return float(value)
+    try:
+        return seconds_of(value)
+    except ValueError:
+        raise InvalidValueError(f"line {number}: field {name!r} is not an RFC 3339 time") from None
 
 
 def _names(line: dict[str, Any], name: str, number: int) -> tuple[str, ...]:
@@ -109,8 +127,8 @@ class RecordParser:
         if not self.header_seen:
             if line.get("devicebucket") != "export":
                 raise InvalidValueError("line 1: not a devicebucket export (header missing)")
-            if line.get("format") != FORMAT:
-                raise InvalidValueError(f"line 1: export format is not {FORMAT}")
+            if line.get("format") not in _READABLE:
+                raise InvalidValueError(f"line 1: export format is not one of {_READABLE}")
             self.header_seen = True
             return None
         return _record(line, number)
@@ -122,7 +140,6 @@ class RecordParser:
 
 def _record(line: dict[str, Any], number: int) -> Record:
     kind = line.get("type")
-    number_kinds = (int, float)
     if kind == "job":
         schema = line.get("schema")
         if schema is not None and not isinstance(schema, (dict, bool)):
@@ -131,8 +148,8 @@ def _record(line: dict[str, Any], number: int) -> Record:
             job=_field(line, "job", (str,), number),
             automation=_field(line, "automation", (str, type(None)), number),
             schema=schema,
-            created_at=float(_field(line, "created_at", number_kinds, number)),
-            updated_at=float(_field(line, "updated_at", number_kinds, number)),
+            created_at=_seconds(line, "created_at", number),
+            updated_at=_seconds(line, "updated_at", number),
         )
     if kind == "bucket":
         return BucketRecord(
@@ -140,14 +157,14 @@ def _record(line: dict[str, Any], number: int) -> Record:
             job=_field(line, "job", (str, type(None)), number),
             data=_field(line, "data", (dict,), number),
             version=_field(line, "version", (int,), number),
-            updated_at=float(_field(line, "updated_at", number_kinds, number)),
+            updated_at=_seconds(line, "updated_at", number),
         )
     if kind == "history":
         added, changed, removed = (_names(line, n, number) for n in ("added", "changed", "removed"))
         data = _field(line, "data", (dict, type(None)), number)
         change = Change(
             version=_field(line, "version", (int,), number),
-            at=float(_field(line, "at", number_kinds, number)),
+            at=_seconds(line, "at", number),
             actor=_field(line, "actor", (str,), number),
             added=added,
             changed=changed,
@@ -165,7 +182,7 @@ def _record(line: dict[str, Any], number: int) -> Record:
             id=_field(line, "id", (str,), number),
             device=_field(line, "device", (str, type(None)), number),
             hash=_field(line, "hash", (str,), number),
-            created_at=float(_field(line, "created_at", number_kinds, number)),
+            created_at=_seconds(line, "created_at", number),
         )
     raise InvalidValueError(f"line {number}: unknown record type {str(kind)[:32]!r}")
 

@@ -22,10 +22,11 @@ __all__ = [
 ]
 
 
-def rfc3339(timestamp: float) -> str:
-    """Unix seconds as RFC 3339 in UTC, to the millisecond."""
+def rfc3339(timestamp: float, *, precise: bool = False) -> str:
+    """Unix seconds as RFC 3339 in UTC, to the millisecond (``precise``: microsecond)."""
     when = datetime.fromtimestamp(timestamp, UTC)
-    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    spec = "microseconds" if precise else "milliseconds"
+    return when.isoformat(timespec=spec).replace("+00:00", "Z")
 
 
 def seconds_of(text: str) -> float:
