@@ -550,3 +550,22 @@ def test_health_answers_within_100_ms_while_a_huge_device_page_renders(tmp_path:
     assert pages == [200] * 5
     assert len(latencies) >= 5
     assert max(latencies) < 0.1, sorted(latencies)[-5:]
+
+
+def test_a_device_with_many_job_buckets_opens_twenty_and_links_the_rest(
+    browser: httpx.Client, db: Path
+) -> None:
+    async def seed() -> None:
+        async with SQLiteStore(db) as store:
+            for n in range(25):
+                await store.merge("many-1", {f"k{n}": n}, job=f"job-{n:02d}")
+
+    asyncio.run(seed())
+    page = browser.get("/ui/devices/many-1").text
+    assert page.count('<section class="bucket" id="bucket-job-') == 20
+    assert "5 more job buckets" in page
+    assert 'href="?bucket=job-24#bucket-job-24"' in page
+    named = browser.get("/ui/devices/many-1", params={"bucket": "job-24"}).text
+    assert 'id="bucket-job-24"' in named
+    assert "k24" in named
+    assert "4 more job buckets" in named

@@ -57,6 +57,7 @@ __all__ = ["SESSION_COOKIE", "Dashboard"]
 
 _log = logging.getLogger("devicebucket.web")
 PAGE_SIZE = 50
+JOB_BUCKETS_SHOWN = 20
 _FAVICON = (files("devicebucket.web") / "static" / "favicon.svg").read_bytes()
 _CACHED = {"Cache-Control": "public, max-age=86400"}
 
@@ -244,8 +245,15 @@ class Dashboard:
         named = query.get("bucket", "")
         reveal, number = query.get("reveal"), page_number(query.get("page"))
         info = await self.store.device(device)
+        jobs = list(info.jobs if info else ())
+        # At most JOB_BUCKETS_SHOWN job buckets open on the page (and the one named); the
+        # others are links.
+        shown = jobs[:JOB_BUCKETS_SHOWN]
+        if named and named in jobs and named not in shown:
+            shown.append(named)
+        folded = [job for job in jobs if job not in shown]
         views = []
-        for job in (None, *(info.jobs if info else ())):
+        for job in (None, *shown):
             snapshot = await self.store.get(device, job=job)
             found = None if job is None else await self.store.get_job(job)
             schema = None if found is None else found.schema
@@ -284,6 +292,7 @@ class Dashboard:
                 session=session,
                 device=device,
                 buckets=[bucket_view(*view) for view in views],
+                folded=folded,
                 **outcome,
             )
 
