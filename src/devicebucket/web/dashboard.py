@@ -33,12 +33,12 @@ from ..core.errors import ConflictError, DeviceBucketError, StoreUnavailableErro
 from ..core.ids import check_id
 from ..core.masking import is_secret_key, mask_value
 from ..core.model import DEVICE_SORTS
-from ..core.operations import diff
 from ..core.store import Store
 from ..core.tokens import Token
 from .auth import TokenAuth
 from .bucketview import bucket_view, entry
 from .forms import SIGN_IN_BYTES, FormRefusedError, edit_form_bytes, read_form
+from .historypages import HistoryPages
 from .pagekit import (
     actor,
     back_to_bucket,
@@ -93,6 +93,7 @@ class Dashboard:
             behind_tls=behind_tls,
         )
         self.edit_form_bytes = edit_form_bytes(store.limits.max_bucket_bytes)
+        self.changes = HistoryPages(self)
         self.secret_keys = secret_keys
         self.env = Environment(
             loader=PackageLoader("devicebucket.web", "templates"),
@@ -359,80 +360,6 @@ class Dashboard:
             return await self.device(request, session, status=422, edit=edit, error=str(exc))
         return back_to_bucket(device, job, done)
 
-    # --- history -------------------------------------------------------------------------
-
-    async def history(
-        self, request: Request, session: dict[str, str], **outcome: Any
-    ) -> HTMLResponse:
-        device = check_id(request.path_params["device"])
-        job = request.query_params.get("job") or None
-        current = await self.store.get(device, job=job)
-        changes = await self.store.history(device, job=job, limit=200)
-        return self.render(
-            "history.html",
-            outcome.pop("status", 200),
-            session=session,
-            device=device,
-            job=job,
-            current=current.version,
-            changes=changes,
-            kept={c.version for c in changes if c.kept} | {0},
-            **outcome,
-        )
-
-    async def diff(self, request: Request, session: dict[str, str]) -> Response:
-        device = check_id(request.path_params["device"])
-        query = request.query_params
-        job = query.get("job") or None
-        raw_from, raw_to = query.get("from", ""), query.get("to", "")
-        if not (raw_from.isdigit() and raw_to.isdigit() and len(raw_from + raw_to) < 30):
-            return self.render(
-                "error.html", 400, session=session, message="Give two versions: from and to."
-            )
-        before_version, after = int(raw_from), int(raw_to)
-        old = await self.store.at_version(device, before_version, job=job)
-        new = await self.store.at_version(device, after, job=job)
-        reveal = query.get("reveal") == "1"
-        changes = diff(old.data, new.data)
-        return self.render(
-            "diff.html",
-            session=session,
-            device=device,
-            job=job,
-            before=before_version,
-            after=after,
-            changes=changes,
-            reveal=reveal,
-            secret=lambda key: is_secret_key(key, self.secret_keys),
-            masked=lambda value: mask_value(value, self.secret_keys),
-        )
-
-    async def restore(self, request: Request, session: dict[str, str]) -> Response:
-        device = check_id(request.path_params["device"])
-        form: FormData = request.state.form
-        job = str(form.get("job", "")) or None
-        try:
-            version = int(str(form.get("version", "")))
-            expected = int(str(form.get("current", "")))
-        except ValueError:
-            return self.render("error.html", 400, session=session, message="Missing version.")
-        try:
-            restored = await self.store.restore(
-                device, version, job=job, expected_version=expected, actor=actor(session)
-            )
-        except ConflictError as exc:
-            message = (
-                f"Not restored: the bucket changed since you loaded this page (version"
-                f" {expected} → {exc.actual}). Check the newest changes below, then restore again."
-            )
-            return await self.history(request, session, status=409, error=message)
-        except StoreUnavailableError:
-            raise  # the page says so, without the store's details
-        except DeviceBucketError as exc:
-            return await self.history(request, session, status=422, error=str(exc))
-        notice = {"restored": str(version), "now": str(restored.version)}
-        return back_to_bucket(device, job, notice)
-
     # --- jobs ----------------------------------------------------------------------------
 
     async def jobs(self, request: Request, session: dict[str, str]) -> Response:
@@ -484,9 +411,11 @@ class Dashboard:
             Route("/ui/devices/{device}", self.page(self.device)),
             Route("/ui/devices/{device}/keys", self.page(self.change), methods=["POST"]),
             Route("/ui/devices/{device}/value", self.page(self.value)),
-            Route("/ui/devices/{device}/history", self.page(self.history)),
-            Route("/ui/devices/{device}/diff", self.page(self.diff)),
-            Route("/ui/devices/{device}/restore", self.page(self.restore), methods=["POST"]),
+            Route("/ui/devices/{device}/history", self.page(self.changes.history)),
+            Route("/ui/devices/{device}/diff", self.page(self.changes.diff)),
+            Route(
+                "/ui/devices/{device}/restore", self.page(self.changes.restore), methods=["POST"]
+            ),
             Route("/ui/jobs", self.page(self.jobs)),
             Route("/ui/jobs/{job}", self.page(self.job)),
             Mount(
