@@ -96,8 +96,7 @@ class ServeProcess:
                 sys.executable,
                 "-m",
                 "devicebucket",
-                "--db",
-                db_url,
+                *(["--db", db_url] if db_url else []),  # "": the default store
                 "serve",
                 "--port",
                 str(self.port),

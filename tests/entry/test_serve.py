@@ -287,3 +287,13 @@ def test_metrics_add_up_across_workers(db_url: str) -> None:
             assert found is not None
             counts.append(float(found.group(1)))
     assert counts == [20.0] * 10
+
+
+def test_serve_on_the_default_store_of_a_new_user(tmp_path: Path) -> None:
+    """No --db, no DEVICEBUCKET_URL, an admin token given: the per-user file is made."""
+    home = {"HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "data")}
+    with ServeProcess("", env=home) as server:
+        auth = {"Authorization": f"Bearer {ADMIN}"}
+        written = httpx.patch(f"{server.url}/v1/devices/d/bucket", json={"a": 1}, headers=auth)
+        assert written.status_code == 200, written.text
+    assert (tmp_path / "data" / "devicebucket" / "devicebucket.db").exists()
