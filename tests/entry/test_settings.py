@@ -182,3 +182,16 @@ def test_version_and_license() -> None:
     assert result.returncode == 0
     assert result.stdout == f"devicebucket, version {version('devicebucket')}\n"
     assert "MIT License" in (ROOT / "LICENSE").read_text()
+
+
+def test_help_shows_and_a_key_can_be_made_whatever_the_settings(tmp_path: Path) -> None:
+    key = tmp_path / "fleet.key"
+    env = {"DEVICEBUCKET_KEY_FILE": str(key), "DEVICEBUCKET_MAX_DEPTH": "x"}
+    shown = devicebucket("get", "--help", env=env)
+    assert shown.returncode == 0
+    assert "Print a bucket" in shown.stdout
+    made = devicebucket("key", "generate", "-o", str(key), env={"DEVICEBUCKET_KEY_FILE": str(key)})
+    assert made.returncode == 0, made.stderr
+    assert (
+        devicebucket("get", "d", "--db", f"sqlite:///{tmp_path / 'x.db'}", env=env).returncode == 2
+    )

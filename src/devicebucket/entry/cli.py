@@ -68,7 +68,10 @@ def main(ctx: click.Context, db: str | None, token: str | None, key_file: str | 
     if key_file is not None:  # through the environment, so `serve` workers get it too
         os.environ[KEY_FILE_ENV] = str(Path(key_file).resolve())
         os.environ.pop(KEY_ENV, None)
-    check_settings(db)  # a bad setting is one line and exit status 2, whatever the command
+    # A bad setting is one line and exit status 2, whatever the command; help always shows,
+    # and `key` (which makes the key a setting may name) checks the keys it uses itself.
+    if not ctx.meta.get("devicebucket.help"):
+        check_settings(db, keys=ctx.invoked_subcommand != "key")
     ctx.obj = Settings(db, token)
 
 

@@ -90,6 +90,11 @@ class CommandGroup(click.Group):
         except click.UsageError as exc:
             raise _one_line(exc) from None
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # Whether help was asked for anywhere (settings are not checked then).
+        ctx.meta["devicebucket.help"] = bool({"-h", "--help"} & set(args))
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
