@@ -251,6 +251,7 @@ def test_cli_and_runner_work_against_a_server_with_a_device_token(
         ("DEVICEBUCKET_SESSION_IDLE_MINUTES", "abc", "DEVICEBUCKET_SESSION_IDLE_MINUTES must be"),
         ("DEVICEBUCKET_SESSION_HOURS", "0", "DEVICEBUCKET_SESSION_HOURS must be"),
         ("DEVICEBUCKET_AUTH_FAILURES_PER_MINUTE", "-1", "DEVICEBUCKET_AUTH_FAILURES_PER_MINUTE"),
+        ("DEVICEBUCKET_READ_TIMEOUT_SECONDS", "abc", "DEVICEBUCKET_READ_TIMEOUT_SECONDS must be"),
     ],
 )
 def test_a_bad_server_setting_is_refused_in_one_line(
@@ -268,6 +269,15 @@ def test_a_bad_server_setting_is_refused_in_one_line(
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+    # A server setting stands in no other command's way.
+    other = subprocess.run(
+        [sys.executable, "-m", "devicebucket", "--db", db_url, "get", "d"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (other.returncode, other.stdout, other.stderr) == (0, "{}\n", "")
 
 
 def test_metrics_add_up_across_workers(db_url: str) -> None:

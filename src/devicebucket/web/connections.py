@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from functools import cache
 from typing import Final
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -39,7 +40,11 @@ def read_timeout() -> float:
     return float(raw)
 
 
-_LIMIT: Final = read_timeout() if os.environ.get(READ_TIMEOUT_ENV) else 10.0
+@cache
+def _limit() -> float:
+    """The setting, read once a process, at its first connection (never at import: a bad
+    value must not break every command that imports this module; ``serve`` checks it)."""
+    return read_timeout()
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -57,11 +62,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     _waited = 0.0
     _body_bytes = 0
     _checker: asyncio.TimerHandle | None = None
-    _limit = 10.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._limit = _LIMIT
         self._checker = self.loop.call_later(_CHECK_EVERY, self._check)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -94,14 +97,15 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._seen, self._waited = self._changes, 0.0
         elif not (self._phase == "body" and self.flow.read_paused):  # paused: the app's doing
             self._waited += _CHECK_EVERY
-        if self._phase == "headers" and self._waited >= self._limit:
+        limit = _limit()
+        if self._phase == "headers" and self._waited >= limit:
             if self.cycle is None or self.cycle.response_complete:
                 self.transport.write(_TIMED_OUT)
             self.transport.close()
             return
         if (
             self._phase == "body"
-            and self._waited >= self._limit + self._body_bytes / MIN_BODY_BYTES_PER_SECOND
+            and self._waited >= limit + self._body_bytes / MIN_BODY_BYTES_PER_SECOND
         ):
             self.transport.close()  # the app sees the client disconnect
             return
