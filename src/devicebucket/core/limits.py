@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Final
+from dataclasses import dataclass, fields
+from typing import Any, Final
 
 from .errors import InvalidValueError, SettingError
 
@@ -50,24 +50,9 @@ class Limits:
     device_quota_bytes: int = 64 * 1024 * 1024
 
     def __post_init__(self) -> None:
-        problem = self.problem(lambda name: f"limit {name}")
+        problem = _problem({n: getattr(self, n) for n in _LIMIT_NAMES}, lambda n: f"limit {n}")
         if problem is not None:
             raise ValueError(problem)
-
-    def problem(self, naming: Callable[[str], str]) -> str | None:
-        """What is wrong with these limits (each named by ``naming``), if anything."""
-        for name in _LIMIT_NAMES:
-            value = getattr(self, name)
-            least = 0 if name in _MAY_BE_ZERO else 1
-            if type(value) is not int or value < least:
-                what = "a positive integer" if least else "an integer >= 0"
-                return f"{naming(name)} must be {what}, not {value!r}"
-        if self.history_versions > self.history_entries:
-            return (
-                f"{naming('history_entries')} must be at least"
-                f" {naming('history_versions')} ({self.history_versions})"
-            )
-        return None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Limits:
@@ -84,17 +69,33 @@ class Limits:
                     raise SettingError(
                         f"{_env_name(name)} must be an integer, not {raw[:40]!r}"
                     ) from None
-        limits = cls.__new__(cls)  # checked below, naming the settings
-        for name in _LIMIT_NAMES:
-            object.__setattr__(limits, name, values.get(name, getattr(cls(), name)))
-        problem = limits.problem(_env_name)
+        # Checked here first, so a problem names the settings rather than the limits.
+        problem = _problem({**_DEFAULTS, **values}, _env_name)
         if problem is not None:
             raise SettingError(problem)
-        return limits
+        return cls(**values)
+
+
+_DEFAULTS: Final = {f.name: f.default for f in fields(Limits)}
 
 
 def _env_name(name: str) -> str:
     return f"DEVICEBUCKET_{name.upper()}"
+
+
+def _problem(values: Mapping[str, Any], naming: Callable[[str], str]) -> str | None:
+    """What is wrong with these limit values (each named by ``naming``), if anything."""
+    for name in _LIMIT_NAMES:
+        value = values[name]
+        least = 0 if name in _MAY_BE_ZERO else 1
+        if type(value) is not int or value < least:
+            what = "a positive integer" if least else "an integer >= 0"
+            return f"{naming(name)} must be {what}, not {value!r}"
+    versions = values["history_versions"]
+    if versions > values["history_entries"]:
+        entries, at_least = naming("history_entries"), naming("history_versions")
+        return f"{entries} must be at least {at_least} ({versions})"
+    return None
 
 
 def check_page_size(limit: object, most: int = MAX_PAGE) -> int:
