@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from platformdirs import user_data_path
 
@@ -25,7 +26,12 @@ def default_url() -> str:
     env = os.environ.get(ENV_URL)
     if env:
         return env
-    return f"sqlite:///{user_data_path('devicebucket') / 'devicebucket.db'}"
+    return f"sqlite:///{_default_file()}"
+
+
+def _default_file() -> Path:
+    """The per-user store: the one file whose directory is made when missing."""
+    return user_data_path("devicebucket") / "devicebucket.db"
 
 
 def open_store(
@@ -48,14 +54,13 @@ def open_store(
     ``keys`` encrypt what a local store writes (default: ``DEVICEBUCKET_ENCRYPTION_KEY`` or
     ``DEVICEBUCKET_KEY_FILE``, see :mod:`devicebucket.crypto`); a server encrypts its own.
     """
-    default = not url and not os.environ.get(ENV_URL)
     url = url or default_url()
     limits = limits or Limits.from_env()
     scheme = _scheme(url)
     if scheme in ("", "sqlite"):
         # Only the default file's directory is made; a mistyped one is an error.
-        keys = keys or KeyRing.from_env()
-        return SQLiteStore(sqlite_path(url), limits=limits, keys=keys, create_dirs=default)
+        path, keys = sqlite_path(url), keys or KeyRing.from_env()
+        return SQLiteStore(path, limits=limits, keys=keys, create_dirs=path == _default_file())
     if scheme in ("postgresql", "postgres"):
         from .postgres import PostgresStore  # asyncpg is loaded only for PostgreSQL
 

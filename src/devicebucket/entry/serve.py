@@ -15,9 +15,8 @@ from contextlib import contextmanager
 import click
 import uvicorn
 
-from ..backends.factory import ENV_URL, default_url, open_store
+from ..backends.factory import default_url, open_store
 from ..core.errors import SettingError
-from ..core.urls import sqlite_path
 from ..web.app import ADMIN_TOKEN_ENV, SESSION_SECRET_ENV, check_server_settings
 from ..web.auth import check_admin_token
 from ..web.connections import read_timeout
@@ -101,10 +100,6 @@ def serve_command(
             " give --tls-cert and --tls-key, or --allow-plain-http"
         )
     url = ctx.obj.db or default_url()
-    if not ctx.obj.db and not os.environ.get(ENV_URL):
-        # The default per-user file: its directory is made, as for any write to it (workers
-        # open the store by its URL, which they take for one given on purpose).
-        sqlite_path(url).parent.mkdir(parents=True, exist_ok=True)
     if url.split("://", 1)[0].lower() in ("http", "https"):
         raise click.UsageError("serve needs a local store (sqlite:// or postgresql://)")
     given = os.environ.get(ADMIN_TOKEN_ENV)
