@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -11,7 +10,7 @@ from ..core.errors import DeviceBucketError
 from ..core.model import BucketRecord, HistoryRecord, Job, Record
 from ..core.store import Store
 from ..core.values import encode
-from ..wire.shapes import rfc3339
+from ..wire.exchange import dump_record
 
 __all__ = ["CopyError", "Inventory", "copy_store", "inventory"]
 
@@ -39,11 +38,7 @@ class Inventory:
             self._line(record.device, record.job, record.version, encode(record.data))
         elif isinstance(record, HistoryRecord):
             self.history += 1
-            c = record.change
-            data = None if record.data is None else encode(record.data)
-            names = json.dumps([c.added, c.changed, c.removed])
-            at = rfc3339(c.at, precise=True)  # as exact as the export format carries it
-            self._line(record.device, record.job, c.version, at, c.actor, names, data)
+            self._line(record.device, dump_record(record))  # as exact as an export carries it
         else:
             self.tokens += 1
 

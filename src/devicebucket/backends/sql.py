@@ -18,7 +18,7 @@ from typing import Any, Final, Protocol
 from ..core.crypto import EncryptionError, KeyRing, key_check, open_plain, verify_key
 from ..core.limits import Limits
 from ..core.model import DeviceInfo, HistoryRecord, decode_change
-from ..core.planner import Checked, HistoryRow, JobRow, plan_history, plan_import
+from ..core.planner import Checked, JobRow, plan_history, plan_import
 from ..core.sessions import Session
 from ..core.store import Store
 from ..core.values import decode
@@ -413,13 +413,14 @@ class SQLStore(Store):
             [r.values(self._seal(r.device, r.job, r.text, r.version)) for r in rows],
             [(t.id, t.device, t.hash, t.created_at) for t in checked.tokens],
             [
-                (device, job, h.version, h.at, h.actor, h.changes, self._sealed(device, job, t, h))
-                for h, device, job, t in plan_history(checked.history)
+                (d, j, h.version, h.at, h.actor, h.changes, self._seal_kept(d, j, t, h.version))
+                for h, d, j, t in plan_history(checked.history)
             ],
         )
 
-    def _sealed(self, device: str, job: str, text: str | None, row: HistoryRow) -> str | None:
-        return None if text is None else self._seal(device, job, text, row.version)
+    def _seal_kept(self, device: str, job: str, text: str | None, version: int) -> str | None:
+        """A history entry's contents as stored, if it keeps them."""
+        return None if text is None else self._seal(device, job, text, version)
 
     def _history_record(self, row: Row) -> HistoryRecord:
         """A row of ``SQL.export_history`` as a record (its kept contents opened)."""
