@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ..core.masking import has_secret, is_secret_key, mask_value
+from ..core.masking import MASK, has_secret, is_secret_key, mask_value
 from ..core.model import Snapshot
 from ..core.schema import schema_errors
 from .pagekit import kind, pretty
@@ -40,7 +40,7 @@ def entry(key: str, value: Any, secret_keys: tuple[str, ...], revealed: bool) ->
     secret = is_secret_key(key, secret_keys)
     hidden = not revealed and (secret or has_secret(value, secret_keys))
     if hidden and secret:
-        text = "••••••••"
+        text = MASK
     else:
         text = pretty(mask_value(value, secret_keys) if hidden else value)
     cut = len(text) > SHOWN_CHARS

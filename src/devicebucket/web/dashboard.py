@@ -31,7 +31,7 @@ from starlette.staticfiles import StaticFiles
 
 from ..core.errors import ConflictError, DeviceBucketError, StoreUnavailableError
 from ..core.ids import check_id
-from ..core.masking import is_secret_key, mask_value
+from ..core.masking import mask_secrets
 from ..core.model import DEVICE_SORTS
 from ..core.store import Store
 from ..core.tokens import Token
@@ -307,9 +307,8 @@ class Dashboard:
         data = (await self.store.get(device, job=job)).data
         if key not in data:
             return self.render("error.html", 404, session=session, message="No such key.")
-        shown = data[key] if query.get("reveal") == "1" else mask_value(data[key], self.secret_keys)
-        if query.get("reveal") != "1" and is_secret_key(key, self.secret_keys):
-            shown = "••••••••"
+        reveal = query.get("reveal") == "1"
+        shown = data[key] if reveal else mask_secrets({key: data[key]}, self.secret_keys)[key]
         return await run_sync(
             lambda: self.render(
                 "value.html", session=session, device=device, job=job, key=key, text=pretty(shown)
