@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from typing import Final
 
-from .tokens import Token
-
 __all__ = ["LOCAL", "actor", "automation_surface", "token_credential"]
 
 LOCAL: Final = "local"
@@ -24,8 +22,8 @@ def actor(credential: str, surface: str) -> str:
     return f"{credential} via {surface}"
 
 
-def token_credential(token: Token) -> str:
-    return f"{'admin' if token.is_admin else 'device'} token {token.id}"
+def token_credential(token_id: str, admin: bool) -> str:
+    return f"{'admin' if admin else 'device'} token {token_id}"
 
 
 def automation_surface(automation: str | None, job: str | None) -> str:

@@ -106,7 +106,7 @@ def info(ctx: click.Context) -> None:
         if isinstance(store, SQLStore):
             return await store.info()
         await store.ping()
-        return {"url": getattr(store, "url", None), "server": "reachable"}
+        return {"url": store.url, "server": "reachable"}
 
     emit(with_store(ctx, describe))
 

@@ -30,7 +30,7 @@ from ..core.values import encode
 from ..wire.exchange import HEADER, RecordParser, dump_record
 from ..wire.routes import ROUTES, Access, Endpoint
 from ..wire.shapes import change_json, device_json, job_json, rfc3339, token_json
-from .auth import TokenAuth
+from .auth import ENV_ADMIN_ID, TokenAuth
 from .forms import read_bounded
 from .metrics import Metrics
 from .openapi import openapi_document
@@ -166,7 +166,10 @@ class Api:
         """Who wrote, for the history (``core.actors``): the token (never its secret) via
         the surface the client names (``X-Devicebucket-Actor``: ``cli``, an automation),
         else ``http``."""
-        credential = "admin token env" if token is None else token_credential(token)
+        if token is None:  # only public routes go without one; none of them writes
+            credential = token_credential(ENV_ADMIN_ID, admin=True)
+        else:
+            credential = token_credential(token.id, token.is_admin)
         return actor(credential, request.headers.get("x-devicebucket-actor", "")[:200] or "http")
 
     # --- buckets -------------------------------------------------------------------------

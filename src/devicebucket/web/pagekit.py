@@ -11,6 +11,7 @@ from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
 from ..core.actors import actor as written
+from ..core.actors import token_credential
 from ..wire.shapes import rfc3339
 
 __all__ = [
@@ -57,7 +58,7 @@ def back_to_bucket(device: str, job: str | None, notice: dict[str, str]) -> Resp
 
 def actor(session: dict[str, str]) -> str:
     """Who writes from the dashboard (``core.actors``)."""
-    return written(f"admin token {session['token']}", "dashboard")
+    return written(token_credential(session["token"], admin=True), "dashboard")
 
 
 def parse_value(form: FormData) -> Any:
