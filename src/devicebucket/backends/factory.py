@@ -83,10 +83,9 @@ def _scheme(url: str) -> str:
 _SCHEMES = ("", "sqlite", "postgresql", "postgres", "http", "https")
 
 
-def check_settings(url: str | None, *, keys: bool = True) -> None:
-    """Refuse (SettingError, naming it) a bad store URL, limit or (``keys``) encryption key
-    setting before anything is opened."""
+def check_settings(url: str | None, *, keys: bool = True) -> tuple[Limits, KeyRing | None]:
+    """The limits and (``keys``) encryption keys the environment sets, for ``open_store``;
+    SettingError, naming it, for a bad store URL, limit or key setting, before anything is
+    opened."""
     _scheme(url or default_url())
-    Limits.from_env()
-    if keys:
-        KeyRing.from_env()
+    return Limits.from_env(), KeyRing.from_env() if keys else None

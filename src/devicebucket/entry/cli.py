@@ -70,9 +70,10 @@ def main(ctx: click.Context, db: str | None, token: str | None, key_file: str | 
         os.environ.pop(KEY_ENV, None)
     # A bad setting is one line and exit status 2, whatever the command; help always shows,
     # and `key` (which makes the key a setting may name) checks the keys it uses itself.
-    if not ctx.meta.get("devicebucket.help"):
-        check_settings(db, keys=ctx.invoked_subcommand != "key")
-    ctx.obj = Settings(db, token)
+    if ctx.meta.get("devicebucket.help"):
+        ctx.obj = Settings(db, token)
+    else:
+        ctx.obj = Settings(db, token, *check_settings(db, keys=ctx.invoked_subcommand != "key"))
 
 
 @main.command()

@@ -20,6 +20,7 @@ from ..backends.sql import SQLStore
 from ..backends.sqlite import SQLiteStore
 from ..core.crypto import KeyRing
 from ..core.errors import DeviceBucketError, InvalidValueError, SettingError
+from ..core.limits import Limits
 from ..core.masking import mask_secrets, secret_key_patterns
 from ..core.store import Store
 
@@ -118,6 +119,8 @@ def _one_line(exc: click.UsageError) -> OneLine:
 class Settings:
     db: str | None
     token: str | None
+    limits: Limits | None = None  # as checked up front (None: read when the store opens)
+    keys: KeyRing | None = None
 
 
 def with_store(
@@ -125,7 +128,9 @@ def with_store(
 ) -> T:
     async def run() -> T:
         settings: Settings = ctx.obj
-        store = open_store(settings.db, token=settings.token, keys=keys)
+        store = open_store(
+            settings.db, token=settings.token, limits=settings.limits, keys=keys or settings.keys
+        )
         local = store if isinstance(store, SQLStore) else None
         new = local is not None and not await local.exists()
         try:
