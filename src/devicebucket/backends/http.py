@@ -93,6 +93,7 @@ class HTTPStore(Store):
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
+        self._bearer = token
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         # A CA file (a self-signed server certificate, a private CA) or a ready context.
         self._verify = (
@@ -101,6 +102,12 @@ class HTTPStore(Store):
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
             weakref.WeakKeyDictionary()
         )
+
+    @property
+    def bearer(self) -> str | None:
+        """The bearer token this store presents (``devicebucket run`` hands it to the
+        JavaScript automations it runs on this server)."""
+        return self._bearer
 
     def _client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()

@@ -24,12 +24,17 @@ _FORMAT: Final = re.compile(r"dbk_([0-9a-f]{12})_[A-Za-z0-9_-]{43}")
 class Token:
     """A token as stored and listed: who it speaks for, never its secret.
 
-    ``device`` is None for an admin token.
+    ``device`` is None for an admin token. A *run token* (``run=True``) lives only in the
+    memory of the server ``devicebucket run`` starts for a JavaScript automation: it stands
+    for the runner's own (local) credential, narrowed to one device and, with ``job``, one
+    job, whose registration and job bucket it may also manage.
     """
 
     id: str
     device: str | None
     created_at: float
+    job: str | None = None
+    run: bool = False
 
     @property
     def is_admin(self) -> bool:

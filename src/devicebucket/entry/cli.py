@@ -22,6 +22,7 @@ from ..core.limits import MAX_PAGE
 from ..core.model import Snapshot
 from ..core.operations import diff as diff_buckets
 from ..core.store import Store
+from ..web.openapi import openapi_document
 from ..wire.shapes import change_json, device_json, job_json
 from .cli_admin import ADMIN_COMMANDS
 from .clikit import (
@@ -34,7 +35,8 @@ from .clikit import (
     reveal_option,
     with_store,
 )
-from .runner import Automation, AutomationError, load_automation, run_automations, schema_of
+from .runner import AutomationError, load_automation, run_automations, schema_of
+from .scripts import ScriptExitError
 from .serve import serve_command
 
 __all__ = ["main"]
@@ -110,6 +112,13 @@ def info(ctx: click.Context) -> None:
         return {"url": store.url, "server": "reachable"}
 
     emit(with_store(ctx, describe))
+
+
+@main.command(name="openapi")
+def openapi_command() -> None:
+    """Print the HTTP API's OpenAPI document (what a server serves at /openapi.json), for
+    generating clients. Opens no store."""
+    click.echo(json.dumps(openapi_document(), indent=2, ensure_ascii=False))
 
 
 @main.command(name="set")
@@ -312,9 +321,10 @@ def register(ctx: click.Context, files: tuple[Path, ...], name: str, replace_sch
 def run(
     ctx: click.Context, files: tuple[Path, ...], device: str, job: str | None, replace_schema: bool
 ) -> None:
-    """Run automations (files with `async def main(agent)`) concurrently on one device."""
+    """Run automations concurrently on one device: Python files with `async def main(agent)`,
+    JavaScript or TypeScript files (.mjs, .js, .ts) that use a global `agent`, under node."""
     try:
-        automations: list[Automation] = [load_automation(path, i) for i, path in enumerate(files)]
+        automations = [load_automation(path, i) for i, path in enumerate(files)]
     except DeviceBucketError:
         raise
     except Exception:  # the automation's own import failed: show its traceback
@@ -328,9 +338,14 @@ def run(
     )
     failed = [r for r in results if r.error is not None]
     for result in failed:
-        assert result.error is not None
+        error = result.error
+        if isinstance(error, ScriptExitError):  # node's own report is on stderr already
+            if not error.reported:
+                click.echo(str(error), err=True)
+            continue
+        assert error is not None
         click.echo(f"automation {result.automation.name} failed:", err=True)
-        traceback.print_exception(result.error, file=sys.stderr)
+        traceback.print_exception(error, file=sys.stderr)
     if failed:
         ctx.exit(1)
 

@@ -1,4 +1,6 @@
-"""Run automations: import each file and await its ``main(agent)``, all at once."""
+"""Run automations, all at once on one device: a Python file's ``main(agent)`` is awaited
+here; a JavaScript or TypeScript file runs under ``node`` with a global ``agent``
+(``entry.scripts``)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ import importlib.util
 import inspect
 import json
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -17,11 +20,13 @@ from ..core.errors import AccessDeniedError, DeviceBucketError, InvalidSchemaErr
 from ..core.schema import check_schema, schema_text
 from ..core.store import Store
 from .agent import Agent
+from .scripts import SCRIPT_SUFFIXES, Script, agent_server, node_command, run_script
 
 __all__ = [
     "Automation",
     "AutomationError",
     "RunResult",
+    "Script",
     "load_automation",
     "run_automations",
     "schema_of",
@@ -44,10 +49,16 @@ class Automation:
 
 @dataclass(frozen=True, slots=True)
 class RunResult:
-    """How one automation ended: ``error`` is what it raised, or None."""
+    """How one automation ended: ``error`` is what it raised (a JavaScript automation's
+    :class:`~.scripts.ScriptExitError`), or None."""
 
-    automation: Automation
+    automation: Automation | Script
     error: BaseException | None
+
+
+@asynccontextmanager
+async def _no_server() -> AsyncIterator[tuple[str, str]]:
+    yield "", ""
 
 
 def _import(path: Path, index: int) -> ModuleType:
@@ -65,14 +76,18 @@ def _import(path: Path, index: int) -> ModuleType:
     return module
 
 
-def load_automation(path: str | Path, index: int = 0) -> Automation:
-    """Import an automation file; it must define ``async def main(agent)``.
+def load_automation(path: str | Path, index: int = 0) -> Automation | Script:
+    """Import a Python automation file; it must define ``async def main(agent)``. A
+    JavaScript or TypeScript file is only checked to be runnable by the installed ``node``.
 
     An exception raised while importing the file propagates with its traceback.
     """
     path = Path(path)
     if not path.is_file():
         raise AutomationError(f"{path}: no such file")
+    if path.suffix in SCRIPT_SUFFIXES:
+        node_command(path)
+        return Script(path.name, path)
     module = _import(path, index)
     main = getattr(module, "main", None)
     if main is None:
@@ -91,6 +106,11 @@ def load_automation(path: str | Path, index: int = 0) -> Automation:
 def schema_of(path: Path, index: int = 0) -> Any:
     """The bucket schema a file gives a job: a ``.json`` file's contents, or an automation's
     ``BUCKET_SCHEMA`` (None if it defines none)."""
+    if path.suffix in SCRIPT_SUFFIXES:
+        raise AutomationError(
+            f"{path}: a JavaScript automation's BUCKET_SCHEMA is read as it runs; give the"
+            " schema as a .json file (or run the automation with --job, which registers it)"
+        )
     if path.suffix != ".json":
         return load_automation(path, index).schema
     try:
@@ -138,20 +158,29 @@ async def register_job(
 
 async def run_automations(
     store: Store,
-    automations: Sequence[Automation],
+    automations: Sequence[Automation | Script],
     device: str,
     job: str | None = None,
     *,
     replace_schema: bool = False,
 ) -> list[RunResult]:
-    """Register the job (if any), then run every automation concurrently on ``device``."""
-    agents = [Agent(store, device, job, automation=a.name) for a in automations]
-    if job is not None:
-        await register_job(store, job, automations, replace_schema=replace_schema)
-    outcomes = await asyncio.gather(
-        *(a.main(agent) for a, agent in zip(automations, agents, strict=True)),
-        return_exceptions=True,
-    )
+    """Register the job (if any), then run every automation concurrently on ``device``.
+
+    A JavaScript automation registers its job itself, with its ``BUCKET_SCHEMA``, when it
+    first uses the job bucket.
+    """
+    python = [a for a in automations if isinstance(a, Automation)]
+    if job is not None and python:
+        await register_job(store, job, python, replace_schema=replace_schema)
+    scripts = len(python) < len(automations)
+    async with agent_server(store, device, job) if scripts else _no_server() as (url, token):
+
+        def start(a: Automation | Script) -> Awaitable[Any]:
+            if isinstance(a, Automation):
+                return a.main(Agent(store, device, job, automation=a.name))
+            return run_script(a, url, token, device, job, replace_schema=replace_schema)
+
+        outcomes = await asyncio.gather(*map(start, automations), return_exceptions=True)
     return [
         RunResult(a, outcome if isinstance(outcome, BaseException) else None)
         for a, outcome in zip(automations, outcomes, strict=True)

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ..core.actors import actor, token_credential
+from ..core.actors import LOCAL, actor, token_credential
 from ..core.errors import DeviceBucketError, StoreUnavailableError
 from ..core.limits import MAX_PAGE
 from ..core.masking import mask_secrets
@@ -132,7 +132,8 @@ class Api:
                         name = sorted(unknown)[0][:64]
                         raise HTTPError(400, "bad_request", f"unknown query parameter {name!r}")
                 token = None if access is Access.PUBLIC else await auth.caller(request)
-                auth.authorize(access, token, request.path_params.get("device"))
+                params = request.path_params
+                auth.authorize(access, token, params.get("device"), params.get("job"))
                 response = await handler(request, token)
             except HTTPError as exc:
                 response = error_response(exc)
@@ -168,6 +169,8 @@ class Api:
         else ``http``."""
         if token is None:  # only public routes go without one; none of them writes
             credential = token_credential(ENV_ADMIN_ID, admin=True)
+        elif token.run:  # the runner's own server: the runner opened the store directly
+            credential = LOCAL
         else:
             credential = token_credential(token.id, token.is_admin)
         return actor(credential, request.headers.get("x-devicebucket-actor", "")[:200] or "http")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Final
 
@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 from ..backends.factory import open_store
 from ..core.masking import secret_key_patterns
 from ..core.store import Store
+from ..core.tokens import Token
 from .api import Api
 from .auth import ADMIN_TOKEN_ENV, TokenAuth
 from .dashboard import Dashboard
@@ -70,6 +71,7 @@ def create_app(
     auth_failures_per_minute: int | None = None,
     session_idle_minutes: int | None = None,
     session_hours: int | None = None,
+    run_tokens: Mapping[str, Token] | None = None,
 ) -> Starlette:
     """The ASGI app serving ``store``: the API under ``/v1`` and the dashboard under ``/ui``.
 
@@ -84,12 +86,14 @@ def create_app(
     ``DEVICEBUCKET_AUTH_FAILURES_PER_MINUTE``, else 30; 0 turns the limit off). A dashboard
     session ends after ``session_idle_minutes`` unused (``DEVICEBUCKET_SESSION_IDLE_MINUTES``,
     else 30) and ``session_hours`` after sign-in (``DEVICEBUCKET_SESSION_HOURS``, else 12).
+    ``run_tokens`` are tokens kept only in this app's memory, by the SHA-256 of their secret
+    (``devicebucket run`` gives its JavaScript automations one).
     """
     secret_keys = secret_key_patterns() if secret_keys is None else secret_keys
     if auth_failures_per_minute is None:
         auth_failures_per_minute = _setting(AUTH_FAILURES_ENV, DEFAULT_PER_MINUTE, least=0)
     limit = FailureLimit(auth_failures_per_minute) if auth_failures_per_minute else None
-    auth = TokenAuth(store, admin_token, limit)
+    auth = TokenAuth(store, admin_token, limit, run_tokens)
     api = Api(store, auth, max_import_bytes, secret_keys)
     if session_secret is None:
         session_secret = secrets.token_bytes(32)

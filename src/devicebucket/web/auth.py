@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from collections.abc import Mapping
 from typing import Final
 
 from starlette.authentication import (
@@ -22,7 +23,7 @@ from starlette.authentication import (
 from starlette.requests import HTTPConnection
 
 from ..core.store import Store
-from ..core.tokens import Token
+from ..core.tokens import Token, hash_token
 from ..wire.routes import Access
 from .ratelimit import FailureLimit
 from .responses import HTTPError
@@ -86,11 +87,17 @@ class TokenAuth(AuthenticationBackend):
     """Bearer tokens over a store, plus the admin token from the environment."""
 
     def __init__(
-        self, store: Store, admin_token: str | None, limit: FailureLimit | None = None
+        self,
+        store: Store,
+        admin_token: str | None,
+        limit: FailureLimit | None = None,
+        run_tokens: Mapping[str, Token] | None = None,
     ) -> None:
         check_admin_token(admin_token)
         self.store = store
         self.limit = limit
+        # Run tokens (``Token.run``) by the SHA-256 of their secret: they live only here.
+        self.run_tokens = dict(run_tokens or {})
         self.admin_hash = None if not admin_token else hashlib.sha256(admin_token.encode()).digest()
         # The configured admin token, created (as far as anyone can tell) when the app was.
         self.env_admin = Token(ENV_ADMIN_ID, None, time.time())
@@ -101,6 +108,10 @@ class TokenAuth(AuthenticationBackend):
             hashlib.sha256(presented.encode()).digest(), self.admin_hash
         ):
             return self.env_admin
+        if self.run_tokens:
+            run_token = self.run_tokens.get(hash_token(presented))
+            if run_token is not None:
+                return run_token
         return await self.store.authenticate(presented)
 
     def binding(self, token: Token) -> str:
@@ -167,13 +178,21 @@ class TokenAuth(AuthenticationBackend):
             self.limit.failed(_address(conn))
 
     @staticmethod
-    def authorize(access: Access, token: Token | None, device: str | None) -> None:
-        """Refuse (403) a token that may not use a route of ``access`` on ``device``."""
-        if access in (Access.PUBLIC, Access.ANY_TOKEN) or token is None or token.is_admin:
+    def authorize(
+        access: Access, token: Token | None, device: str | None, job: str | None = None
+    ) -> None:
+        """Refuse (403) a token that may not use a route of ``access`` on ``device`` (and
+        ``job``). A run token is also an admin within its own device and job: it may register
+        its job and read its job bucket's history."""
+        if access is Access.PUBLIC or token is None or token.is_admin:
             return
-        if access is Access.ADMIN:
+        if token.job is not None and job is not None and job != token.job:
+            raise HTTPError(403, "forbidden", f"this token reaches only job {token.job}")
+        if access is Access.ANY_TOKEN:
+            return
+        if access is Access.ADMIN and not (token.run and job is not None and job == token.job):
             raise HTTPError(403, "forbidden", "this route needs an admin token")
-        if device != token.device:
+        if device is not None and device != token.device:
             raise HTTPError(
                 403, "forbidden", "a device token may only use its own device's buckets"
             )

@@ -38,6 +38,11 @@ _REASONS = {
 _TIME = {"type": "string", "format": "date-time", "description": "RFC 3339, UTC"}
 
 
+# A JSON Schema (an object or a boolean), or null: any object, not one without properties.
+_SCHEMA: Final = {"type": ["object", "boolean", "null"], "additionalProperties": True}
+_ANY_OBJECT: Final = {"type": "object", "additionalProperties": True}
+
+
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -45,7 +50,7 @@ def _ref(name: str) -> dict[str, str]:
 def _content(media: str, schema: str | None) -> dict[str, Any]:
     if schema is not None:
         return {media: {"schema": _ref(schema)}}
-    return {media: {"schema": {"type": "object" if media == _JSON else "string"}}}
+    return {media: {"schema": _ANY_OBJECT if media == _JSON else {"type": "string"}}}
 
 
 def _answer(answer: Answer) -> dict[str, Any]:
@@ -90,7 +95,7 @@ def _components() -> dict[str, Any]:
         "properties": {
             "job": {"type": "string"},
             "automation": string_or_null,
-            "bucket_schema": {"type": ["object", "boolean", "null"]},
+            "bucket_schema": _SCHEMA,
             "created_at": _TIME,
             "updated_at": _TIME,
         },
@@ -237,7 +242,7 @@ def _components() -> dict[str, Any]:
                 "type": "object",
                 "properties": {
                     "automation": string_or_null,
-                    "bucket_schema": {"type": ["object", "boolean", "null"]},
+                    "bucket_schema": _SCHEMA,
                     "replace_schema": {"type": "boolean"},
                 },
             },

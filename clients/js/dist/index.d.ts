@@ -1,0 +1,59 @@
+import { type TransportOptions } from "./transport.js";
+export type { Failure } from "./transport.js";
+export { jsonPath } from "./values.js";
+/** The result of a device bucket call, exactly as the seed platform types it. */
+export type DeviceBucketResult = {
+    success: false;
+    error: string;
+} | {
+    success: true;
+    deviceBucket: Record<string, any>;
+};
+/** The result of a job bucket call. */
+export type BucketResult = {
+    success: false;
+    error: string;
+} | {
+    success: true;
+    bucket: Record<string, any>;
+};
+/** What `update` merges: computed from the bucket as it is (may be async). */
+export type UpdateFunction = (current: Record<string, any>) => Record<string, any> | Promise<Record<string, any>>;
+export interface BucketUtils<R> {
+    /** The stored data, or `{}` if nothing was stored yet. */
+    get(): Promise<R>;
+    /** Merge `data` shallowly: its keys are added or overwritten, the rest kept. */
+    set(data: Record<string, any>): Promise<R>;
+    /** Remove these top-level keys (missing ones are ignored). */
+    delete(...keys: string[]): Promise<R>;
+    /** Remove every key. */
+    clear(): Promise<R>;
+    /** Atomic read-modify-write: merge `fn(current)` on the version it saw, retried when
+     * another writer won. An exception `fn` throws rejects the promise. */
+    update(fn: UpdateFunction): Promise<R>;
+}
+export type DeviceBucketUtils = BucketUtils<DeviceBucketResult>;
+export type JobBucketUtils = BucketUtils<BucketResult>;
+export interface Agent {
+    readonly deviceId: string;
+    readonly jobId: string | null;
+    readonly utils: {
+        readonly deviceBucket: DeviceBucketUtils;
+        readonly bucket: JobBucketUtils;
+    };
+}
+export interface AgentOptions extends TransportOptions {
+    /** The device whose buckets this agent uses. */
+    device: string;
+    /** The job whose bucket `agent.utils.bucket` is (none: a direct run). */
+    job?: string | null;
+    /** The job's bucket schema (a JSON Schema, or a function returning it, called before the
+     * first job bucket call): the job is registered with it first unless it already has it. */
+    bucketSchema?: unknown;
+    /** Replace a different schema the job already has. */
+    replaceSchema?: boolean;
+    /** The automation's name, as the history's "who" shows it. */
+    automation?: string;
+}
+/** An agent on `options.device` (and `options.job`) of the server at `options.url`. */
+export declare function createAgent(options: AgentOptions): Agent;

@@ -1,0 +1,48 @@
+export interface Failure {
+    success: false;
+    error: string;
+}
+export interface Answer {
+    status: number;
+    body: unknown;
+    etag: number | null;
+}
+export interface TransportOptions {
+    /** The server's base URL, such as `http://127.0.0.1:8787`. */
+    url: string;
+    /** A bearer token (a device token, or an admin token). */
+    token?: string;
+    /** How long one attempt may take, in milliseconds (default 10,000). */
+    timeoutMs?: number;
+    /** How many times a failed attempt is retried where that is safe (default 3). */
+    retries?: number;
+    /** The first retry's wait in milliseconds, doubled for each later one (default 100). */
+    backoffMs?: number;
+}
+export interface Request {
+    method: string;
+    path: string;
+    body?: unknown;
+    headers?: Record<string, string>;
+    /** Whether the request may be sent again when its fate is unknown. */
+    retryUnknown: boolean;
+}
+export declare class Transport {
+    readonly url: string;
+    private readonly headers;
+    private readonly timeoutMs;
+    private readonly retries;
+    private readonly backoffMs;
+    constructor(options: TransportOptions);
+    /** What names this server in an error message: its URL without a password or query. */
+    get shownUrl(): string;
+    private unavailable;
+    /** Send `request`, retrying where that is safe: the final answer (an error answer
+     * included: see `failure`), or a Failure naming the server and the cause. */
+    send(request: Request): Promise<Answer | Failure>;
+    /** The Failure an error answer stands for: the server's message; naming the server when
+     * the fault is not the request's (access, availability, an unexpected status). */
+    failure(answer: Answer): Failure;
+}
+/** The code of an error answer (`version_conflict`, ...), if it has one. */
+export declare function codeOf(answer: Answer): string | undefined;

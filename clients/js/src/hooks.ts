@@ -1,0 +1,39 @@
+// A module loader hook, registered by the preload: it gives the automation's own module one
+// statement more, at its start, that lets the agent read the module's `BUCKET_SCHEMA` when
+// the job bucket is first used (the module may run its automation at its top level, so the
+// export cannot be read after it has loaded). Lines keep their numbers, so stack traces point
+// where they did.
+
+import type { LoadHook } from "node:module";
+
+/** The global under which the automation's module leaves its schema getter. */
+export const SCHEMA_GETTER = "devicebucket.bucketSchema";
+
+const STATEMENT =
+  `globalThis[Symbol.for(${JSON.stringify(SCHEMA_GETTER)})] = () =>` +
+  ` typeof BUCKET_SCHEMA === "undefined" ? undefined : BUCKET_SCHEMA;`;
+
+let mainUrl: string | undefined;
+
+export function initialize(data: { main: string }): void {
+  mainUrl = data.main;
+}
+
+export const load: LoadHook = async (url, context, nextLoad) => {
+  const result = await nextLoad(url, context);
+  const format = String(result.format);
+  if (url !== mainUrl || result.source == null || !format.startsWith("module")) {
+    return result;
+  }
+  const source =
+    typeof result.source === "string"
+      ? result.source
+      : new TextDecoder().decode(result.source as Uint8Array);
+  // A hashbang line must stay first: the statement then starts the second line.
+  const cut = source.startsWith("#!") ? source.indexOf("\n") + 1 : 0;
+  const changed =
+    cut === 0 && source.startsWith("#!")
+      ? source
+      : source.slice(0, cut) + STATEMENT + source.slice(cut);
+  return { ...result, source: changed };
+};
