@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import http.server
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 from pathlib import Path
+from typing import ClassVar
 
-from .conftest import ROOT
+import httpx
+import pytest
+
+from .conftest import IN_CI, ROOT
+from .servers import ADMIN, ServeProcess
 
 README = (ROOT / "README.md").read_text()
 
@@ -86,3 +95,86 @@ def test_job_register_example_runs(tmp_path: Path) -> None:
     (block,) = [b for b in blocks("sh") if "job register --job signup" in b]
     (output,) = run_block(block, tmp_path)
     assert '"job":"signup"' in output.replace(" ", "")
+
+
+def test_javascript_run_example_runs(tmp_path: Path) -> None:
+    (block,) = [b for b in blocks("sh") if "run examples/credentials.mjs" in b]
+    first, both = run_block(block, tmp_path)
+    assert first.splitlines() == [
+        "No credentials found, performing login...",
+        "Credentials saved for: pixel-7-01@example.com",
+    ]
+    assert sorted(both.splitlines()) == [
+        "Reusing stored credentials for: pixel-7-01@example.com",
+        "Using stored credentials for: pixel-7-01@example.com",
+    ]
+
+
+class _LoginPage(http.server.BaseHTTPRequestHandler):
+    """A login page that signs the browser in with a cookie, noting the cookies it came with."""
+
+    cookies_seen: ClassVar[list[str | None]] = []
+
+    def do_GET(self) -> None:
+        if self.path == "/login":  # not the browser's /favicon.ico
+            self.cookies_seen.append(self.headers.get("Cookie"))
+        self.send_response(200)
+        self.send_header("Set-Cookie", "session=signed-in-7; Path=/")
+        self.send_header("Content-Type", "text/html")
+        self.end_headers()
+        self.wfile.write(b"<p>signed in</p>")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_playwright_example_keeps_the_cookies_in_the_device_bucket(tmp_path: Path) -> None:
+    """The README's Playwright script, run twice with the client from clients/js, Debian's
+    Chromium and a real server: the second run finds the first run's cookies."""
+    client = ROOT / "clients" / "js"
+    if not (client / "node_modules" / "playwright-core").exists() or shutil.which("node") is None:
+        if IN_CI:
+            pytest.fail(
+                "node or clients/js/node_modules is missing (CI=true: .ci/run installs them)"
+            )
+        pytest.skip("node or clients/js/node_modules is missing")
+    if not Path("/usr/bin/chromium").exists():
+        if IN_CI:
+            pytest.fail("/usr/bin/chromium is missing (CI=true: .ci/run installs it)")
+        pytest.skip("/usr/bin/chromium is missing")
+    (block,) = blocks("js")
+    # In the client's folder, so that `devicebucket` and `playwright-core` resolve there.
+    script = Path(tempfile.mkdtemp(dir=client, prefix=".readme-")) / "login.mjs"
+    script.write_text(block)
+    page = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _LoginPage)
+    threading.Thread(target=page.serve_forever, daemon=True).start()
+    try:
+        with ServeProcess(f"sqlite:///{tmp_path / 'server.db'}") as server:
+            token = httpx.post(
+                f"{server.url}/v1/tokens",
+                json={"device": "browser-profile-7"},
+                headers={"Authorization": f"Bearer {ADMIN}"},
+            ).json()["token"]
+            env = {k: v for k, v in os.environ.items() if not k.startswith("DEVICEBUCKET_")}
+            env |= {
+                "DEVICEBUCKET_URL": server.url,
+                "DEVICEBUCKET_TOKEN": token,
+                "LOGIN_PAGE": f"http://127.0.0.1:{page.server_address[1]}/login",
+            }
+            for _ in range(2):
+                ran = subprocess.run(
+                    ["node", script], env=env, capture_output=True, text=True, timeout=120
+                )
+                assert ran.returncode == 0, ran.stderr
+            stored = httpx.get(
+                f"{server.url}/v1/devices/browser-profile-7/bucket",
+                headers={"Authorization": f"Bearer {ADMIN}"},
+            ).json()
+    finally:
+        page.shutdown()
+        page.server_close()
+        shutil.rmtree(script.parent)
+    [cookie] = stored["cookies"]
+    assert (cookie["name"], cookie["value"]) == ("session", "signed-in-7")
+    # The second run's browser came signed in, with the cookies the first run stored.
+    assert _LoginPage.cookies_seen == [None, "session=signed-in-7"]

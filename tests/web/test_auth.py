@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from devicebucket import SQLiteStore
+from devicebucket.core.tokens import Token, hash_token
 from devicebucket.web.app import create_app
 from devicebucket.web.auth import TokenAuth
 from devicebucket.web.ratelimit import FailureLimit
@@ -119,4 +120,44 @@ async def test_the_middleware_path_is_limited_too(tmp_path: Path) -> None:
             right = await client.get("/admin", headers={"Authorization": f"Bearer {ADMIN}"})
     assert right.status_code == 400
     assert right.text.startswith("too many failed sign-ins from this address")
+    await store.close()
+
+
+async def test_a_run_token_reaches_only_its_device_and_job(tmp_path: Path) -> None:
+    """The token ``devicebucket run`` gives a JavaScript automation: its device's buckets and
+    its job's (which it may register), written as the runner's local credential; no more."""
+    store = SQLiteStore(tmp_path / "run.db")
+    secret = "run-token-secret-of-this-test-only"
+    token = Token("run-1", "pixel-1", 0.0, job="signup", run=True)
+    app = create_app(store, run_tokens={hash_token(secret): token}, close_store=False)
+    headers = {"Authorization": f"Bearer {secret}", "X-Devicebucket-Actor": "automation a.mjs"}
+    with ThreadedServer(app) as server:
+        async with httpx.AsyncClient(base_url=server.url, headers=headers) as client:
+            allowed = [
+                await client.put("/v1/jobs/signup", json={"bucket_schema": {"type": "object"}}),
+                await client.patch("/v1/devices/pixel-1/bucket", json={"a": 1}),
+                await client.patch("/v1/devices/pixel-1/jobs/signup/bucket", json={"b": 2}),
+                await client.get("/v1/devices/pixel-1/jobs/signup/bucket/history"),
+                await client.get("/v1/jobs/signup"),
+            ]
+            refused = [
+                await client.get("/v1/devices/pixel-2/bucket"),
+                await client.get("/v1/devices/pixel-1/jobs/other/bucket"),
+                await client.put("/v1/jobs/other", json={}),
+                await client.get("/v1/jobs/other"),
+                await client.get("/v1/devices/pixel-1/bucket/history"),
+                await client.delete("/v1/devices/pixel-1"),
+                await client.get("/v1/devices"),
+                await client.get("/v1/tokens"),
+                await client.post("/v1/tokens", json={"device": "pixel-1"}),
+            ]
+            stranger = await client.get(
+                "/v1/devices/pixel-1/bucket", headers={"Authorization": "Bearer not-it"}
+            )
+    assert [r.status_code for r in allowed] == [200] * 5
+    assert [r.status_code for r in refused] == [403] * 9
+    assert stranger.status_code == 401
+    (change,) = await store.history("pixel-1")
+    assert change.actor == "local via automation a.mjs"
+    assert await store.tokens() == []  # a run token is never stored
     await store.close()

@@ -64,8 +64,8 @@ class ScriptExitError(DeviceBucketError):
 
     def __init__(self, name: str, status: int) -> None:
         self.status = status
-        how = f"killed by signal {-status}" if status < 0 else f"exit status {status}"
-        super().__init__(f"automation {name}: node ended with {how}")
+        how = f"was killed by signal {-status}" if status < 0 else f"ended with status {status}"
+        super().__init__(f"automation {name}: node {how}")
 
     @property
     def reported(self) -> bool:

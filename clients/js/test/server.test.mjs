@@ -1,0 +1,151 @@
+// The client against a real `devicebucket serve` (on a fresh SQLite file): concurrent writes
+// lose nothing, update retries on a version conflict, a job is registered with its schema,
+// and a token reaches only its own device.
+
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { createAgent } from "devicebucket";
+
+const python =
+  process.env.DEVICEBUCKET_PYTHON ??
+  fileURLToPath(new URL("../../../.venv/bin/python", import.meta.url));
+const missing = existsSync(python) ? false : `no Python with devicebucket at ${python}`;
+if (missing && process.env.CI === "true") {
+  throw new Error(`${missing} (CI=true: the tests against a real server must run)`);
+}
+
+const admin = randomBytes(24).toString("hex");
+let server;
+let url;
+let dir;
+
+async function freePort() {
+  const probe = createServer();
+  await new Promise((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const { port } = probe.address();
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+async function call(method, path, body) {
+  const response = await fetch(url + path, {
+    method,
+    headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: response.status, body: await response.json() };
+}
+
+before(async () => {
+  if (missing) return;
+  dir = mkdtempSync(join(tmpdir(), "devicebucket-js-"));
+  const port = await freePort();
+  url = `http://127.0.0.1:${port}`;
+  server = spawn(
+    python,
+    ["-m", "devicebucket", "--db", `sqlite:///${join(dir, "fleet.db")}`, "serve", "--port", `${port}`],
+    { env: { ...process.env, DEVICEBUCKET_ADMIN_TOKEN: admin }, stdio: "ignore" },
+  );
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) return;
+    } catch {
+      // not listening yet: the process is starting
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error("devicebucket serve did not start");
+});
+
+after(() => {
+  server?.kill();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test("50 parallel sets of distinct keys lose none", { skip: missing }, async () => {
+  const agent = createAgent({ url, token: admin, device: "js-fifty" });
+  const results = await Promise.all(
+    Array.from({ length: 50 }, (_, i) => agent.utils.deviceBucket.set({ [`key${i}`]: i })),
+  );
+  assert.ok(results.every((r) => r.success));
+  const stored = await agent.utils.deviceBucket.get();
+  assert.equal(stored.success, true);
+  assert.deepEqual(
+    stored.deviceBucket,
+    Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`key${i}`, i])),
+  );
+});
+
+test("parallel updates of one counter all count", { skip: missing }, async () => {
+  const agent = createAgent({ url, token: admin, device: "js-counter" });
+  const results = await Promise.all(
+    Array.from({ length: 20 }, () =>
+      agent.utils.deviceBucket.update((b) => ({ count: (b.count ?? 0) + 1 })),
+    ),
+  );
+  assert.ok(results.every((r) => r.success));
+  assert.deepEqual(await agent.utils.deviceBucket.get(), {
+    success: true,
+    deviceBucket: { count: 20 },
+  });
+});
+
+test("delete and clear answer the bucket after the change", { skip: missing }, async () => {
+  const agent = createAgent({ url, token: admin, device: "js-delete" });
+  await agent.utils.deviceBucket.set({ a: 1, b: 2, c: 3 });
+  assert.deepEqual(await agent.utils.deviceBucket.delete("a", "missing"), {
+    success: true,
+    deviceBucket: { b: 2, c: 3 },
+  });
+  assert.deepEqual(await agent.utils.deviceBucket.clear(), { success: true, deviceBucket: {} });
+});
+
+test("a job is registered with its schema before its bucket is used", { skip: missing }, async () => {
+  const schema = { type: "object", properties: { step: { type: "integer" } } };
+  const agent = createAgent({
+    url,
+    token: admin,
+    device: "js-job",
+    job: "js-signup",
+    bucketSchema: () => schema,
+    automation: "signup.mjs",
+  });
+  assert.deepEqual(await agent.utils.bucket.set({ step: 1 }), { success: true, bucket: { step: 1 } });
+  const refused = await agent.utils.bucket.set({ step: "two" });
+  assert.equal(refused.success, false);
+  assert.match(refused.error, /schema of job 'js-signup' at \$\.step/);
+  const job = await call("GET", "/v1/jobs/js-signup");
+  assert.deepEqual(job.body.bucket_schema, schema);
+  const history = await call("GET", "/v1/devices/js-job/jobs/js-signup/bucket/history");
+  assert.equal(
+    history.body.changes[0].actor,
+    "admin token env via automation signup.mjs in job js-signup",
+  );
+});
+
+test("a device token reaches only its own device", { skip: missing }, async () => {
+  const issued = await call("POST", "/v1/tokens", { device: "js-own" });
+  assert.equal(issued.status, 201);
+  const own = createAgent({ url, token: issued.body.token, device: "js-own" });
+  assert.deepEqual(await own.utils.deviceBucket.set({ mine: true }), {
+    success: true,
+    deviceBucket: { mine: true },
+  });
+  const other = createAgent({ url, token: issued.body.token, device: "js-other" });
+  assert.deepEqual(await other.utils.deviceBucket.get(), {
+    success: false,
+    error: `devicebucket server ${url}: a device token may only use its own device's buckets`,
+  });
+  const unregistered = createAgent({ url, token: issued.body.token, device: "js-own", job: "nojob" });
+  const result = await unregistered.utils.bucket.set({ a: 1 });
+  assert.equal(result.success, false);
+  assert.match(result.error, /job "nojob" is not registered .* devicebucket job register --job nojob/);
+});
