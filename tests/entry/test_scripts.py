@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devicebucket import Store
+from devicebucket import InvalidValueError, Store
 from devicebucket.entry.runner import load_automation, run_automations
 from devicebucket.entry.scripts import NODE_ENV, Script, ScriptExitError
 
@@ -370,3 +370,14 @@ def test_the_typescript_job_example_counts_its_attempts(tmp_path: Path, db_url: 
     ]
     jobs = json.loads(node_cli(tmp_path, "--db", db_url, "jobs").stdout)
     assert jobs[0]["bucket_schema"]["properties"]["attempts"] == {"type": "integer", "minimum": 0}
+
+
+async def test_a_bad_device_id_is_refused_before_anything_runs(
+    store: Store, tmp_path: Path
+) -> None:
+    automation = script(tmp_path, "a.mjs", "await agent.utils.deviceBucket.set({ ran: true });\n")
+    with pytest.raises(InvalidValueError, match="device id"):
+        await run_automations(store, [automation], "not a device id!")
+    with pytest.raises(InvalidValueError, match="job id"):
+        await run_automations(store, [automation], "pixel", "not a job!")
+    assert [d.device for d in await store.devices()] == []

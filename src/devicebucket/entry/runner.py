@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import Any
 
 from ..core.errors import AccessDeniedError, DeviceBucketError, InvalidSchemaError
+from ..core.ids import check_id
 from ..core.schema import check_schema, schema_text
 from ..core.store import Store
 from .agent import Agent
@@ -169,6 +170,9 @@ async def run_automations(
     A JavaScript automation registers its job itself, with its ``BUCKET_SCHEMA``, when it
     first uses the job bucket.
     """
+    check_id(device)
+    if job is not None:
+        check_id(job, "job id")
     python = [a for a in automations if isinstance(a, Automation)]
     if job is not None and python:
         await register_job(store, job, python, replace_schema=replace_schema)
