@@ -42,6 +42,13 @@ def require_node() -> None:
         pytest.skip("node is not installed")
 
 
+def require_node22() -> None:
+    if not NODE22.exists():
+        if IN_CI:
+            pytest.fail(f"{NODE22} is missing (CI=true: .ci/run installs it)")
+        pytest.skip(f"{NODE22} is missing (npm ci --prefix tests/node22)")
+
+
 @pytest.fixture(autouse=True)
 def _node() -> None:
     require_node()
@@ -302,10 +309,7 @@ TYPESCRIPT = (
 
 
 def test_typescript_runs_where_node_strips_types(tmp_path: Path, db_url: str) -> None:
-    if not NODE22.exists():
-        if IN_CI:
-            pytest.fail(f"{NODE22} is missing (CI=true: .ci/run installs it)")
-        pytest.skip(f"{NODE22} is missing (npm ci --prefix tests/node22)")
+    require_node22()
     (tmp_path / "step.ts").write_text(TYPESCRIPT)
     ran = node_cli(
         tmp_path,
@@ -351,10 +355,7 @@ def test_a_script_exit_error_says_how_node_ended() -> None:
 
 
 def test_the_typescript_job_example_counts_its_attempts(tmp_path: Path, db_url: str) -> None:
-    if not NODE22.exists():
-        if IN_CI:
-            pytest.fail(f"{NODE22} is missing (CI=true: .ci/run installs it)")
-        pytest.skip(f"{NODE22} is missing (npm ci --prefix tests/node22)")
+    require_node22()
     example = str(ROOT / "examples" / "signup_job.ts")
     outputs = [
         node_cli(
