@@ -7,6 +7,10 @@ For 1,000 devices with ~1 KB buckets it reports ops/s and p50/p99 latency of
 * set by one writer: ``set()`` (durable, fsync per commit) vs. bare sqlite3 doing the same
   read-merge-write in a ``BEGIN IMMEDIATE`` transaction with ``synchronous=FULL``;
 * set by 64 concurrent writers (group commit), against the single-writer figure.
+
+Then, in the same run, Deno KV (npm ``@deno/kv``, its Node binding, on a local SQLite file)
+does the same work: ``bench/denokv/bench.mjs``. It runs when ``node`` and ``npm`` are there
+(``npm ci`` in ``bench/denokv`` the first time) and is skipped with a message otherwise.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import sqlite3
+import subprocess
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -174,6 +180,42 @@ def report(rows: list[tuple[Result, Result | None]], devices: int) -> str:
     return "\n".join(lines)
 
 
+DENOKV = Path(__file__).resolve().parent / "denokv"
+
+
+def deno_kv(devices: int, rounds: int, workdir: Path) -> dict[str, float] | str:
+    """Deno KV's ops/s for the same rows, or why it was skipped."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        return "Deno KV skipped: node and npm are needed (apt-get install nodejs npm)"
+    if not (DENOKV / "node_modules" / "@deno" / "kv").exists():
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund"], cwd=DENOKV, check=True, capture_output=True
+        )
+    out = subprocess.run(
+        ["node", DENOKV / "bench.mjs", workdir / "denokv.sqlite", str(devices), str(rounds)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    rates: dict[str, float] = json.loads(out)
+    return rates
+
+
+def report_peer(rows: list[tuple[Result, Result | None]], peer: dict[str, float] | str) -> str:
+    if isinstance(peer, str):
+        return peer
+    lines = [
+        "| operation | devicebucket ops/s | Deno KV ops/s | devicebucket / Deno KV |",
+        "|---|---:|---:|---:|",
+    ]
+    for ours, _ in rows:
+        theirs = peer[ours.name]
+        lines.append(
+            f"| {ours.name} | {ours.rate:,.0f} | {theirs:,.0f} | {ours.rate / theirs:.1f}× |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--devices", type=int, default=1000)
@@ -188,8 +230,11 @@ def main() -> None:
     limits = Limits(history_versions=args.history_versions)
     with tempfile.TemporaryDirectory(prefix="devicebucket-bench-") as tmp:
         rows = asyncio.run(run(args.devices, args.rounds, Path(tmp), limits))
+        peer = deno_kv(args.devices, args.rounds, Path(tmp))
     print(f"history: {args.history_versions or 'off'}")
     print(report(rows, args.devices))
+    print()
+    print(report_peer(rows, peer))
 
 
 if __name__ == "__main__":
