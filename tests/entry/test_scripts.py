@@ -382,3 +382,24 @@ async def test_a_bad_device_id_is_refused_before_anything_runs(
     with pytest.raises(InvalidValueError, match="job id"):
         await run_automations(store, [automation], "pixel", "not a job!")
     assert [d.device for d in await store.devices()] == []
+
+
+async def test_a_hashbang_file_keeps_its_schema_and_its_line_numbers(
+    store: Store, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    automation = script(
+        tmp_path,
+        "tool.mjs",
+        "#!/usr/bin/env node\n"
+        "export const BUCKET_SCHEMA = { type: 'object', required: ['ok'] };\n"
+        "console.log(JSON.stringify(await agent.utils.bucket.set({ ok: true })));\n"
+        "console.log(new Error('here').stack.split('\\n')[1].trim());\n",
+    )
+    results = await run_automations(store, [automation], "pixel-hb", "tool")
+    assert [r.error for r in results] == [None]
+    stored, where = capfd.readouterr().out.splitlines()
+    assert json.loads(stored) == {"success": True, "bucket": {"ok": True}}
+    assert where.endswith("tool.mjs:4:13")  # the file's own line and column
+    job = await store.get_job("tool")
+    assert job is not None
+    assert job.schema == {"type": "object", "required": ["ok"]}

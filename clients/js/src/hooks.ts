@@ -29,11 +29,12 @@ export const load: LoadHook = async (url, context, nextLoad) => {
     typeof result.source === "string"
       ? result.source
       : new TextDecoder().decode(result.source as Uint8Array);
-  // A hashbang line must stay first: the statement then starts the second line.
-  const cut = source.startsWith("#!") ? source.indexOf("\n") + 1 : 0;
-  const changed =
-    cut === 0 && source.startsWith("#!")
-      ? source
-      : source.slice(0, cut) + STATEMENT + source.slice(cut);
-  return { ...result, source: changed };
+  // A hashbang line must stay first: the statement then starts the second line (a file that
+  // is a hashbang line alone has no code to read a schema from).
+  const hashbang = source.startsWith("#!");
+  const cut = hashbang ? source.indexOf("\n") + 1 : 0;
+  if (hashbang && cut === 0) {
+    return result;
+  }
+  return { ...result, source: source.slice(0, cut) + STATEMENT + source.slice(cut) };
 };
