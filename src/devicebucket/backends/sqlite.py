@@ -197,10 +197,13 @@ class SQLiteStore(SQLStore):
     # --- reads ---------------------------------------------------------------------------
 
     async def _get(self, device: str, job: str | None) -> Snapshot:
-        if self._absent():
+        # The hottest read of all: written out (no context manager, no stat once migrated).
+        if not self._migrated and self._absent():
             return Snapshot({}, 0, None, "{}")
-        with self._errors():
+        try:
             row = self._conn().execute(_SQL.select_bucket, (device, job or "")).fetchone()
+        except (sqlite3.Error, OSError) as exc:
+            raise self._fail(exc) from None
         if row is None:
             return Snapshot({}, 0, None, "{}")
         text = self._open(device, job, row[0], row[1])

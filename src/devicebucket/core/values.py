@@ -167,10 +167,14 @@ def encode(data: JSONObject) -> str:
         raise InvalidValueError(f"bucket cannot be encoded as JSON: {type(exc).__name__}") from None
 
 
+# One decoder for every read (json.loads looks for keyword arguments on each call first).
+_DECODE: Final = json.JSONDecoder().decode
+
+
 def decode(text: str | bytes) -> JSONObject:
     """Parse a stored bucket."""
-    value = json.loads(text)
-    if not isinstance(value, dict):
+    value = _DECODE(text) if type(text) is str else json.loads(text)
+    if type(value) is not dict:
         raise ValueError("stored bucket is not a JSON object")
     return value
 

@@ -81,7 +81,11 @@ class _BucketUtils(ABC, Generic[R]):
         """The stored data, or ``{}`` if nothing was stored yet (nothing is created)."""
         if problem := self._precondition():
             return self._failure(problem)
-        return await self._result(self._store.get(self._device, job=self._job))
+        try:  # _result's work, written out: a read is the call made most
+            snapshot = await self._store.get(self._device, job=self._job)
+        except DeviceBucketError as exc:
+            return self._failure(str(exc))
+        return self._success(snapshot.data)
 
     async def set(self, data: dict[str, Any]) -> R:
         """Merge ``data`` shallowly: its keys are added or overwritten, the rest kept."""
