@@ -210,10 +210,12 @@ class SQLiteStore(SQLStore):
         return Snapshot(decode(text), row[1], row[2], text)
 
     async def _get_json(self, device: str, job: str | None) -> tuple[str, int]:
-        if self._absent():
+        if not self._migrated and self._absent():  # written out as _get is
             return "{}", 0
-        with self._errors():
+        try:
             row = self._conn().execute(_SQL.select_bucket, (device, job or "")).fetchone()
+        except (sqlite3.Error, OSError) as exc:
+            raise self._fail(exc) from None
         return ("{}", 0) if row is None else (self._open(device, job, row[0], row[1]), row[1])
 
     async def _devices(self, after: str | None, limit: int) -> list[DeviceInfo]:
