@@ -120,7 +120,9 @@ def node_command(path: Path) -> list[str]:
             f"{path.name}: JavaScript automations need Node.js"
             f" {'.'.join(map(str, _OLDEST_NODE))} or newer (this is Node.js {shown})"
         )
-    flags = ["--disable-warning=ExperimentalWarning"]
+    # The loader hook and type stripping are "experimental": their notices are not the
+    # automation's output (the flag exists from Node.js 20.11).
+    flags = ["--disable-warning=ExperimentalWarning"] if version >= (20, 11) else []
     if path.suffix in _TYPESCRIPT:
         if version < _STRIP_TYPES:
             raise ScriptError(
