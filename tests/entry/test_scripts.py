@@ -403,3 +403,15 @@ async def test_a_hashbang_file_keeps_its_schema_and_its_line_numbers(
     job = await store.get_job("tool")
     assert job is not None
     assert job.schema == {"type": "object", "required": ["ok"]}
+
+
+async def test_a_javascript_run_registers_its_job_as_a_python_run_does(
+    store: Store, tmp_path: Path
+) -> None:
+    """Before anything runs, even when the automation never uses the job bucket."""
+    automation = script(tmp_path, "quiet.mjs", "console.log('no bucket used');\n")
+    results = await run_automations(store, [automation], "pixel-q", "quiet")
+    assert [r.error for r in results] == [None]
+    job = await store.get_job("quiet")
+    assert job is not None
+    assert (job.automation, job.schema) == ("quiet.mjs", None)

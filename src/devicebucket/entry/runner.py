@@ -125,14 +125,18 @@ def schema_of(path: Path, index: int = 0) -> Any:
 
 
 async def register_job(
-    store: Store, job: str, automations: Sequence[Automation], *, replace_schema: bool = False
+    store: Store,
+    job: str,
+    automations: Sequence[Automation | Script],
+    *,
+    replace_schema: bool = False,
 ) -> None:
     """Register ``job`` with the one schema its automations agree on (if any defines one).
 
     A job already registered with that schema (or run by automations that define none) is
     left as it is, so a device token, which may not register jobs, can run it.
     """
-    with_schema = [a for a in automations if a.schema is not None]
+    with_schema = [a for a in automations if isinstance(a, Automation) and a.schema is not None]
     texts = {schema_text(a.schema) for a in with_schema}
     if len(texts) > 1:
         names = ", ".join(a.name for a in with_schema)
@@ -167,16 +171,15 @@ async def run_automations(
 ) -> list[RunResult]:
     """Register the job (if any), then run every automation concurrently on ``device``.
 
-    A JavaScript automation registers its job itself, with its ``BUCKET_SCHEMA``, when it
-    first uses the job bucket.
+    A JavaScript automation's ``BUCKET_SCHEMA`` is read as it runs: it registers that schema
+    with the job itself when it first uses the job bucket.
     """
     check_id(device)
     if job is not None:
         check_id(job, "job id")
-    python = [a for a in automations if isinstance(a, Automation)]
-    if job is not None and python:
-        await register_job(store, job, python, replace_schema=replace_schema)
-    scripts = len(python) < len(automations)
+    if job is not None:  # a JavaScript automation's schema, unknown here, comes later
+        await register_job(store, job, automations, replace_schema=replace_schema)
+    scripts = any(isinstance(a, Script) for a in automations)
     async with agent_server(store, device, job) if scripts else _no_server() as (url, token):
 
         def start(a: Automation | Script) -> Awaitable[Any]:
