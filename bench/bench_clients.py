@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,6 +19,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from noderun import node_rates  # noqa: E402
 from serving import served  # noqa: E402
 
 from devicebucket import HTTPStore  # noqa: E402
@@ -55,14 +54,7 @@ async def python_client(url: str, seconds: float, concurrency: int) -> dict[str,
 
 
 def js_client(url: str, seconds: float, concurrency: int) -> dict[str, float]:
-    out = subprocess.run(
-        ["node", str(HERE / "js_client.mjs"), url, TOKEN, str(seconds), str(concurrency)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    result: dict[str, float] = json.loads(out)
-    return result
+    return node_rates(HERE / "js_client.mjs", url, TOKEN, seconds, concurrency)
 
 
 def main() -> None:

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from noderun import node_rates
+
 from devicebucket import Agent, DeviceBucketUtils, Limits, SQLiteStore
 
 PAYLOAD = {f"key{i:02d}": "v" * 40 for i in range(20)}  # ~1 KB of JSON
@@ -191,14 +193,7 @@ def deno_kv(devices: int, rounds: int, workdir: Path) -> dict[str, float] | str:
         subprocess.run(
             ["npm", "ci", "--no-audit", "--no-fund"], cwd=DENOKV, check=True, capture_output=True
         )
-    out = subprocess.run(
-        ["node", DENOKV / "bench.mjs", workdir / "denokv.sqlite", str(devices), str(rounds)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    rates: dict[str, float] = json.loads(out)
-    return rates
+    return node_rates(DENOKV / "bench.mjs", workdir / "denokv.sqlite", devices, rounds)
 
 
 def report_peer(rows: list[tuple[Result, Result | None]], peer: dict[str, float] | str) -> str:
