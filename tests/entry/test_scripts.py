@@ -165,13 +165,14 @@ async def test_python_and_javascript_run_concurrently_on_one_device(
     assert (await store.get("pixel-both")).data == {"js": "here", "py": "here"}
 
 
+@pytest.mark.parametrize("name", ["signup.mjs", "signup.js"])  # .js: an ES module by syntax
 async def test_a_job_automation_registers_its_exported_schema(
-    store: Store, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    store: Store, tmp_path: Path, capfd: pytest.CaptureFixture[str], name: str
 ) -> None:
     schema = {"type": "object", "properties": {"step": {"type": "integer"}}}
     automation = script(
         tmp_path,
-        "signup.mjs",
+        name,
         f"export const BUCKET_SCHEMA = {json.dumps(schema)};\n"
         "console.log(JSON.stringify(await agent.utils.bucket.set({ step: 1 })));\n"
         "console.log(JSON.stringify(await agent.utils.bucket.set({ step: 'two' })));\n"
@@ -187,10 +188,10 @@ async def test_a_job_automation_registers_its_exported_schema(
     assert updated == {"success": True, "bucket": {"step": 2}}
     job = await store.get_job("signup")
     assert job is not None
-    assert (job.schema, job.automation) == (schema, "signup.mjs")
+    assert (job.schema, job.automation) == (schema, name)
     if store.credential is not None:  # a store opened directly: the run's own credential
         (change, *_) = await store.history("pixel-job", job="signup")
-        assert change.actor == "local via automation signup.mjs in job signup"
+        assert change.actor == f"local via automation {name} in job signup"
 
 
 def node_cli(
