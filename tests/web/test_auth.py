@@ -161,3 +161,23 @@ async def test_a_run_token_reaches_only_its_device_and_job(tmp_path: Path) -> No
     assert change.actor == "local via automation a.mjs"
     assert await store.tokens() == []  # a run token is never stored
     await store.close()
+
+
+async def test_a_direct_run_s_token_reaches_no_job_bucket(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "run.db")
+    secret = "run-token-secret-of-this-test-only"
+    token = Token("run-2", "pixel-1", 0.0, run=True)  # a run without --job
+    app = create_app(store, run_tokens={hash_token(secret): token}, close_store=False)
+    headers = {"Authorization": f"Bearer {secret}"}
+    with ThreadedServer(app) as server:
+        async with httpx.AsyncClient(base_url=server.url, headers=headers) as client:
+            own = await client.patch("/v1/devices/pixel-1/bucket", json={"a": 1})
+            job_bucket = await client.get("/v1/devices/pixel-1/jobs/signup/bucket")
+            register = await client.put("/v1/jobs/signup", json={})
+    assert own.status_code == 200
+    assert (job_bucket.status_code, job_bucket.json()["error"]) == (
+        403,
+        "this token reaches no job",
+    )
+    assert register.status_code == 403
+    await store.close()

@@ -186,8 +186,10 @@ class TokenAuth(AuthenticationBackend):
         its job and read its job bucket's history."""
         if access is Access.PUBLIC or token is None or token.is_admin:
             return
-        if token.job is not None and job is not None and job != token.job:
-            raise HTTPError(403, "forbidden", f"this token reaches only job {token.job}")
+        # A job-scoped token reaches only its job; a run token of a direct run, no job.
+        if job is not None and job != token.job and (token.job is not None or token.run):
+            reach = "no job" if token.job is None else f"only job {token.job}"
+            raise HTTPError(403, "forbidden", f"this token reaches {reach}")
         if access is Access.ANY_TOKEN:
             return
         if access is Access.ADMIN and not (token.run and job is not None and job == token.job):
