@@ -40,12 +40,18 @@ def postgres_reachable() -> bool:
         return False
 
 
-def require_postgres() -> None:
-    if postgres_reachable():
+def requires(present: bool, missing: str) -> None:
+    """Skip the test (or the module) when what it needs is ``missing``; under CI=true, where
+    everything must be installed, fail instead."""
+    if present:
         return
     if IN_CI:
-        pytest.fail(f"PostgreSQL is not reachable at {PG_URL} (CI=true: this is a failure)")
-    pytest.skip(f"PostgreSQL is not reachable at {PG_URL}")
+        pytest.fail(f"{missing} (CI=true: this is a failure)")
+    pytest.skip(missing, allow_module_level=True)
+
+
+def require_postgres() -> None:
+    requires(postgres_reachable(), f"PostgreSQL is not reachable at {PG_URL}")
 
 
 async def drop_schema(schema: str) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from devicebucket.web.openapi import openapi_document
 
-from .conftest import IN_CI, ROOT
+from .conftest import ROOT, requires
 
 CLIENT = ROOT / "clients" / "js"
 BIN = CLIENT / "node_modules" / ".bin"
@@ -21,10 +21,7 @@ BIN = CLIENT / "node_modules" / ".bin"
 
 @pytest.fixture(autouse=True)
 def _installed() -> None:
-    if not (BIN / "tsc").exists():
-        if IN_CI:
-            pytest.fail("clients/js/node_modules is missing (CI=true: .ci/run runs npm ci)")
-        pytest.skip("clients/js/node_modules is missing (cd clients/js && npm ci)")
+    requires((BIN / "tsc").exists(), "clients/js/node_modules is missing (cd clients/js && npm ci)")
 
 
 def test_the_cli_prints_the_servers_openapi_document() -> None:

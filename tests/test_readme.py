@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import ClassVar
 
 import httpx
-import pytest
 
-from .conftest import IN_CI, ROOT
+from .conftest import ROOT, requires
 from .servers import ADMIN, ServeProcess
 
 README = (ROOT / "README.md").read_text()
@@ -132,16 +131,11 @@ def test_playwright_example_keeps_the_cookies_in_the_device_bucket(tmp_path: Pat
     """The README's Playwright script, run twice with the client from clients/js, Debian's
     Chromium and a real server: the second run finds the first run's cookies."""
     client = ROOT / "clients" / "js"
-    if not (client / "node_modules" / "playwright-core").exists() or shutil.which("node") is None:
-        if IN_CI:
-            pytest.fail(
-                "node or clients/js/node_modules is missing (CI=true: .ci/run installs them)"
-            )
-        pytest.skip("node or clients/js/node_modules is missing")
-    if not Path("/usr/bin/chromium").exists():
-        if IN_CI:
-            pytest.fail("/usr/bin/chromium is missing (CI=true: .ci/run installs it)")
-        pytest.skip("/usr/bin/chromium is missing")
+    requires(
+        (client / "node_modules" / "playwright-core").exists() and shutil.which("node") is not None,
+        "node or clients/js/node_modules is missing (cd clients/js && npm ci)",
+    )
+    requires(Path("/usr/bin/chromium").exists(), "/usr/bin/chromium is missing")
     (block,) = blocks("js")
     # In the client's folder, so that `devicebucket` and `playwright-core` resolve there.
     script = Path(tempfile.mkdtemp(dir=client, prefix=".readme-")) / "login.mjs"

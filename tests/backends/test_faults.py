@@ -21,15 +21,12 @@ import pytest
 
 from devicebucket import SQLiteStore, StoreUnavailableError
 
-from ..conftest import IN_CI
+from ..conftest import requires
 
 
 def need_root(why: str) -> None:
-    if os.geteuid() == 0 and shutil.which("setpriv") and shutil.which("mount"):
-        return
-    if IN_CI:
-        pytest.fail(f"{why} needs root, mount and setpriv (CI=true: this is a failure)")
-    pytest.skip(f"{why} needs root, mount and setpriv")
+    present = os.geteuid() == 0 and shutil.which("setpriv") and shutil.which("mount")
+    requires(bool(present), f"{why} needs root, mount and setpriv")
 
 
 @pytest.fixture

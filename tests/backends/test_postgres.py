@@ -19,7 +19,7 @@ from devicebucket import Agent, HTTPStore, InvalidValueError, SQLiteStore
 from devicebucket.backends.copying import CopyError, copy_store
 from devicebucket.backends.postgres import MIGRATIONS, PostgresStore
 
-from ..conftest import IN_CI, PG_URL, drop_schema, pg_schema_url, require_postgres
+from ..conftest import PG_URL, drop_schema, pg_schema_url, require_postgres, requires
 from ..entry.test_serve import clients
 from ..servers import ADMIN, ServeProcess
 
@@ -86,10 +86,10 @@ def postgres_cluster() -> tuple[str, str]:
 
 
 def test_a_database_restart_loses_no_acknowledged_write(pg_url: str) -> None:
-    if shutil.which("pg_ctlcluster") is None or not Path("/etc/postgresql").is_dir():
-        if IN_CI:
-            pytest.fail("pg_ctlcluster is needed to restart PostgreSQL")
-        pytest.skip("pg_ctlcluster is not installed")
+    requires(
+        shutil.which("pg_ctlcluster") is not None and Path("/etc/postgresql").is_dir(),
+        "pg_ctlcluster is needed to restart PostgreSQL",
+    )
     version, cluster = postgres_cluster()
     with ServeProcess(pg_url, "--no-access-log") as server:
 

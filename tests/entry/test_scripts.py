@@ -21,7 +21,7 @@ from devicebucket import InvalidValueError, Store
 from devicebucket.entry.runner import load_automation, run_automations
 from devicebucket.entry.scripts import NODE_ENV, Script, ScriptExitError
 
-from ..conftest import IN_CI, ROOT
+from ..conftest import ROOT, requires
 from ..servers import ADMIN, ServeProcess
 
 KEY = base64.urlsafe_b64encode(b"k" * 32).decode()
@@ -35,23 +35,13 @@ ACCOUNT_SETUP = (
 )
 
 
-def require_node() -> None:
-    if shutil.which("node") is None:
-        if IN_CI:
-            pytest.fail("node is not installed (CI=true: the JavaScript tests must run)")
-        pytest.skip("node is not installed")
-
-
 def require_node22() -> None:
-    if not NODE22.exists():
-        if IN_CI:
-            pytest.fail(f"{NODE22} is missing (CI=true: .ci/run installs it)")
-        pytest.skip(f"{NODE22} is missing (npm ci --prefix tests/node22)")
+    requires(NODE22.exists(), f"{NODE22} is missing (npm ci --prefix tests/node22)")
 
 
 @pytest.fixture(autouse=True)
 def _node() -> None:
-    require_node()
+    requires(shutil.which("node") is not None, "node is not installed")
 
 
 def seed_examples() -> dict[str, str]:

@@ -21,7 +21,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from devicebucket import SQLiteStore
 from devicebucket.web.app import create_app
 
-from ..conftest import IN_CI
+from ..conftest import requires
 from ..servers import ADMIN, ThreadedServer
 
 CHROMIUM = os.environ.get("DEVICEBUCKET_CHROMIUM", "/usr/bin/chromium")
@@ -31,10 +31,7 @@ SCHEMA = {
     "required": ["step"],
 }
 
-if not Path(CHROMIUM).exists():
-    if IN_CI:
-        pytest.fail(f"Chromium is not installed at {CHROMIUM} (CI=true: this is a failure)")
-    pytest.skip(f"Chromium is not installed at {CHROMIUM}", allow_module_level=True)
+requires(Path(CHROMIUM).exists(), f"Chromium is not installed at {CHROMIUM}")
 
 
 T = TypeVar("T")
