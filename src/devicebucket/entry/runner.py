@@ -9,8 +9,8 @@ import importlib.util
 import inspect
 import json
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -57,11 +57,6 @@ class RunResult:
     error: BaseException | None
 
 
-@asynccontextmanager
-async def _no_server() -> AsyncIterator[tuple[str, str]]:
-    yield "", ""
-
-
 def _import(path: Path, index: int) -> ModuleType:
     name = f"devicebucket_automation_{index}_{path.stem}"
     spec = importlib.util.spec_from_file_location(name, path)
@@ -87,8 +82,7 @@ def load_automation(path: str | Path, index: int = 0) -> Automation | Script:
     if not path.is_file():
         raise AutomationError(f"{path}: no such file")
     if path.suffix in SCRIPT_SUFFIXES:
-        node_command(path)
-        return Script(path.name, path)
+        return Script(path.name, path, node_command(path))
     module = _import(path, index)
     main = getattr(module, "main", None)
     if main is None:
@@ -180,7 +174,8 @@ async def run_automations(
     if job is not None:  # a JavaScript automation's schema, unknown here, comes later
         await register_job(store, job, automations, replace_schema=replace_schema)
     scripts = any(isinstance(a, Script) for a in automations)
-    async with agent_server(store, device, job) if scripts else _no_server() as (url, token):
+    serving = agent_server(store, device, job) if scripts else nullcontext(("", ""))
+    async with serving as (url, token):
 
         def start(a: Automation | Script) -> Awaitable[Any]:
             if isinstance(a, Automation):

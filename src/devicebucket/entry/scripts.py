@@ -76,10 +76,12 @@ class ScriptExitError(DeviceBucketError):
 
 @dataclass(frozen=True, slots=True)
 class Script:
-    """A JavaScript or TypeScript automation file (its schema is read as it runs)."""
+    """A JavaScript or TypeScript automation file (its schema is read as it runs), with the
+    ``node`` command that runs it (:func:`node_command`, checked when it was loaded)."""
 
     name: str
     path: Path
+    command: tuple[str, ...]
     schema: None = None
 
 
@@ -109,7 +111,7 @@ def _version(node: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-def node_command(path: Path) -> list[str]:
+def node_command(path: Path) -> tuple[str, ...]:
     """``node`` and its flags for ``path``; ScriptError (one line) when the installed Node
     cannot run it."""
     node = _find_node()
@@ -132,7 +134,7 @@ def node_command(path: Path) -> list[str]:
             )
         if not _strips_types_by_default(version):
             flags.append("--experimental-strip-types")
-    return [node, *flags, "--import", _preload().as_uri()]
+    return (node, *flags, "--import", _preload().as_uri())
 
 
 def _preload() -> Path:
@@ -198,9 +200,7 @@ async def run_script(
         "DEVICEBUCKET_AUTOMATION": script.name,
         "DEVICEBUCKET_REPLACE_SCHEMA": "1" if replace_schema else "",
     }
-    process = await asyncio.create_subprocess_exec(
-        *node_command(script.path), str(script.path), env=env
-    )
+    process = await asyncio.create_subprocess_exec(*script.command, str(script.path), env=env)
     try:
         status = await process.wait()
     except asyncio.CancelledError:
