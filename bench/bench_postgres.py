@@ -112,7 +112,7 @@ async def main(url: str, seconds: float, million: bool) -> None:
     )
     counter = 0
     try:
-        await store.ping()  # creates the schema and tables
+        await store.migrate()  # creates the schema and tables (a read creates nothing)
         await load(url, schema, 1000, 1024)
 
         async def ours_get(d: int) -> object:
