@@ -3,11 +3,11 @@
 * Buckets are stored as the canonical JSON **text** (``values.encode``), not ``jsonb``: jsonb
   reorders keys, refuses ``\\u0000`` in strings and returns large floats as integers, so a
   bucket would not come back as it was written.
-* A write is one transaction: ``SELECT … FOR UPDATE`` locks the bucket's row, the planner
-  (``planner.plan_write``) merges and checks it (schema included), ``UPDATE`` writes it. A
-  bucket's first write inserts with ``ON CONFLICT DO NOTHING`` and, if another server
-  inserted first, locks that row instead. Writers on any number of servers serialize on the
-  row: no update is lost.
+* A write reads its bucket, the planner (``planner.plan_write``) merges and checks it (schema
+  included), and one statement writes it (and its history row) only if the bucket still has
+  the version read; otherwise it plans again. A hot bucket, or a write with housekeeping or
+  near the quota, takes the row lock (``SELECT … FOR UPDATE``) in one transaction instead.
+  Writers on any number of servers lose no update.
 * Ids use ``COLLATE "C"``, so devices sort (and page) by bytes, as in SQLite.
 * Tables are created and upgraded by numbered migrations under an advisory lock, so servers
   starting together apply each migration once. ``?schema=NAME`` in the URL puts the tables
@@ -24,8 +24,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Final
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import Any
 
 import asyncpg
 
@@ -48,38 +47,14 @@ from ..core.planner import EMPTY, StoredBucket, WritePlan, check_quota, plan_job
 from ..core.tokens import Token, hash_token, new_token, token_id, token_matches
 from ..core.urls import redact_url
 from ..core.values import decode
+from . import pgsql
+from .pgsql import MIGRATIONS
+from .pgsql import PG as _SQL
 from .queries import device_page_sql
 from .sql import POSTGRES, SQL, Row, SQLStore, device_info, job_row
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
 
-_SQL = SQL(POSTGRES)
-_LOCK_ID = 0x64657669636562  # "deviceb": the advisory lock that serializes migrations
-
-# The numbered migrations: which steps of ``sql.MIGRATION_STEPS`` each one applies.
-MIGRATIONS: Final[tuple[list[str], ...]] = (
-    _SQL.steps[0] + _SQL.steps[1],
-    _SQL.steps[2],
-    _SQL.steps[3],
-    _SQL.steps[4],
-)
-
-# The bucket and its history row in one statement (one round trip): a data-modifying CTE runs
-# in any case. $1-$7 are the bucket row, $8 the actor, $9 the changes.
-_HISTORY_ROW = "$1, $2, $4, $7, $8::text, $9::text, $3"
-_HISTORY_CONFLICT = _SQL.insert_history[_SQL.insert_history.index(" ON CONFLICT") :]
-_INSERT_BUCKET = (
-    f"{_SQL.upsert_bucket[: _SQL.upsert_bucket.index(' ON CONFLICT')]}"
-    " ON CONFLICT (device, job) DO NOTHING RETURNING version"
-)
-_UPDATE_WITH_HISTORY = (
-    f"WITH bucket AS ({_SQL.update_bucket}) INSERT INTO history VALUES ({_HISTORY_ROW})"
-    f"{_HISTORY_CONFLICT}"
-)
-_INSERT_WITH_HISTORY = (
-    f"WITH bucket AS ({_INSERT_BUCKET}) INSERT INTO history SELECT"
-    f" {_HISTORY_ROW.replace('$4', 'version')} FROM bucket{_HISTORY_CONFLICT} RETURNING version"
-)
 Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 _CONNECTION_ERRORS = (
     asyncpg.PostgresError,
@@ -88,24 +63,6 @@ _CONNECTION_ERRORS = (
     OSError,
     asyncio.TimeoutError,
 )
-_OUR_PARAMETERS = ("schema", "pool_min", "pool_max")
-
-
-def split_url(url: str) -> tuple[str, dict[str, str]]:
-    """The DSN without our parameters (``schema``, ``pool_min``, ``pool_max``), and them."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    ours = {k: v for k, v in query if k in _OUR_PARAMETERS}
-    rest = urlencode([(k, v) for k, v in query if k not in _OUR_PARAMETERS])
-    return urlunsplit(parts._replace(query=rest)), ours
-
-
-def _pool_size(value: str | None, default: int, name: str) -> int:
-    if value is None:
-        return default
-    if not value.isdigit() or not 1 <= int(value) <= 1000:
-        raise InvalidValueError(f"{name} in a PostgreSQL URL must be an integer from 1 to 1000")
-    return int(value)
 
 
 class PostgresStore(SQLStore):
@@ -125,11 +82,11 @@ class PostgresStore(SQLStore):
         """Pool sizes come from the arguments, else ``?pool_min=&pool_max=`` in the URL,
         else 1 and 10."""
         super().__init__(limits=limits, keys=keys)
-        self.dsn, params = split_url(url)
+        self.dsn, params = pgsql.split_url(url)
         self.schema = schema or params.get("schema")
         self.url = redact_url(url)
-        self.min_pool = min_pool or _pool_size(params.get("pool_min"), 1, "pool_min")
-        self.max_pool = max_pool or _pool_size(params.get("pool_max"), 10, "pool_max")
+        self.min_pool = min_pool or pgsql.pool_size(params.get("pool_min"), 1, "pool_min")
+        self.max_pool = max_pool or pgsql.pool_size(params.get("pool_max"), 10, "pool_max")
         if self.min_pool > self.max_pool:
             raise InvalidValueError("pool_min may not be larger than pool_max")
         self.timeout = timeout
@@ -187,7 +144,7 @@ class PostgresStore(SQLStore):
             if self._absent:
                 return
         async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_ID)
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", pgsql.LOCK_ID)
             if self.schema:
                 await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             await conn.execute(
@@ -366,7 +323,78 @@ class PostgresStore(SQLStore):
         expected_version: int | None,
         actor: str,
     ) -> Snapshot:
+        """Optimistic first: read the bucket, plan, and write it in one statement that
+        applies only if the bucket still has the version read (no transaction, two round
+        trips, where bare ``SELECT … FOR UPDATE`` and ``UPDATE`` take four). Another writer
+        that won meanwhile makes it plan again on what that writer stored. A write that
+        forgets or drops history, that comes near the device's quota, or whose bucket
+        stayed contended, takes the row lock instead (:meth:`_write_locked`)."""
         key = job or ""
+        for _ in range(pgsql.OPTIMISTIC_ATTEMPTS):
+            async with self._connection() as conn:
+                read = await conn.fetchrow(pgsql.READ_FOR_WRITE, device, key)
+                assert read is not None  # one row, whether the bucket exists or not
+                data, version, updated_at, schema, others = read
+                stored = EMPTY
+                if version is not None:
+                    text = self._open(device, key, data, version)
+                    stored = StoredBucket(text, version, updated_at)
+                plan = self._plan(stored, operation, expected_version, device, key, schema, actor)
+                if plan is None:
+                    return Snapshot(None, stored.version, stored.updated_at, stored.text)
+                if plan.forget_through or plan.drop_through or self._near_quota(plan, others):
+                    break
+                if plan.check_quota:
+                    check_quota(plan, others, self.limits)
+                values = plan.row.values(self._seal(device, key, plan.row.text, plan.row.version))
+                history = () if plan.history is None else (actor, plan.history.changes)
+                if version is None:
+                    statement = pgsql.INSERT_WITH_HISTORY if history else pgsql.INSERT_BUCKET
+                    written = await conn.fetchval(statement, *values, *history)
+                else:
+                    statement = pgsql.UPDATE_IF_WITH_HISTORY if history else pgsql.UPDATE_IF
+                    written = await conn.fetchval(statement, *values, *history, version)
+                if written is not None:
+                    return plan.snapshot()
+        return await self._write_locked(device, key, operation, expected_version, actor)
+
+    def _plan(
+        self,
+        stored: StoredBucket,
+        operation: Operation,
+        expected_version: int | None,
+        device: str,
+        job: str,
+        schema: str | None,
+        actor: str,
+    ) -> WritePlan | None:
+        return plan_write(
+            stored,
+            operation,
+            expected_version,
+            device=device,
+            job=job,
+            schema=schema,
+            limits=self.limits,
+            actor=actor,
+            now=time.time(),
+        )
+
+    def _near_quota(self, plan: WritePlan, others: int) -> bool:
+        """Whether a growing write comes within 16 buckets' worth of the device's quota,
+        where growing writes of the device take turns (:meth:`_check_quota`)."""
+        near = self.limits.device_quota_bytes - 16 * self.limits.max_bucket_bytes
+        return plan.check_quota and others + plan.row.size > near
+
+    async def _write_locked(
+        self,
+        device: str,
+        key: str,
+        operation: Operation,
+        expected_version: int | None,
+        actor: str,
+    ) -> Snapshot:
+        """The write under its bucket's row lock, with its housekeeping, in one transaction."""
         async with self._connection() as conn, conn.transaction():
             schema = await conn.fetchval(_SQL.job_schema, key) if key else None
             while True:
@@ -375,26 +403,16 @@ class PostgresStore(SQLStore):
                 if row is not None:
                     text = self._open(device, key, row["data"], row["version"])
                     stored = StoredBucket(text, row["version"], row["updated_at"])
-                plan = plan_write(
-                    stored,
-                    operation,
-                    expected_version,
-                    device=device,
-                    job=key,
-                    schema=schema,
-                    limits=self.limits,
-                    actor=actor,
-                    now=time.time(),
-                )
+                plan = self._plan(stored, operation, expected_version, device, key, schema, actor)
                 if plan is None:
                     return Snapshot(None, stored.version, stored.updated_at, stored.text)
                 values = plan.row.values(self._seal(device, key, plan.row.text, plan.row.version))
                 history = () if plan.history is None else (actor, plan.history.changes)
                 if row is not None:
-                    update = _UPDATE_WITH_HISTORY if history else _SQL.update_bucket
+                    update = pgsql.UPDATE_WITH_HISTORY if history else _SQL.update_bucket
                     await conn.execute(update, *values, *history)
                 else:
-                    insert = _INSERT_WITH_HISTORY if history else _INSERT_BUCKET
+                    insert = pgsql.INSERT_WITH_HISTORY if history else pgsql.INSERT_BUCKET
                     if await conn.fetchval(insert, *values, *history) is None:
                         continue  # another writer created it first: lock its row, plan again
                 if plan.forget_through is not None:
@@ -413,8 +431,7 @@ class PostgresStore(SQLStore):
         an advisory lock, so each sees the others' sizes."""
         device, job = plan.row.device, plan.row.job
         others = await conn.fetchval(_SQL.device_bytes_besides, device, job)
-        near = self.limits.device_quota_bytes - 16 * self.limits.max_bucket_bytes
-        if others + plan.row.size > near:
+        if self._near_quota(plan, others):
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", device)
             others = await conn.fetchval(_SQL.device_bytes_besides, device, job)
         check_quota(plan, others, self.limits)

@@ -1,0 +1,90 @@
+"""PostgreSQL's own text: the statements its store composes from ``sql.SQL``, its numbered
+migrations, and the parameters of its URLs that are devicebucket's, not the driver's."""
+
+from __future__ import annotations
+
+from typing import Final
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from ..core.errors import InvalidValueError
+from .sql import POSTGRES, SQL
+
+__all__ = [
+    "INSERT_BUCKET",
+    "INSERT_WITH_HISTORY",
+    "LOCK_ID",
+    "MIGRATIONS",
+    "OPTIMISTIC_ATTEMPTS",
+    "PG",
+    "READ_FOR_WRITE",
+    "UPDATE_IF",
+    "UPDATE_IF_WITH_HISTORY",
+    "UPDATE_WITH_HISTORY",
+    "pool_size",
+    "split_url",
+]
+
+PG = SQL(POSTGRES)
+LOCK_ID = 0x64657669636562  # "deviceb": the advisory lock that serializes migrations
+
+# The numbered migrations: which steps of ``sql.MIGRATION_STEPS`` each one applies.
+MIGRATIONS: Final[tuple[list[str], ...]] = (
+    PG.steps[0] + PG.steps[1],
+    PG.steps[2],
+    PG.steps[3],
+    PG.steps[4],
+)
+
+# The bucket and its history row in one statement (one round trip): a data-modifying CTE runs
+# in any case. $1-$7 are the bucket row, $8 the actor, $9 the changes.
+_HISTORY_ROW = "$1, $2, $4, $7, $8::text, $9::text, $3"
+_HISTORY_CONFLICT = PG.insert_history[PG.insert_history.index(" ON CONFLICT") :]
+INSERT_BUCKET = (
+    f"{PG.upsert_bucket[: PG.upsert_bucket.index(' ON CONFLICT')]}"
+    " ON CONFLICT (device, job) DO NOTHING RETURNING version"
+)
+UPDATE_WITH_HISTORY = (
+    f"WITH bucket AS ({PG.update_bucket}) INSERT INTO history VALUES ({_HISTORY_ROW})"
+    f"{_HISTORY_CONFLICT}"
+)
+INSERT_WITH_HISTORY = (
+    f"WITH bucket AS ({INSERT_BUCKET}) INSERT INTO history SELECT"
+    f" {_HISTORY_ROW.replace('$4', 'version')} FROM bucket{_HISTORY_CONFLICT} RETURNING version"
+)
+# The optimistic write (``PostgresStore._write``): one read, then one statement that changes
+# the bucket only if it still has the version that was read ($8 without history, $10 with).
+# The read gives the bucket (NULLs when there is none), the job's schema and the bytes the
+# device's other buckets hold (for the quota).
+READ_FOR_WRITE = (
+    "SELECT b.data, b.version, b.updated_at,"
+    " (SELECT schema FROM jobs WHERE job = $2 AND $2 <> ''),"
+    f" ({PG.device_bytes_besides}) FROM (SELECT 1) AS one"
+    " LEFT JOIN buckets b ON b.device = $1 AND b.job = $2"
+)
+UPDATE_IF = f"{PG.update_bucket} AND version = $8 RETURNING version"
+UPDATE_IF_WITH_HISTORY = (
+    f"WITH bucket AS ({PG.update_bucket} AND version = $10 RETURNING version)"
+    f" INSERT INTO history SELECT {_HISTORY_ROW.replace('$4', 'version')} FROM bucket"
+    f"{_HISTORY_CONFLICT} RETURNING version"
+)
+# Optimistic attempts before a write takes its bucket's row lock instead (a hot bucket).
+OPTIMISTIC_ATTEMPTS: Final = 3
+
+_OUR_PARAMETERS = ("schema", "pool_min", "pool_max")
+
+
+def split_url(url: str) -> tuple[str, dict[str, str]]:
+    """The DSN without our parameters (``schema``, ``pool_min``, ``pool_max``), and them."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    ours = {k: v for k, v in query if k in _OUR_PARAMETERS}
+    rest = urlencode([(k, v) for k, v in query if k not in _OUR_PARAMETERS])
+    return urlunsplit(parts._replace(query=rest)), ours
+
+
+def pool_size(value: str | None, default: int, name: str) -> int:
+    if value is None:
+        return default
+    if not value.isdigit() or not 1 <= int(value) <= 1000:
+        raise InvalidValueError(f"{name} in a PostgreSQL URL must be an integer from 1 to 1000")
+    return int(value)
