@@ -111,9 +111,12 @@ class Change:
     kept: bool = False  # whether this version's full contents are kept (restorable)
 
 
+_ENCODE_CHANGES: Final = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def encode_changes(changes: KeyChanges) -> str:
     """How a change's key names are stored: ``[added, changed, removed]`` as JSON."""
-    return json.dumps([changes.added, changes.changed, changes.removed], ensure_ascii=False)
+    return _ENCODE_CHANGES([changes.added, changes.changed, changes.removed])
 
 
 def decode_change(version: int, at: float, actor: str, changes: str, kept: object) -> Change:

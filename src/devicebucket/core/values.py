@@ -159,10 +159,14 @@ def normalize_keys(keys: Iterable[object]) -> tuple[str, ...]:
     return tuple(out)
 
 
+# One encoder for every write (json.dumps with options builds a new one on each call).
+_ENCODE: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
 def encode(data: JSONObject) -> str:
     """The canonical JSON text of a bucket, as stored."""
     try:
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return _ENCODE(data)
     except ValueError as exc:  # e.g. an int with more digits than Python will print
         raise InvalidValueError(f"bucket cannot be encoded as JSON: {type(exc).__name__}") from None
 
