@@ -1,12 +1,16 @@
-"""PostgreSQL's own text: the statements its store composes from ``sql.SQL``, its numbered
-migrations, and the parameters of its URLs that are devicebucket's, not the driver's."""
+"""PostgreSQL's own: the statements its store composes from ``sql.SQL``, its numbered
+migrations and how they are applied, and the parameters of its URLs that are devicebucket's,
+not the driver's."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..core.errors import InvalidValueError
+import asyncpg
+
+from ..core.errors import InvalidValueError, StoreUnavailableError
 from .sql import POSTGRES, SQL
 
 __all__ = [
@@ -20,6 +24,8 @@ __all__ = [
     "UPDATE_IF",
     "UPDATE_IF_WITH_HISTORY",
     "UPDATE_WITH_HISTORY",
+    "Connection",
+    "migrate",
     "pool_size",
     "split_url",
 ]
@@ -67,6 +73,7 @@ UPDATE_IF_WITH_HISTORY = (
     f" INSERT INTO history SELECT {_HISTORY_ROW.replace('$4', 'version')} FROM bucket"
     f"{_HISTORY_CONFLICT} RETURNING version"
 )
+Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 # Optimistic attempts before a write takes its bucket's row lock instead (a hot bucket).
 OPTIMISTIC_ATTEMPTS: Final = 3
 
@@ -88,3 +95,38 @@ def pool_size(value: str | None, default: int, name: str) -> int:
     if not value.isdigit() or not 1 <= int(value) <= 1000:
         raise InvalidValueError(f"{name} in a PostgreSQL URL must be an integer from 1 to 1000")
     return int(value)
+
+
+async def migrate(
+    conn: Connection,
+    schema: str | None,
+    where: str,
+    new_key_check: Callable[[str | None], str | None],
+) -> None:
+    """Create or upgrade the tables in ``schema`` (or the search path's), each numbered
+    migration once, under an advisory lock, so servers starting together apply each once;
+    then record the key check ``new_key_check`` gives for the stored one, if any
+    (encryption turned on). ``where`` names the store in errors."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_ID)
+        if schema:
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS devicebucket_migrations"
+            " (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = await conn.fetchval("SELECT coalesce(max(version), 0) FROM devicebucket_migrations")
+        if done > len(MIGRATIONS):
+            raise StoreUnavailableError(
+                f"{where} was migrated by a newer devicebucket"
+                f" (version {done}, this one knows {len(MIGRATIONS)})"
+            )
+        for number in range(done, len(MIGRATIONS)):
+            for statement in MIGRATIONS[number]:
+                await conn.execute(statement)
+            await conn.execute(
+                "INSERT INTO devicebucket_migrations (version) VALUES ($1)", number + 1
+            )
+        check = new_key_check(await conn.fetchval(PG.key_check))
+        if check is not None:  # encryption turned on: new values are sealed from now on
+            await conn.execute(PG.set_key_check, check)

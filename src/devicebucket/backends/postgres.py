@@ -48,14 +48,14 @@ from ..core.tokens import Token, hash_token, new_token, token_id, token_matches
 from ..core.urls import redact_url
 from ..core.values import decode
 from . import pgsql
-from .pgsql import MIGRATIONS
+from .pgsql import MIGRATIONS, Connection
 from .pgsql import PG as _SQL
 from .queries import device_page_sql
 from .sql import POSTGRES, SQL, Row, SQLStore, device_info, job_row
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
 
-Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
 _CONNECTION_ERRORS = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
@@ -143,32 +143,8 @@ class PostgresStore(SQLStore):
             self._absent = found is None
             if self._absent:
                 return
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", pgsql.LOCK_ID)
-            if self.schema:
-                await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS devicebucket_migrations"
-                " (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            done = await conn.fetchval(
-                "SELECT coalesce(max(version), 0) FROM devicebucket_migrations"
-            )
-            if done > len(MIGRATIONS):
-                raise StoreUnavailableError(
-                    f"PostgreSQL store {self.url} was migrated by a newer devicebucket"
-                    f" (version {done}, this one knows {len(MIGRATIONS)})"
-                )
-            for number in range(done, len(MIGRATIONS)):
-                for statement in MIGRATIONS[number]:
-                    await conn.execute(statement)
-                await conn.execute(
-                    "INSERT INTO devicebucket_migrations (version) VALUES ($1)", number + 1
-                )
-            stored = await conn.fetchval(_SQL.key_check)
-            check = self._check_key(stored, f"PostgreSQL store {self.url}")
-            if check is not None:  # encryption turned on: new values are sealed from now on
-                await conn.execute(_SQL.set_key_check, check)
+        where = f"PostgreSQL store {self.url}"
+        await pgsql.migrate(conn, self.schema, where, lambda stored: self._check_key(stored, where))
         self._migrated = True
         self._absent = False
 
@@ -342,7 +318,8 @@ class PostgresStore(SQLStore):
                 plan = self._plan(stored, operation, expected_version, device, key, schema, actor)
                 if plan is None:
                     return Snapshot(None, stored.version, stored.updated_at, stored.text)
-                if plan.forget_through or plan.drop_through or self._near_quota(plan, others):
+                housekeeping = plan.forget_through is not None or plan.drop_through is not None
+                if housekeeping or self._near_quota(plan, others):
                     break
                 if plan.check_quota:
                     check_quota(plan, others, self.limits)
