@@ -15,7 +15,7 @@ import asyncpg
 import httpx
 import pytest
 
-from devicebucket import Agent, HTTPStore, InvalidValueError, SQLiteStore
+from devicebucket import Agent, HTTPStore, InvalidValueError, SQLiteStore, StoreUnavailableError
 from devicebucket.backends.copying import CopyError, copy_store
 from devicebucket.backends.postgres import MIGRATIONS, PostgresStore
 
@@ -300,4 +300,24 @@ async def test_racing_writers_on_two_pools_lose_nothing_and_record_every_version
     finally:
         await one.close()
         await two.close()
+        await drop_schema(schema)
+
+
+async def test_a_database_migrated_by_a_newer_version_is_refused() -> None:
+    require_postgres()
+    url, schema = pg_schema_url()
+    store = PostgresStore(url)
+    try:
+        await store.merge("d", {"a": 1})
+        conn = await asyncpg.connect(PG_URL, server_settings={"search_path": schema})
+        try:
+            await conn.execute("INSERT INTO devicebucket_migrations (version) VALUES (99)")
+        finally:
+            await conn.close()
+        newer = PostgresStore(url)
+        with pytest.raises(StoreUnavailableError, match="migrated by a newer devicebucket"):
+            await newer.merge("d", {"b": 2})
+        await newer.close()
+    finally:
+        await store.close()
         await drop_schema(schema)

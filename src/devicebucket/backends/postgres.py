@@ -318,11 +318,10 @@ class PostgresStore(SQLStore):
                 plan = self._plan(stored, operation, expected_version, device, key, schema, actor)
                 if plan is None:
                     return Snapshot(None, stored.version, stored.updated_at, stored.text)
+                # Far from the quota a write cannot pass it: only writes near it are checked.
                 housekeeping = plan.forget_through is not None or plan.drop_through is not None
                 if housekeeping or self._near_quota(plan, others):
                     break
-                if plan.check_quota:
-                    check_quota(plan, others, self.limits)
                 values = plan.row.values(self._seal(device, key, plan.row.text, plan.row.version))
                 history = () if plan.history is None else (actor, plan.history.changes)
                 if version is None:
