@@ -59,12 +59,10 @@ INSERT_WITH_HISTORY = (
 )
 # The optimistic write (``PostgresStore._write``): one read, then one statement that changes
 # the bucket only if it still has the version that was read ($8 without history, $10 with).
-# The read gives the bucket (NULLs when there is none), the job's schema and the bytes the
-# device's other buckets hold (for the quota).
+# The read gives the bucket (NULLs when there is none) and the job's schema.
 READ_FOR_WRITE = (
     "SELECT b.data, b.version, b.updated_at,"
-    " (SELECT schema FROM jobs WHERE job = $2 AND $2 <> ''),"
-    f" ({PG.device_bytes_besides}) FROM (SELECT 1) AS one"
+    " (SELECT schema FROM jobs WHERE job = $2 AND $2 <> '') FROM (SELECT 1) AS one"
     " LEFT JOIN buckets b ON b.device = $1 AND b.job = $2"
 )
 UPDATE_IF = f"{PG.update_bucket} AND version = $8 RETURNING version"

@@ -301,7 +301,8 @@ class PostgresStore(SQLStore):
     ) -> Snapshot:
         """Optimistic first: read the bucket, plan, and write it in one statement that
         applies only if the bucket still has the version read (no transaction, two round
-        trips, where bare ``SELECT … FOR UPDATE`` and ``UPDATE`` take four). Another writer
+        trips, where bare ``SELECT … FOR UPDATE`` and ``UPDATE`` take four; a write that
+        grows the bucket under a quota reads the device's other buckets' sizes too). Another writer
         that won meanwhile makes it plan again on what that writer stored. A write that
         forgets or drops history, that comes near the device's quota, or whose bucket
         stayed contended, takes the row lock instead (:meth:`_write_locked`)."""
@@ -310,7 +311,7 @@ class PostgresStore(SQLStore):
             async with self._connection() as conn:
                 read = await conn.fetchrow(pgsql.READ_FOR_WRITE, device, key)
                 assert read is not None  # one row, whether the bucket exists or not
-                data, version, updated_at, schema, others = read
+                data, version, updated_at, schema = read
                 stored = EMPTY
                 if version is not None:
                     text = self._open(device, key, data, version)
@@ -318,10 +319,12 @@ class PostgresStore(SQLStore):
                 plan = self._plan(stored, operation, expected_version, device, key, schema, actor)
                 if plan is None:
                     return Snapshot(None, stored.version, stored.updated_at, stored.text)
-                # Far from the quota a write cannot pass it: only writes near it are checked.
-                housekeeping = plan.forget_through is not None or plan.drop_through is not None
-                if housekeeping or self._near_quota(plan, others):
-                    break
+                if plan.forget_through is not None or plan.drop_through is not None:
+                    break  # housekeeping: under the row lock
+                if plan.check_quota:  # far from the quota a write cannot pass it
+                    others = await conn.fetchval(_SQL.device_bytes_besides, device, key)
+                    if self._near_quota(plan, others):
+                        break
                 values = plan.row.values(self._seal(device, key, plan.row.text, plan.row.version))
                 history = () if plan.history is None else (actor, plan.history.changes)
                 if version is None:
