@@ -302,20 +302,17 @@ class PostgresStore(SQLStore):
         """Optimistic first: read the bucket, plan, and write it in one statement that
         applies only if the bucket still has the version read (no transaction, two round
         trips, where bare ``SELECT … FOR UPDATE`` and ``UPDATE`` take four; a write that
-        grows the bucket under a quota reads the device's other buckets' sizes too). Another writer
-        that won meanwhile makes it plan again on what that writer stored. A write that
-        forgets or drops history, that comes near the device's quota, or whose bucket
-        stayed contended, takes the row lock instead (:meth:`_write_locked`)."""
+        grows its bucket under a quota also reads the device's other buckets' sizes).
+        Another writer that won meanwhile makes it plan again on what that writer stored.
+        A write that forgets or drops history, that comes near the device's quota, or whose
+        bucket stayed contended, takes the row lock instead (:meth:`_write_locked`)."""
         key = job or ""
         for _ in range(pgsql.OPTIMISTIC_ATTEMPTS):
             async with self._connection() as conn:
                 read = await conn.fetchrow(pgsql.READ_FOR_WRITE, device, key)
                 assert read is not None  # one row, whether the bucket exists or not
                 data, version, updated_at, schema = read
-                stored = EMPTY
-                if version is not None:
-                    text = self._open(device, key, data, version)
-                    stored = StoredBucket(text, version, updated_at)
+                stored = self._stored(device, key, data, version, updated_at)
                 plan = self._plan(stored, operation, expected_version, device, key, schema, actor)
                 if plan is None:
                     return Snapshot(None, stored.version, stored.updated_at, stored.text)
@@ -336,6 +333,14 @@ class PostgresStore(SQLStore):
                 if written is not None:
                     return plan.snapshot()
         return await self._write_locked(device, key, operation, expected_version, actor)
+
+    def _stored(
+        self, device: str, key: str, data: str, version: int | None, updated_at: float | None
+    ) -> StoredBucket:
+        """A bucket's row as read (no version: there is none), its text opened."""
+        if version is None:
+            return EMPTY
+        return StoredBucket(self._open(device, key, data, version), version, updated_at)
 
     def _plan(
         self,
@@ -378,10 +383,7 @@ class PostgresStore(SQLStore):
             schema = await conn.fetchval(_SQL.job_schema, key) if key else None
             while True:
                 row = await conn.fetchrow(f"{_SQL.select_bucket} FOR UPDATE", device, key)
-                stored = EMPTY
-                if row is not None:
-                    text = self._open(device, key, row["data"], row["version"])
-                    stored = StoredBucket(text, row["version"], row["updated_at"])
+                stored = EMPTY if row is None else self._stored(device, key, *row)
                 plan = self._plan(stored, operation, expected_version, device, key, schema, actor)
                 if plan is None:
                     return Snapshot(None, stored.version, stored.updated_at, stored.text)
