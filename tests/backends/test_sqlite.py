@@ -65,7 +65,7 @@ async def test_a_write_lock_held_too_long_fails_clearly_and_reads_go_on(tmp_path
 
 
 async def test_an_older_file_is_upgraded_in_place(tmp_path: Path) -> None:
-    from devicebucket.backends.sql import SQL, SQLITE
+    from devicebucket.backends.statements import SQL, SQLITE
 
     path = tmp_path / "v1.db"
     with closing(sqlite3.connect(path)) as conn:

@@ -56,6 +56,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/devices/{device}/bucket/changes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Watch the device bucket's changes as they happen (Server-Sent Events) */
+        get: operations["watch_bucket"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/devices/{device}/bucket/history": {
         parameters: {
             query?: never;
@@ -160,6 +177,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/devices/{device}/jobs/{job}/bucket/changes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Watch the job bucket's changes as they happen (Server-Sent Events) */
+        get: operations["watch_bucket_of_job"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/devices/{device}/jobs/{job}/bucket/history": {
         parameters: {
             query?: never;
@@ -220,6 +254,40 @@ export interface paths {
         };
         /** List devices (admin) */
         get: operations["list_devices"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/devices/{device}/changes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Watch every bucket of a device (admin; Server-Sent Events) */
+        get: operations["watch_device"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/changes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Watch every bucket of every device (admin; Server-Sent Events) */
+        get: operations["watch_fleet"];
         put?: never;
         post?: never;
         delete?: never;
@@ -570,6 +638,10 @@ export interface components {
         /** @description Write only if the bucket is at this version (an ETag like "3") */
         IfMatch: string;
         after: string;
+        /** @description Start with every version after this one (default: the current) */
+        since: number;
+        /** @description As `since`, sent by an EventSource that reconnects (wins) */
+        LastEventID: string;
         /** @description Show values of secret-looking keys (masked by default) */
         reveal: "true" | "false";
         /** @description Include the buckets' history (default true) */
@@ -606,7 +678,7 @@ export interface operations {
                     "application/json": components["schemas"]["Bucket"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -651,7 +723,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -697,7 +769,7 @@ export interface operations {
                     "application/json": components["schemas"]["Bucket"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -751,7 +823,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -801,7 +873,7 @@ export interface operations {
                     "application/json": components["schemas"]["Bucket"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -864,7 +936,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -911,7 +983,7 @@ export interface operations {
                     "application/json": components["schemas"]["Bucket"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -965,7 +1037,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1015,7 +1087,7 @@ export interface operations {
                     "application/json": components["schemas"]["Bucket"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1078,7 +1150,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1098,12 +1170,16 @@ export interface operations {
             };
         };
     };
-    history: {
+    watch_bucket: {
         parameters: {
             query?: {
-                limit?: components["parameters"]["limit"];
+                /** @description Start with every version after this one (default: the current) */
+                since?: components["parameters"]["since"];
             };
-            header?: never;
+            header?: {
+                /** @description As `since`, sent by an EventSource that reconnects (wins) */
+                "Last-Event-ID"?: components["parameters"]["LastEventID"];
+            };
             path: {
                 /** @description Device id: 1-256 characters from A-Z a-z 0-9 . _ - : @ */
                 device: components["parameters"]["device"];
@@ -1112,16 +1188,16 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Version, time, actor and the keys each change touched */
+            /** @description A stream of the device bucket's changes. Each `change` event has the version as its `id` and `{version, at, actor, changed, removed}` as its data (`changed`: the keys set, with their new values; `removed`: key names). With `?since=N` or `Last-Event-ID: N` the stream starts with every version after N, from the history; if the history no longer keeps them, one `resync` event (`{resync: true, version, bucket}`) comes first. Comment lines keep an idle stream alive. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ChangeList"];
+                    "text/event-stream": string;
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1166,7 +1242,95 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    history: {
+        parameters: {
+            query?: {
+                limit?: components["parameters"]["limit"];
+            };
+            header?: never;
+            path: {
+                /** @description Device id: 1-256 characters from A-Z a-z 0-9 . _ - : @ */
+                device: components["parameters"]["device"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Version, time, actor and the keys each change touched */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChangeList"];
+                };
+            };
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No token, or a token that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token may not touch this device or route (a device token: or a job not registered) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An invalid value or id, a schema violation or an invalid schema */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1213,7 +1377,7 @@ export interface operations {
                     "application/json": components["schemas"]["Bucket"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1258,7 +1422,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1308,7 +1472,7 @@ export interface operations {
                     "application/json": components["schemas"]["Bucket"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1371,7 +1535,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1415,7 +1579,7 @@ export interface operations {
                     "application/json": components["schemas"]["Bucket"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1460,7 +1624,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1507,7 +1671,7 @@ export interface operations {
                     "application/json": components["schemas"]["Bucket"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1561,7 +1725,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1612,7 +1776,7 @@ export interface operations {
                     "application/json": components["schemas"]["Bucket"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1675,7 +1839,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1723,7 +1887,7 @@ export interface operations {
                     "application/json": components["schemas"]["Bucket"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1777,7 +1941,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1828,7 +1992,7 @@ export interface operations {
                     "application/json": components["schemas"]["Bucket"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1891,7 +2055,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1911,12 +2075,16 @@ export interface operations {
             };
         };
     };
-    history_of_job: {
+    watch_bucket_of_job: {
         parameters: {
             query?: {
-                limit?: components["parameters"]["limit"];
+                /** @description Start with every version after this one (default: the current) */
+                since?: components["parameters"]["since"];
             };
-            header?: never;
+            header?: {
+                /** @description As `since`, sent by an EventSource that reconnects (wins) */
+                "Last-Event-ID"?: components["parameters"]["LastEventID"];
+            };
             path: {
                 /** @description Device id: 1-256 characters from A-Z a-z 0-9 . _ - : @ */
                 device: components["parameters"]["device"];
@@ -1926,16 +2094,16 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Version, time, actor and the keys each change touched */
+            /** @description A stream of the job bucket's changes. Each `change` event has the version as its `id` and `{version, at, actor, changed, removed}` as its data (`changed`: the keys set, with their new values; `removed`: key names). With `?since=N` or `Last-Event-ID: N` the stream starts with every version after N, from the history; if the history no longer keeps them, one `resync` event (`{resync: true, version, bucket}`) comes first. Comment lines keep an idle stream alive. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ChangeList"];
+                    "text/event-stream": string;
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1980,7 +2148,96 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    history_of_job: {
+        parameters: {
+            query?: {
+                limit?: components["parameters"]["limit"];
+            };
+            header?: never;
+            path: {
+                /** @description Device id: 1-256 characters from A-Z a-z 0-9 . _ - : @ */
+                device: components["parameters"]["device"];
+                job: components["parameters"]["job"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Version, time, actor and the keys each change touched */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChangeList"];
+                };
+            };
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No token, or a token that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token may not touch this device or route (a device token: or a job not registered) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An invalid value or id, a schema violation or an invalid schema */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2028,7 +2285,7 @@ export interface operations {
                     "application/json": components["schemas"]["Bucket"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2073,7 +2330,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2124,7 +2381,7 @@ export interface operations {
                     "application/json": components["schemas"]["Bucket"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2187,7 +2444,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2228,7 +2485,7 @@ export interface operations {
                     "application/json": components["schemas"]["DeviceList"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2264,7 +2521,167 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    watch_device: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Device id: 1-256 characters from A-Z a-z 0-9 . _ - : @ */
+                device: components["parameters"]["device"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A stream of the changes of every bucket of the device from now on: `change` and `resync` events as on a bucket's stream, each with `device` and `job` (null: the device bucket), without ids; an `overflow` event when the watcher fell so far behind that it missed some. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No token, or a token that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token may not touch this device or route (a device token: or a job not registered) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An invalid value or id, a schema violation or an invalid schema */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    watch_fleet: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A stream of the changes of every bucket from now on: `change` and `resync` events as on a bucket's stream, each with `device` and `job` (null: the device bucket), without ids; an `overflow` event when the watcher fell so far behind that it missed some. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No token, or a token that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token may not touch this device or route (a device token: or a job not registered) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An invalid value or id, a schema violation or an invalid schema */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2305,7 +2722,7 @@ export interface operations {
                     "application/json": components["schemas"]["DeviceDeleted"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2350,7 +2767,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2391,7 +2808,7 @@ export interface operations {
                     "application/json": components["schemas"]["TokenCreated"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2436,7 +2853,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2474,7 +2891,7 @@ export interface operations {
                     "application/json": components["schemas"]["JobList"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2501,7 +2918,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2541,7 +2958,7 @@ export interface operations {
                     "application/json": components["schemas"]["Job"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2586,7 +3003,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2630,7 +3047,7 @@ export interface operations {
                     "application/json": components["schemas"]["Job"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2693,7 +3110,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2731,7 +3148,7 @@ export interface operations {
                     "application/json": components["schemas"]["TokenList"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2758,7 +3175,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2800,7 +3217,7 @@ export interface operations {
                     "application/json": components["schemas"]["TokenCreated"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2845,7 +3262,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2883,7 +3300,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2919,7 +3336,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2957,7 +3374,7 @@ export interface operations {
                     "application/json": components["schemas"]["Token"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2984,7 +3401,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3016,7 +3433,7 @@ export interface operations {
                     "application/x-ndjson": string;
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3043,7 +3460,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3085,7 +3502,7 @@ export interface operations {
                     "application/json": components["schemas"]["Imported"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3130,7 +3547,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;

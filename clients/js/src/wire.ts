@@ -57,6 +57,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/devices/{device}/bucket/changes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Watch the device bucket's changes as they happen (Server-Sent Events) */
+        get: operations["watch_bucket"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/devices/{device}/bucket/history": {
         parameters: {
             query?: never;
@@ -161,6 +178,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/devices/{device}/jobs/{job}/bucket/changes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Watch the job bucket's changes as they happen (Server-Sent Events) */
+        get: operations["watch_bucket_of_job"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/devices/{device}/jobs/{job}/bucket/history": {
         parameters: {
             query?: never;
@@ -221,6 +255,40 @@ export interface paths {
         };
         /** List devices (admin) */
         get: operations["list_devices"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/devices/{device}/changes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Watch every bucket of a device (admin; Server-Sent Events) */
+        get: operations["watch_device"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/changes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Watch every bucket of every device (admin; Server-Sent Events) */
+        get: operations["watch_fleet"];
         put?: never;
         post?: never;
         delete?: never;
@@ -571,6 +639,10 @@ export interface components {
         /** @description Write only if the bucket is at this version (an ETag like "3") */
         IfMatch: string;
         after: string;
+        /** @description Start with every version after this one (default: the current) */
+        since: number;
+        /** @description As `since`, sent by an EventSource that reconnects (wins) */
+        LastEventID: string;
         /** @description Show values of secret-looking keys (masked by default) */
         reveal: "true" | "false";
         /** @description Include the buckets' history (default true) */
@@ -607,7 +679,7 @@ export interface operations {
                     "application/json": components["schemas"]["Bucket"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -652,7 +724,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -698,7 +770,7 @@ export interface operations {
                     "application/json": components["schemas"]["Bucket"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -752,7 +824,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -802,7 +874,7 @@ export interface operations {
                     "application/json": components["schemas"]["Bucket"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -865,7 +937,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -912,7 +984,7 @@ export interface operations {
                     "application/json": components["schemas"]["Bucket"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -966,7 +1038,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1016,7 +1088,7 @@ export interface operations {
                     "application/json": components["schemas"]["Bucket"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1079,7 +1151,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1099,12 +1171,16 @@ export interface operations {
             };
         };
     };
-    history: {
+    watch_bucket: {
         parameters: {
             query?: {
-                limit?: components["parameters"]["limit"];
+                /** @description Start with every version after this one (default: the current) */
+                since?: components["parameters"]["since"];
             };
-            header?: never;
+            header?: {
+                /** @description As `since`, sent by an EventSource that reconnects (wins) */
+                "Last-Event-ID"?: components["parameters"]["LastEventID"];
+            };
             path: {
                 /** @description Device id: 1-256 characters from A-Z a-z 0-9 . _ - : @ */
                 device: components["parameters"]["device"];
@@ -1113,16 +1189,16 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Version, time, actor and the keys each change touched */
+            /** @description A stream of the device bucket's changes. Each `change` event has the version as its `id` and `{version, at, actor, changed, removed}` as its data (`changed`: the keys set, with their new values; `removed`: key names). With `?since=N` or `Last-Event-ID: N` the stream starts with every version after N, from the history; if the history no longer keeps them, one `resync` event (`{resync: true, version, bucket}`) comes first. Comment lines keep an idle stream alive. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ChangeList"];
+                    "text/event-stream": string;
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1167,7 +1243,95 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    history: {
+        parameters: {
+            query?: {
+                limit?: components["parameters"]["limit"];
+            };
+            header?: never;
+            path: {
+                /** @description Device id: 1-256 characters from A-Z a-z 0-9 . _ - : @ */
+                device: components["parameters"]["device"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Version, time, actor and the keys each change touched */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChangeList"];
+                };
+            };
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No token, or a token that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token may not touch this device or route (a device token: or a job not registered) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An invalid value or id, a schema violation or an invalid schema */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1214,7 +1378,7 @@ export interface operations {
                     "application/json": components["schemas"]["Bucket"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1259,7 +1423,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1309,7 +1473,7 @@ export interface operations {
                     "application/json": components["schemas"]["Bucket"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1372,7 +1536,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1416,7 +1580,7 @@ export interface operations {
                     "application/json": components["schemas"]["Bucket"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1461,7 +1625,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1508,7 +1672,7 @@ export interface operations {
                     "application/json": components["schemas"]["Bucket"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1562,7 +1726,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1613,7 +1777,7 @@ export interface operations {
                     "application/json": components["schemas"]["Bucket"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1676,7 +1840,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1724,7 +1888,7 @@ export interface operations {
                     "application/json": components["schemas"]["Bucket"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1778,7 +1942,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1829,7 +1993,7 @@ export interface operations {
                     "application/json": components["schemas"]["Bucket"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1892,7 +2056,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1912,12 +2076,16 @@ export interface operations {
             };
         };
     };
-    history_of_job: {
+    watch_bucket_of_job: {
         parameters: {
             query?: {
-                limit?: components["parameters"]["limit"];
+                /** @description Start with every version after this one (default: the current) */
+                since?: components["parameters"]["since"];
             };
-            header?: never;
+            header?: {
+                /** @description As `since`, sent by an EventSource that reconnects (wins) */
+                "Last-Event-ID"?: components["parameters"]["LastEventID"];
+            };
             path: {
                 /** @description Device id: 1-256 characters from A-Z a-z 0-9 . _ - : @ */
                 device: components["parameters"]["device"];
@@ -1927,16 +2095,16 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Version, time, actor and the keys each change touched */
+            /** @description A stream of the job bucket's changes. Each `change` event has the version as its `id` and `{version, at, actor, changed, removed}` as its data (`changed`: the keys set, with their new values; `removed`: key names). With `?since=N` or `Last-Event-ID: N` the stream starts with every version after N, from the history; if the history no longer keeps them, one `resync` event (`{resync: true, version, bucket}`) comes first. Comment lines keep an idle stream alive. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ChangeList"];
+                    "text/event-stream": string;
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1981,7 +2149,96 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    history_of_job: {
+        parameters: {
+            query?: {
+                limit?: components["parameters"]["limit"];
+            };
+            header?: never;
+            path: {
+                /** @description Device id: 1-256 characters from A-Z a-z 0-9 . _ - : @ */
+                device: components["parameters"]["device"];
+                job: components["parameters"]["job"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Version, time, actor and the keys each change touched */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChangeList"];
+                };
+            };
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No token, or a token that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token may not touch this device or route (a device token: or a job not registered) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An invalid value or id, a schema violation or an invalid schema */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2029,7 +2286,7 @@ export interface operations {
                     "application/json": components["schemas"]["Bucket"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2074,7 +2331,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2125,7 +2382,7 @@ export interface operations {
                     "application/json": components["schemas"]["Bucket"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2188,7 +2445,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2229,7 +2486,7 @@ export interface operations {
                     "application/json": components["schemas"]["DeviceList"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2265,7 +2522,167 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    watch_device: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Device id: 1-256 characters from A-Z a-z 0-9 . _ - : @ */
+                device: components["parameters"]["device"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A stream of the changes of every bucket of the device from now on: `change` and `resync` events as on a bucket's stream, each with `device` and `job` (null: the device bucket), without ids; an `overflow` event when the watcher fell so far behind that it missed some. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No token, or a token that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token may not touch this device or route (a device token: or a job not registered) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An invalid value or id, a schema violation or an invalid schema */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    watch_fleet: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A stream of the changes of every bucket from now on: `change` and `resync` events as on a bucket's stream, each with `device` and `job` (null: the device bucket), without ids; an `overflow` event when the watcher fell so far behind that it missed some. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No token, or a token that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token may not touch this device or route (a device token: or a job not registered) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An invalid value or id, a schema violation or an invalid schema */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2306,7 +2723,7 @@ export interface operations {
                     "application/json": components["schemas"]["DeviceDeleted"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2351,7 +2768,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2392,7 +2809,7 @@ export interface operations {
                     "application/json": components["schemas"]["TokenCreated"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2437,7 +2854,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2475,7 +2892,7 @@ export interface operations {
                     "application/json": components["schemas"]["JobList"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2502,7 +2919,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2542,7 +2959,7 @@ export interface operations {
                     "application/json": components["schemas"]["Job"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2587,7 +3004,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2631,7 +3048,7 @@ export interface operations {
                     "application/json": components["schemas"]["Job"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2694,7 +3111,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2732,7 +3149,7 @@ export interface operations {
                     "application/json": components["schemas"]["TokenList"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2759,7 +3176,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2801,7 +3218,7 @@ export interface operations {
                     "application/json": components["schemas"]["TokenCreated"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2846,7 +3263,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2884,7 +3301,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2920,7 +3337,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2958,7 +3375,7 @@ export interface operations {
                     "application/json": components["schemas"]["Token"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2985,7 +3402,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3017,7 +3434,7 @@ export interface operations {
                     "application/x-ndjson": string;
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3044,7 +3461,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3086,7 +3503,7 @@ export interface operations {
                     "application/json": components["schemas"]["Imported"];
                 };
             };
-            /** @description Malformed JSON, a body that is not an object, or a bad If-Match header */
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3131,7 +3548,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many failed sign-ins from this address lately (see Retry-After) */
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
             429: {
                 headers: {
                     [name: string]: unknown;

@@ -46,6 +46,7 @@ class ThreadState(threading.local):
         self.cache_bytes = 0
         self.schemas: dict[str, str | None] = {}
         self.data_version: int | None = None
+        self.watched_version: int | None = None  # PRAGMA data_version, as watchers last saw
 
     def drop_cache(self) -> None:
         self.cache.clear()

@@ -33,6 +33,7 @@ from ..wire.errors import error_from_answer
 from ..wire.exchange import HEADER, RecordParser, dump_record
 from ..wire.routes import endpoint, url_of
 from ..wire.shapes import change_from_json, seconds_of
+from .listing import PagedListings
 
 __all__ = ["HTTPStore"]
 
@@ -68,7 +69,7 @@ def _token(body: dict[str, Any]) -> Token:
     return Token(body["id"], body["device"], seconds_of(body["created_at"]))
 
 
-class HTTPStore(Store):
+class HTTPStore(PagedListings, Store):
     """A store on a devicebucket server, reached with a bearer token.
 
     One connection pool (HTTP keep-alive) per event loop that uses the store.

@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from ..core.errors import InvalidValueError, StoreUnavailableError
-from .sql import POSTGRES, SQL
+from .statements import POSTGRES, SQL
 
 __all__ = [
     "INSERT_BUCKET",
@@ -24,6 +24,7 @@ __all__ = [
     "UPDATE_IF",
     "UPDATE_IF_WITH_HISTORY",
     "UPDATE_WITH_HISTORY",
+    "VERSIONS_OF",
     "Connection",
     "migrate",
     "pool_size",
@@ -70,6 +71,11 @@ UPDATE_IF_WITH_HISTORY = (
     f"WITH bucket AS ({PG.update_bucket} AND version = $10 RETURNING version)"
     f" INSERT INTO history SELECT {_HISTORY_ROW.replace('$4', 'version')} FROM bucket"
     f"{_HISTORY_CONFLICT} RETURNING version"
+)
+# The versions of the buckets watched (``PostgresStore._versions``).
+VERSIONS_OF = (
+    "SELECT b.device, b.job, b.version FROM unnest($1::text[], $2::text[]) AS w(device, job)"
+    " JOIN buckets b ON b.device = w.device AND b.job = w.job"
 )
 Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 # Optimistic attempts before a write takes its bucket's row lock instead (a hot bucket).

@@ -51,7 +51,8 @@ from . import pgsql
 from .pgsql import MIGRATIONS, Connection
 from .pgsql import PG as _SQL
 from .queries import device_page_sql
-from .sql import POSTGRES, SQL, Row, SQLStore, device_info, job_row
+from .sql import SQLStore
+from .statements import POSTGRES, SQL, Row, device_info, job_row
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
 
@@ -244,6 +245,19 @@ class PostgresStore(SQLStore):
         rows = await self._fetch(_SQL.select_kept, device, job or "", version)
         data = rows[0]["data"] if rows else None
         return None if data is None else (self._open(device, job, data, version), rows[0]["at"])
+
+    # --- the versions of watched buckets, in one query (``sql.SQLStore._poll``) ----------
+
+    async def _versions(
+        self, buckets: list[tuple[str, str | None]]
+    ) -> list[tuple[tuple[str, str | None], int]]:
+        if not buckets:
+            return []
+        rows = await self._fetch(
+            pgsql.VERSIONS_OF, [d for d, _ in buckets], [j or "" for _, j in buckets]
+        )
+        found = {(r[0], r[1] or None): r[2] for r in rows}
+        return [(b, found.get(b, 0)) for b in buckets]
 
     async def _token(self, ident: str) -> Token | None:
         rows = await self._fetch(_SQL.select_token, ident)

@@ -49,8 +49,9 @@ from ..core.tokens import Token, hash_token, new_token, token_id, token_matches
 from ..core.values import decode
 from .groupcommit import Pending, ThreadState, answer, group_commit
 from .queries import device_page_sql
-from .sql import SQL, SQLITE, Row, SQLStore, device_info, job_row
+from .sql import SQLStore
 from .sqlitefile import connect, migrate, transaction
+from .statements import SQL, SQLITE, Row, device_info, job_row
 
 __all__ = ["SQLiteStore"]
 
@@ -248,6 +249,18 @@ class SQLiteStore(SQLStore):
     ) -> tuple[str, float] | None:
         rows = self._read(_SQL.select_kept, device, job or "", version)
         return (self._open(device, job, rows[0][0], version), rows[0][1]) if rows else None
+
+    # --- what watchers need to hear of other connections' writes (``sql.SQLStore._poll``) --
+
+    async def _changed_elsewhere(self) -> bool:
+        if self._absent():
+            return False
+        with self._errors():
+            version = self._conn().execute("PRAGMA data_version").fetchone()[0]
+        state = self._state
+        changed = bool(version != state.watched_version)
+        state.watched_version = version
+        return changed
 
     async def _token(self, ident: str) -> Token | None:
         rows = self._read(_SQL.select_token, ident)

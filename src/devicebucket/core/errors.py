@@ -18,6 +18,8 @@ __all__ = [
     "SchemaViolationError",
     "SettingError",
     "StoreUnavailableError",
+    "TooManyWatchersError",
+    "WaitTimeoutError",
 ]
 
 
@@ -82,3 +84,11 @@ class StoreUnavailableError(DeviceBucketError):
 
 class AccessDeniedError(DeviceBucketError):
     """The server refused the token (missing, invalid, revoked, or not allowed here)."""
+
+
+class WaitTimeoutError(DeviceBucketError, TimeoutError):
+    """``wait_for`` gave up: the condition did not hold in time."""
+
+
+class TooManyWatchersError(DeviceBucketError):
+    """A token already watches as many buckets as the server allows."""

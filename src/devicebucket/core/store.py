@@ -21,6 +21,7 @@ from .actors import LOCAL, actor
 from .errors import ConflictError, InvalidValueError, NotFoundError
 from .ids import check_id
 from .limits import MAX_DEVICE_PAGE, Limits, check_page_size
+from .live import Live
 from .model import (
     DEVICE_SORTS,
     Change,
@@ -44,7 +45,7 @@ def _job_id(job: str | None) -> str | None:
     return None if job is None else check_id(job, "job id")
 
 
-class Store(ABC):
+class Store(Live, ABC):
     """A persistent home for device buckets and job buckets.
 
     Every write is one atomic read-merge-write and is durable before it returns.
@@ -74,6 +75,7 @@ class Store(ABC):
 
     def __init__(self, *, limits: Limits | None = None) -> None:
         self.limits = limits or Limits()
+        self._init_live()
 
     # --- buckets -----------------------------------------------------------------------
 
@@ -99,9 +101,7 @@ class Store(ABC):
         ``actor`` says who wrote (an automation, a token, the dashboard) in the history."""
         device, job_id = check_id(device), _job_id(job)
         patch = normalize_data(data, self.limits)
-        return await self._write(
-            device, job_id, Merge(patch), _expected(expected_version), self._actor(actor)
-        )
+        return await self._change(device, job_id, Merge(patch), expected_version, actor)
 
     async def delete(
         self,
@@ -117,9 +117,7 @@ class Store(ABC):
             raise InvalidValueError("keys to delete must be a list of str, not one str")
         device, job_id = check_id(device), _job_id(job)
         operation = Delete(normalize_keys(keys))
-        return await self._write(
-            device, job_id, operation, _expected(expected_version), self._actor(actor)
-        )
+        return await self._change(device, job_id, operation, expected_version, actor)
 
     async def clear(
         self,
@@ -131,9 +129,25 @@ class Store(ABC):
     ) -> Snapshot:
         """Remove every key. The bucket keeps its version history (the version grows)."""
         device, job_id = check_id(device), _job_id(job)
-        return await self._write(
-            device, job_id, Clear(), _expected(expected_version), self._actor(actor)
+        return await self._change(device, job_id, Clear(), expected_version, actor)
+
+    async def _change(
+        self,
+        device: str,
+        job: str | None,
+        operation: Operation,
+        expected_version: int | None,
+        actor: str | None,
+    ) -> Snapshot:
+        """Write (checked ids and values), then tell this process's watchers."""
+        snapshot = await self._write(
+            device, job, operation, _expected(expected_version), self._actor(actor)
         )
+        return self._written(device, job, snapshot)
+
+    def _written(self, device: str, job: str | None, snapshot: Snapshot) -> Snapshot:
+        self._notify(device, job, snapshot.version)
+        return snapshot
 
     # --- history -------------------------------------------------------------------------
 
@@ -172,13 +186,14 @@ class Store(ABC):
         A job bucket's restored contents must match the job's current schema."""
         device, job_id = check_id(device), _job_id(job)
         _check_version_number(version)
-        return await self._restore(
+        snapshot = await self._restore(
             device,
             job_id,
             version,
             _expected(expected_version),
             self._actor(actor, f"restore of version {version}"),
         )
+        return self._written(device, job_id, snapshot)
 
     async def version(self, device: str, *, job: str | None = None) -> int:
         """The bucket's current version (0 if never written)."""
@@ -282,7 +297,10 @@ class Store(ABC):
 
     async def delete_device(self, device: str) -> int:
         """Remove every bucket of a device (reset or retired); returns how many there were."""
-        return await self._delete_device(check_id(device))
+        device = check_id(device)
+        removed = await self._delete_device(device)
+        self._notify_removed(device)
+        return removed
 
     # --- access tokens -------------------------------------------------------------------
 
@@ -339,7 +357,7 @@ class Store(ABC):
 
     # --- life cycle ----------------------------------------------------------------------
 
-    async def close(self) -> None:  # noqa: B027 - optional hook
+    async def close(self) -> None:
         """Release connections. The store may not be used afterwards."""
 
     async def __aenter__(self) -> Store:
@@ -398,46 +416,19 @@ class Store(ABC):
     @abstractmethod
     async def _devices(self, after: str | None, limit: int) -> list[DeviceInfo]: ...
 
+    @abstractmethod
     async def _device_page(
         self, search: str, job: str | None, sort: str, descending: bool, offset: int, limit: int
-    ) -> DevicePage:
-        """Override with a query; this fallback pages through every device."""
-        found: list[DeviceInfo] = []
-        after: str | None = None
-        needle = search.lower()
-        while batch := await self._devices(after, MAX_DEVICE_PAGE):
-            after = batch[-1].device
-            found += [
-                d for d in batch if needle in d.device.lower() and (job is None or job in d.jobs)
-            ]
-        found.sort(key=lambda d: d.device)
-        if sort != "device":
-            found.sort(key=lambda d: getattr(d, sort), reverse=descending)
-        elif descending:
-            found.reverse()
-        return DevicePage(found[offset : offset + limit], len(found))
+    ) -> DevicePage: ...
 
-    async def _device(self, device: str) -> DeviceInfo | None:
-        """Override with a lookup; this fallback searches the listing for the id."""
-        offset = 0
-        while True:
-            page = await self._device_page(device, None, "device", False, offset, MAX_DEVICE_PAGE)
-            for info in page.devices:
-                if info.device == device:
-                    return info
-            offset += MAX_DEVICE_PAGE
-            if offset >= page.total:
-                return None
+    @abstractmethod
+    async def _device(self, device: str) -> DeviceInfo | None: ...
 
-    async def _token(self, ident: str) -> Token | None:
-        """Override with a lookup; this fallback scans the token list."""
-        return next((t for t in await self._tokens() if t.id == ident), None)
+    @abstractmethod
+    async def _token(self, ident: str) -> Token | None: ...
 
-    async def _job_summaries(self) -> list[tuple[Job, int]]:
-        """Override with one query; this fallback counts each job's devices in turn."""
-        jobs = await self._jobs()
-        pages = [await self._device_page("", j.job, "device", False, 0, 1) for j in jobs]
-        return [(j, page.total) for j, page in zip(jobs, pages, strict=True)]
+    @abstractmethod
+    async def _job_summaries(self) -> list[tuple[Job, int]]: ...
 
     @abstractmethod
     async def _put_job(

@@ -41,6 +41,7 @@ from .responses import (
     error_response,
     json_response,
 )
+from .streams import Watches, since_of, watchers_per_token
 
 __all__ = ["Api"]
 
@@ -83,6 +84,11 @@ def _unexpected(exc: Exception, method: str, path: str) -> Response:
     return error_response(HTTPError(500, "internal", "the server failed; see its log"))
 
 
+def _who(token: Token | None) -> str:
+    """Whose watches a stream counts among (the environment's admin token has no id)."""
+    return ENV_ADMIN_ID if token is None else token.id
+
+
 class Api:
     """The routes of one app over one store."""
 
@@ -99,6 +105,7 @@ class Api:
         self.max_body_bytes = store.limits.max_bucket_bytes + 64 * 1024
         self.max_import_bytes = max_import_bytes
         self.meter = Metrics()
+        self.watches = Watches(self.meter, watchers_per_token())
         self.registered: set[str] = set()  # jobs known to be registered
 
     # --- plumbing ------------------------------------------------------------------------
@@ -229,6 +236,20 @@ class Api:
         if not isinstance(keys, list):
             raise HTTPError(422, "invalid_value", 'body must be {"keys": [...]} with a list of str')
         return bucket_response(await self.store.delete(request.path_params["device"], keys, **args))
+
+    # --- watches -------------------------------------------------------------------------
+
+    async def watch_bucket(self, request: Request, token: Token | None) -> Response:
+        params = request.path_params
+        events = self.store.watch(params["device"], job=params.get("job"), since=since_of(request))
+        return self.watches.stream(_who(token), events, many=False)
+
+    async def watch_device(self, request: Request, token: Token | None) -> Response:
+        events = self.store.watch_buckets(request.path_params["device"])
+        return self.watches.stream(_who(token), events, many=True)
+
+    async def watch_fleet(self, request: Request, token: Token | None) -> Response:
+        return self.watches.stream(_who(token), self.store.watch_buckets(), many=True)
 
     # --- history -------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 __all__ = ["MULTIPROC_ENV", "Metrics"]
@@ -39,7 +39,17 @@ class Metrics:
             ["route"],
             registry=self.registry,
         )
-
+        self.watchers = Gauge(
+            "devicebucket_watchers",
+            "Open watches (event streams) of buckets",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.events = Counter(
+            "devicebucket_events_sent",
+            "Changes sent to watchers",
+            registry=self.registry,
+        )
         self.shared = os.environ.get(MULTIPROC_ENV) or None
         # Labelled children, looked up once: labels() takes a lock and builds tuples.
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}

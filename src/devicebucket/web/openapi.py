@@ -22,14 +22,16 @@ _REASONS = {
     200: "OK",
     201: "Created",
     204: "No Content",
-    400: "Malformed JSON, a body that is not an object, or a bad If-Match header",
+    400: "Malformed JSON, a body that is not an object, a bad If-Match header or a bad"
+    " version to start a watch after",
     401: "No token, or a token that is not valid",
     403: "The token may not touch this device or route (a device token: or a job not registered)",
     404: "Not found",
     409: "The job is registered with a different schema",
     412: "The bucket's version is not the one If-Match expected",
     413: "The request body is over the size limit, or the device's storage quota would be",
-    429: "Too many failed sign-ins from this address lately (see Retry-After)",
+    429: "Too many failed sign-ins from this address lately (see Retry-After), or this token"
+    " already has as many open watches as the server allows",
     422: "An invalid value or id, a schema violation or an invalid schema",
     503: "The store is unavailable",
 }
@@ -137,6 +139,20 @@ def _components() -> dict[str, Any]:
                 "schema": {"type": "string", "pattern": r'^(\*|(W/)?"[0-9]{1,18}"|[0-9]{1,18})$'},
             },
             "after": {"name": "after", "in": "query", "required": False, "schema": id_param},
+            "since": {
+                "name": "since",
+                "in": "query",
+                "required": False,
+                "description": "Start with every version after this one (default: the current)",
+                "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+            },
+            "LastEventID": {
+                "name": "Last-Event-ID",
+                "in": "header",
+                "required": False,
+                "description": "As `since`, sent by an EventSource that reconnects (wins)",
+                "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"},
+            },
             "reveal": {
                 "name": "reveal",
                 "in": "query",

@@ -21,6 +21,7 @@ from ..core.errors import (
     QuotaExceededError,
     SchemaViolationError,
     StoreUnavailableError,
+    TooManyWatchersError,
 )
 
 __all__ = ["ERRORS", "ErrorKind", "error_answer", "error_from_answer"]
@@ -49,6 +50,7 @@ ERRORS: Final = (
     ErrorKind(StoreUnavailableError, 503, "store_unavailable"),
     ErrorKind(AccessDeniedError, 401, "unauthorized"),
     ErrorKind(AccessDeniedError, 403, "forbidden"),
+    ErrorKind(TooManyWatchersError, 429, "too_many_watchers"),
     ErrorKind(AccessDeniedError, 429, "too_many_failures"),
     ErrorKind(InvalidValueError, 400, "bad_request"),
     ErrorKind(InvalidValueError, 413, "too_large"),

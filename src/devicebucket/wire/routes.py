@@ -80,6 +80,22 @@ _WRITE_ERRORS: Final = (404, 412, 422, 503)
 _READ_ERRORS: Final = (404, 422, 503)
 
 
+_EVENTS: Final = "text/event-stream"
+_EVENTS_TEXT: Final = (
+    "A stream of the {what}'s changes. Each `change` event has the version as its `id` and"
+    " `{{version, at, actor, changed, removed}}` as its data (`changed`: the keys set, with"
+    " their new values; `removed`: key names). With `?since=N` or `Last-Event-ID: N` the"
+    " stream starts with every version after N, from the history; if the history no longer"
+    " keeps them, one `resync` event (`{{resync: true, version, bucket}}`) comes first."
+    " Comment lines keep an idle stream alive."
+)
+_MANY_TEXT: Final = (
+    "A stream of the changes of {what} from now on: `change` and `resync` events as on a"
+    " bucket's stream, each with `device` and `job` (null: the device bucket), without ids;"
+    " an `overflow` event when the watcher fell so far behind that it missed some."
+)
+
+
 def _bucket_routes(prefix: str, what: str) -> Iterator[Endpoint]:
     """The routes of one bucket: the device bucket's, or a job bucket's."""
     device, admin = Access.DEVICE, Access.ADMIN
@@ -138,6 +154,17 @@ def _bucket_routes(prefix: str, what: str) -> Iterator[Endpoint]:
         body="DeleteKeys",
     )
     yield Endpoint(
+        "watch_bucket",
+        "GET",
+        f"{path}/changes",
+        device,
+        f"Watch the {what}'s changes as they happen (Server-Sent Events)",
+        Answer(200, None, _EVENTS_TEXT.format(what=what), media=_EVENTS),
+        (*_READ_ERRORS, 400),
+        query=("since",),
+        headers=("LastEventID",),
+    )
+    yield Endpoint(
         "history",
         "GET",
         f"{path}/history",
@@ -184,6 +211,24 @@ ROUTES: Final[tuple[Endpoint, ...]] = (
         Answer(200, "DeviceList", "A page of devices, ordered by id"),
         (422, 503),
         query=("after", "limit"),
+    ),
+    Endpoint(
+        "watch_device",
+        "GET",
+        f"{_DEVICE_SCOPE}/changes",
+        Access.ADMIN,
+        "Watch every bucket of a device (admin; Server-Sent Events)",
+        Answer(200, None, _MANY_TEXT.format(what="every bucket of the device"), media=_EVENTS),
+        (*_READ_ERRORS, 400),
+    ),
+    Endpoint(
+        "watch_fleet",
+        "GET",
+        "/v1/changes",
+        Access.ADMIN,
+        "Watch every bucket of every device (admin; Server-Sent Events)",
+        Answer(200, None, _MANY_TEXT.format(what="every bucket"), media=_EVENTS),
+        (422, 503),
     ),
     Endpoint(
         "delete_device",

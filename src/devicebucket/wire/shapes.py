@@ -10,11 +10,14 @@ from typing import Any
 
 from ..core.model import Change, DeviceInfo, Job
 from ..core.tokens import Token
+from ..core.watching import BucketChange, Event, Overflow, Resync
 
 __all__ = [
     "change_from_json",
     "change_json",
     "device_json",
+    "event_from_json",
+    "event_json",
     "job_json",
     "rfc3339",
     "seconds_of",
@@ -84,4 +87,38 @@ def change_from_json(value: dict[str, Any]) -> Change:
         tuple(value["changed"]),
         tuple(value["removed"]),
         bool(value["kept"]),
+    )
+
+
+def event_json(event: Event | Overflow, *, where: bool = False) -> dict[str, Any]:
+    """A watched change as the agent API, the CLI and a server's event stream give it;
+    ``where`` adds its device and job (a watch of many buckets)."""
+    if isinstance(event, Overflow):
+        return {"overflow": True, "device": event.device}
+    place = {"device": event.device, "job": event.job} if where else {}
+    if isinstance(event, Resync):
+        return {"resync": True, "version": event.version, "bucket": event.bucket, **place}
+    return {
+        "version": event.version,
+        "at": rfc3339(event.at),
+        "actor": event.actor,
+        "changed": event.changed,
+        "removed": list(event.removed),
+        **place,
+    }
+
+
+def event_from_json(value: dict[str, Any], device: str, job: str | None) -> Event:
+    """A watched change of bucket (device, job) read back from ``event_json``."""
+    version = int(value["version"])
+    if value.get("resync"):
+        return Resync(device, job, version, dict(value["bucket"]))
+    return BucketChange(
+        device,
+        job,
+        version,
+        seconds_of(value["at"]),
+        str(value["actor"]),
+        dict(value["changed"]),
+        tuple(value["removed"]),
     )

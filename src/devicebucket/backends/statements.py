@@ -1,0 +1,282 @@
+"""The tables and every statement of the SQL stores, written once for both dialects: a
+:class:`Dialect` says how each spells a placeholder, a column type or a list of jobs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+from ..core.model import DeviceInfo
+from ..core.planner import JobRow
+
+__all__ = [
+    "MIGRATION_STEPS",
+    "POSTGRES",
+    "SQL",
+    "SQLITE",
+    "Dialect",
+    "Row",
+    "device_info",
+    "job_row",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """How one database spells what the statements need."""
+
+    param: Callable[[int], str]  # the n-th placeholder, 1-based
+    id_type: str  # device and job ids: compared and sorted by bytes
+    text_type: str
+    int_type: str
+    bigint_type: str
+    real_type: str
+    contains: Callable[[str, str], str]  # a case-sensitive substring test
+    jobs_list: str  # a device's job ids, as one value ``device_info`` reads
+    row_id: str  # a row's physical id, for the re-sealing of a rotation
+    lock: str  # what locks the rows a SELECT reads ("" where the transaction does)
+
+
+SQLITE: Final = Dialect(
+    param=lambda n: f"?{n}",
+    id_type="TEXT",
+    text_type="TEXT",
+    int_type="INTEGER",
+    bigint_type="INTEGER",
+    real_type="REAL",
+    contains=lambda column, needle: f"instr({column}, {needle}) > 0",
+    jobs_list="GROUP_CONCAT(NULLIF(job, ''), char(31))",
+    row_id="rowid",
+    lock="",
+)
+
+POSTGRES: Final = Dialect(
+    param=lambda n: f"${n}",
+    id_type='text COLLATE "C"',
+    text_type="text",
+    int_type="integer",
+    bigint_type="bigint",
+    real_type="double precision",
+    contains=lambda column, needle: f"strpos({column}, {needle}) > 0",
+    jobs_list="array_agg(job ORDER BY job) FILTER (WHERE job <> '')",
+    row_id="ctid",
+    lock=" FOR UPDATE",
+)
+
+# The schema, one step at a time; ``{id}``, ``{text}``, ... are the dialect's types. A step is
+# never changed once released: a new table or index is a new step.
+MIGRATION_STEPS: Final = (
+    """
+    CREATE TABLE buckets (
+        device {id} NOT NULL,
+        job {id} NOT NULL DEFAULT '',
+        data {text} NOT NULL,
+        version {bigint} NOT NULL,
+        keys {int} NOT NULL,
+        size {int} NOT NULL,
+        updated_at {real} NOT NULL,
+        PRIMARY KEY (device, job)
+    );
+    CREATE TABLE jobs (
+        job {id} PRIMARY KEY,
+        automation {text},
+        schema {text},
+        created_at {real} NOT NULL,
+        updated_at {real} NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE tokens (
+        id {text} PRIMARY KEY,
+        device {text},
+        hash {text} NOT NULL,
+        created_at {real} NOT NULL
+    )
+    """,
+    # Which devices have a bucket of a job (the dashboard's job pages), without a full scan.
+    "CREATE INDEX buckets_by_job ON buckets (job, device)",
+    # Every change: who, when, which keys; ``data`` only for the last N versions.
+    """
+    CREATE TABLE history (
+        device {id} NOT NULL,
+        job {id} NOT NULL,
+        version {bigint} NOT NULL,
+        at {real} NOT NULL,
+        actor {text} NOT NULL,
+        changes {text} NOT NULL,
+        data {text},
+        PRIMARY KEY (device, job, version)
+    );
+    CREATE TABLE settings (name {text} PRIMARY KEY, value {text} NOT NULL)
+    """,
+    # Dashboard sessions, shared by every worker and server (``core.sessions``).
+    """
+    CREATE TABLE sessions (
+        id {text} PRIMARY KEY,
+        token {text} NOT NULL,
+        binding {text} NOT NULL,
+        csrf {text} NOT NULL,
+        created_at {real} NOT NULL,
+        seen_at {real} NOT NULL
+    )
+    """,
+)
+
+_BUCKET_COLUMNS: Final = "device, job, data, version, keys, size, updated_at"
+
+
+class SQL:
+    """Every statement of the SQL stores, spelled for one dialect."""
+
+    def __init__(self, d: Dialect) -> None:
+        p = d.param
+        self.steps = [
+            [s for s in step.split(";") if s.strip()]
+            for step in (
+                s.format(
+                    id=d.id_type,
+                    text=d.text_type,
+                    int=d.int_type,
+                    bigint=d.bigint_type,
+                    real=d.real_type,
+                )
+                for s in MIGRATION_STEPS
+            )
+        ]
+        bucket = f"device = {p(1)} AND job = {p(2)}"
+        self.select_bucket = f"SELECT data, version, updated_at FROM buckets WHERE {bucket}"
+        self.upsert_bucket = (
+            f"INSERT INTO buckets ({_BUCKET_COLUMNS}) VALUES"
+            f" ({', '.join(p(n) for n in range(1, 8))})"
+            " ON CONFLICT (device, job) DO UPDATE SET data = excluded.data,"
+            " version = excluded.version, keys = excluded.keys, size = excluded.size,"
+            " updated_at = excluded.updated_at"
+        )
+        self.update_bucket = (
+            f"UPDATE buckets SET data = {p(3)}, version = {p(4)}, keys = {p(5)}, size = {p(6)},"
+            f" updated_at = {p(7)} WHERE {bucket}"
+        )
+        self.insert_history = (
+            f"INSERT INTO history VALUES ({', '.join(p(n) for n in range(1, 8))})"
+            " ON CONFLICT (device, job, version) DO UPDATE SET at = excluded.at,"
+            " actor = excluded.actor, changes = excluded.changes, data = excluded.data"
+        )
+        self.forget_contents = (
+            f"UPDATE history SET data = NULL WHERE {bucket} AND version <= {p(3)}"
+            " AND data IS NOT NULL"
+        )
+        self.select_history = (
+            "SELECT version, at, actor, changes, data IS NOT NULL FROM history"
+            f" WHERE {bucket} ORDER BY version DESC LIMIT {p(3)}"
+        )
+        self.select_kept = (
+            f"SELECT data, at FROM history WHERE {bucket} AND version = {p(3)} AND data IS NOT NULL"
+        )
+        self.drop_history = f"DELETE FROM history WHERE {bucket} AND version <= {p(3)}"
+        self.changes_after = (
+            "SELECT version, at, actor, changes, data FROM history"
+            f" WHERE {bucket} AND version > {p(3)} ORDER BY version LIMIT {p(4)}"
+        )
+        self.bucket_version = f"SELECT version FROM buckets WHERE {bucket}"
+        self.written_since = (
+            f"SELECT device, job, version, updated_at FROM buckets WHERE updated_at > {p(1)}"
+            " ORDER BY updated_at LIMIT 10000"
+        )
+        self.device_bytes_besides = (
+            f"SELECT COALESCE(SUM(size), 0) FROM buckets WHERE device = {p(1)} AND job <> {p(2)}"
+        )
+        self.forget_history = f"DELETE FROM history WHERE {bucket}"
+        self.delete_device_history = f"DELETE FROM history WHERE device = {p(1)}"
+        self.delete_device = f"DELETE FROM buckets WHERE device = {p(1)}"
+        devices = (
+            "SELECT device, SUM(CASE WHEN job = '' THEN keys ELSE 0 END), SUM(size),"
+            f" MAX(updated_at), {d.jobs_list} FROM buckets"
+        )
+        self.devices_after = (
+            f"{devices} WHERE device > {p(1)} GROUP BY device ORDER BY device LIMIT {p(2)}"
+        )
+        self.device = f"{devices} WHERE device = {p(1)} GROUP BY device"
+        self.devices_in = f"{devices} WHERE device IN ({{marks}}) GROUP BY device"
+        job_columns = "job, automation, schema, created_at, updated_at"
+        self.select_jobs = f"SELECT {job_columns} FROM jobs ORDER BY job"
+        self.select_job = f"SELECT {job_columns} FROM jobs WHERE job = {p(1)}"
+        self.lock_job = f"{self.select_job}{d.lock}"
+        self.job_summaries = (
+            f"SELECT {job_columns}, (SELECT COUNT(*) FROM buckets b WHERE b.job = jobs.job)"
+            " FROM jobs ORDER BY job"
+        )
+        self.insert_job = f"INSERT INTO jobs VALUES ({p(1)}, {p(2)}, {p(3)}, {p(4)}, {p(5)})"
+        self.update_job = (
+            f"UPDATE jobs SET automation = {p(2)}, schema = {p(3)}, updated_at = {p(4)}"
+            f" WHERE job = {p(1)}"
+        )
+        self.upsert_job = (
+            f"{self.insert_job} ON CONFLICT (job) DO UPDATE SET automation = excluded.automation,"
+            " schema = excluded.schema, created_at = excluded.created_at,"
+            " updated_at = excluded.updated_at"
+        )
+        self.insert_new_job = f"{self.insert_job} ON CONFLICT (job) DO NOTHING"
+        self.job_schema = f"SELECT schema FROM jobs WHERE job = {p(1)}"
+        self.insert_token = f"INSERT INTO tokens VALUES ({p(1)}, {p(2)}, {p(3)}, {p(4)})"
+        self.upsert_token = (
+            f"{self.insert_token} ON CONFLICT (id) DO UPDATE SET device = excluded.device,"
+            " hash = excluded.hash, created_at = excluded.created_at"
+        )
+        self.select_tokens = "SELECT id, device, created_at FROM tokens ORDER BY created_at, id"
+        self.select_token = f"SELECT id, device, created_at FROM tokens WHERE id = {p(1)}"
+        self.token_hash = f"SELECT id, device, created_at, hash FROM tokens WHERE id = {p(1)}"
+        self.delete_token = f"DELETE FROM tokens WHERE id = {p(1)}"
+        self.export_tokens = "SELECT id, device, hash, created_at FROM tokens ORDER BY id"
+        self.export_history = (
+            "SELECT device, job, version, at, actor, changes, data FROM history"
+            " ORDER BY device, job, version"
+        )
+        self.export_buckets = (
+            "SELECT device, job, data, version, updated_at FROM buckets ORDER BY device, job"
+        )
+        self.insert_session = (
+            f"INSERT INTO sessions VALUES ({', '.join(p(n) for n in range(1, 7))})"
+        )
+        self.select_session = (
+            f"SELECT token, binding, csrf, created_at, seen_at FROM sessions WHERE id = {p(1)}"
+        )
+        self.touch_session = f"UPDATE sessions SET seen_at = {p(2)} WHERE id = {p(1)}"
+        self.delete_session = f"DELETE FROM sessions WHERE id = {p(1)}"
+        self.delete_stale_sessions = (
+            f"DELETE FROM sessions WHERE seen_at < {p(1)} OR created_at < {p(2)}"
+        )
+        self.key_check = "SELECT value FROM settings WHERE name = 'key_check'"
+        self.set_key_check = (
+            f"INSERT INTO settings VALUES ('key_check', {p(1)})"
+            " ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+        )
+        self.unsealed = {
+            table: f"SELECT {d.row_id}, device, job, data, version FROM {table}"
+            " WHERE data IS NOT NULL"
+            f" AND data NOT LIKE {p(1)} LIMIT {p(2)}{d.lock}"
+            for table in ("buckets", "history")
+        }
+        self.reseal = {
+            table: f"UPDATE {table} SET data = {p(2)} WHERE {d.row_id} = {p(1)}"
+            for table in ("buckets", "history")
+        }
+
+
+class Row(Protocol):
+    """A row as either driver returns it (a tuple, an ``asyncpg.Record``)."""
+
+    def __getitem__(self, index: int, /) -> Any: ...
+
+
+def device_info(row: Row) -> DeviceInfo:
+    """A row of ``SQL.devices_*`` as a DeviceInfo (jobs come as a list or a joined text)."""
+    device, keys, size, updated, jobs = (row[i] for i in range(5))
+    if isinstance(jobs, str):
+        jobs = sorted(jobs.split("\x1f"))
+    return DeviceInfo(device, int(keys), int(size), updated, tuple(jobs or ()))
+
+
+def job_row(row: Row) -> JobRow:
+    """A row of ``SQL.select_job(s)`` as a JobRow."""
+    return JobRow(row[0], row[1], row[2], row[3], row[4])

@@ -1,0 +1,197 @@
+"""The live part of the store contract: watch a bucket's changes as they happen, resume after
+a version, watch many buckets at once, and wait for a key. :class:`~devicebucket.core.store.Store`
+inherits it; how changes reach watchers is :mod:`devicebucket.core.watching`.
+
+A backend gives two hooks: ``_changes_after`` (the history after a version, with each
+version's contents where kept) and ``_listen`` (a task that hears of writes made by other
+processes or servers and calls ``Hub.notify``). Writes made through this store object notify
+its watchers themselves (:meth:`Live._notify`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Callable
+from typing import Any, Final
+
+from .errors import InvalidValueError, WaitTimeoutError
+from .ids import check_id
+from .model import Snapshot
+from .watching import (
+    BATCH,
+    Event,
+    HistoryEntry,
+    Hub,
+    Listen,
+    Overflow,
+    Resync,
+    changes_from_history,
+)
+
+__all__ = ["Condition", "Live", "apply_event"]
+
+Condition = str | Callable[[dict[str, Any]], bool]
+#: How many buckets a watcher of many remembers the last version it delivered of.
+_SEEN: Final = 10_000
+
+
+def apply_event(bucket: dict[str, Any], event: Event) -> dict[str, Any]:
+    """The bucket after ``event`` (``bucket`` is changed in place, a Resync replaces it)."""
+    if isinstance(event, Resync):
+        return dict(event.bucket)
+    bucket.update(event.changed)
+    for key in event.removed:
+        bucket.pop(key, None)
+    return bucket
+
+
+def _holds(condition: Condition, bucket: dict[str, Any]) -> bool:
+    return condition in bucket if isinstance(condition, str) else bool(condition(dict(bucket)))
+
+
+class Live(ABC):
+    """Watching, for every store (see the module's text)."""
+
+    _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub]
+
+    def _init_live(self) -> None:
+        self._hubs = weakref.WeakKeyDictionary()
+
+    def watch(
+        self, device: str, *, job: str | None = None, since: int | None = None
+    ) -> AsyncGenerator[Event, None]:
+        """The bucket's changes as they happen (``BucketChange``: version, time, actor, the keys
+        set with their values, the keys removed), for as long as the caller iterates.
+
+        ``since=N`` first gives every version after N, once, in order, from the history; if the
+        history no longer keeps them, one ``Resync`` with the whole bucket comes first instead.
+        ``since=None`` starts after the current version."""
+        device = check_id(device)
+        job = None if job is None else check_id(job, "job id")
+        if since is not None and (type(since) is not int or not 0 <= since < 2**63):
+            raise InvalidValueError("since must be a version: an integer from 0 to 2**63 - 1")
+        return self._watch(device, job, since)
+
+    def watch_buckets(self, device: str | None = None) -> AsyncGenerator[Event | Overflow, None]:
+        """The changes of every bucket (of ``device``, if given) from now on, as they happen;
+        an ``Overflow`` when the watcher fell so far behind that it missed some."""
+        return self._watch_buckets(None if device is None else check_id(device))
+
+    async def wait_for(
+        self,
+        device: str,
+        condition: Condition,
+        *,
+        job: str | None = None,
+        timeout: float = 30.0,  # noqa: ASYNC109 - the contract's name
+    ) -> Snapshot:
+        """The bucket once ``condition`` holds: a key is present (a str), or a predicate on the
+        bucket is true. Waits for changes as they happen, never polls; WaitTimeoutError after
+        ``timeout`` seconds."""
+        if not (isinstance(condition, str) or callable(condition)):
+            raise InvalidValueError("wait_for needs a key (str) or a predicate on the bucket")
+        if type(timeout) not in (int, float) or not 0 <= timeout <= 86_400:
+            raise InvalidValueError("timeout must be a number of seconds from 0 to 86400")
+        what = f"key {condition[:100]!r}" if isinstance(condition, str) else "the condition"
+        try:
+            async with asyncio.timeout(timeout):
+                current = await self._read_bucket(device, job)
+                bucket, version = current.data, current.version
+                if _holds(condition, bucket):
+                    return current
+                async for event in self.watch(device, job=job, since=version):
+                    bucket, version = apply_event(bucket, event), event.version
+                    if _holds(condition, bucket):
+                        return Snapshot(dict(bucket), version)
+        except TimeoutError:
+            raise WaitTimeoutError(f"{what} did not hold within {timeout:g} s") from None
+        raise AssertionError("a watch never ends by itself")  # pragma: no cover
+
+    # --- how it works, and the hooks ------------------------------------------------------
+
+    def _notify(self, device: str, job: str | None, version: int) -> None:
+        """A write through this store object put bucket (device, job) at ``version``."""
+        if not self._hubs:
+            return
+        here = asyncio.get_running_loop()
+        for loop, hub in list(self._hubs.items()):
+            if loop is here:
+                hub.notify(device, job, version)
+            elif not loop.is_closed():
+                loop.call_soon_threadsafe(hub.notify, device, job, version)
+
+    def _notify_removed(self, device: str) -> None:
+        """Every bucket of ``device`` was removed through this store object."""
+        here = asyncio.get_running_loop()
+        for loop, hub in list(self._hubs.items()):
+            if loop is here:
+                hub.removed(device)
+            elif not loop.is_closed():
+                loop.call_soon_threadsafe(hub.removed, device)
+
+    def _hub(self) -> Hub:
+        loop = asyncio.get_running_loop()
+        hub = self._hubs.get(loop)
+        if hub is None:
+            hub = self._hubs[loop] = Hub(self._changes_after, self._read_bucket, self._listener())
+        return hub
+
+    async def _read_bucket(self, device: str, job: str | None) -> Snapshot:
+        return await self._get(device, job)
+
+    async def _watch(
+        self, device: str, job: str | None, since: int | None
+    ) -> AsyncGenerator[Event, None]:
+        async with self._hub().feed(device, job) as feed:
+            resets = feed.resets
+            last = (await self._get(device, job)).version if since is None else since
+            while True:
+                for event in await feed.after(last, resets):
+                    if isinstance(event, Resync):
+                        resets = feed.resets
+                    last = event.version
+                    yield event
+
+    async def _watch_buckets(self, device: str | None) -> AsyncGenerator[Event | Overflow, None]:
+        seen: OrderedDict[tuple[str, str | None], int] = OrderedDict()
+        async with self._hub().tap(device) as tap:
+            while True:
+                if tap.overflowed:
+                    tap.overflowed = False
+                    yield Overflow(device)
+                for d, j, first, last in await tap.next():
+                    after = seen.pop((d, j), first - 1)
+                    while after < last:
+                        entries = await self._changes_after(d, j, after, BATCH)
+                        changes = None if first == 0 else changes_from_history(d, j, after, entries)
+                        if changes is None:  # not kept (or the bucket was removed)
+                            snapshot = await self._get(d, j)
+                            yield Resync(d, j, snapshot.version, snapshot.data)
+                            after = snapshot.version
+                            break
+                        if not changes:
+                            break
+                        for change in changes:
+                            yield change
+                        after = changes[-1].version
+                    seen[(d, j)] = after
+                    while len(seen) > _SEEN:
+                        seen.popitem(last=False)
+
+    def _listener(self) -> Listen | None:
+        """What hears of writes made elsewhere (None: only this object writes)."""
+        return None
+
+    async def _changes_after(
+        self, device: str, job: str | None, after: int, limit: int
+    ) -> list[HistoryEntry]:
+        """Up to ``limit`` history entries after version ``after``, in version order, each
+        with its version's contents (text) where kept. Without a history: none (a watcher
+        then gets a Resync for each change)."""
+        return []
+
+    @abstractmethod
+    async def _get(self, device: str, job: str | None) -> Snapshot: ...
