@@ -16,10 +16,11 @@ import json
 import random
 import ssl
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import httpx
+from httpx_sse import SSEError, aconnect_sse
 
 from ..core.errors import AccessDeniedError, NotFoundError, StoreUnavailableError
 from ..core.limits import Limits
@@ -29,10 +30,11 @@ from ..core.planner import Checked
 from ..core.store import Store
 from ..core.tokens import Token
 from ..core.urls import redact_url
+from ..core.watching import Event, Overflow
 from ..wire.errors import error_from_answer
 from ..wire.exchange import HEADER, RecordParser, dump_record
 from ..wire.routes import endpoint, url_of
-from ..wire.shapes import change_from_json, seconds_of
+from ..wire.shapes import change_from_json, event_from_json, seconds_of
 from .listing import PagedListings
 
 __all__ = ["HTTPStore"]
@@ -42,6 +44,9 @@ _UNKNOWN_FATE = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtoco
 
 
 ACTOR_HEADER = "X-Devicebucket-Actor"
+#: Seconds a watch stream may stay silent (the server sends a heartbeat every 15) before the
+#: client takes it for dead and opens it again.
+_STREAM_SILENCE = 45.0
 
 
 def _write_headers(expected_version: int | None, actor: str) -> dict[str, str]:
@@ -283,6 +288,69 @@ class HTTPStore(PagedListings, Store):
             return None
         at = seconds_of(response.headers["x-devicebucket-version-time"])
         return response.text, at
+
+    # --- watches -------------------------------------------------------------------------
+
+    async def _watch(
+        self, device: str, job: str | None, since: int | None
+    ) -> AsyncGenerator[Event, None]:
+        """The server's event stream of the bucket. A dropped stream is opened again after
+        the last version received, so nothing is lost or repeated."""
+        last = (await self._get(device, job)).version if since is None else since
+        path = url_of("watch_bucket", device=device, job=job)
+        failures = 0
+        while True:
+            try:
+                async for _, data in self._events(path, {"since": last}):
+                    event = event_from_json(data, device, job)
+                    last, failures = event.version, 0
+                    yield event
+            except (httpx.HTTPError, SSEError) as exc:
+                failures = await self._pause(failures, exc)
+
+    async def _watch_buckets(self, device: str | None) -> AsyncGenerator[Event | Overflow, None]:
+        """The server's event stream of many buckets; after a dropped stream, an Overflow
+        (changes made meanwhile are not replayed), then the new stream."""
+        path = url_of("watch_fleet") if device is None else url_of("watch_device", device=device)
+        failures = 0
+        while True:
+            try:
+                async for name, data in self._events(path, {}):
+                    failures = 0
+                    if name == "overflow":
+                        yield Overflow(device)
+                    else:
+                        yield event_from_json(data, data["device"], data["job"])
+            except (httpx.HTTPError, SSEError) as exc:
+                failures = await self._pause(failures, exc)
+                yield Overflow(device)
+
+    async def _events(
+        self, path: str, params: dict[str, int]
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """The events of one stream (name, data). The server sends a heartbeat every 15
+        seconds: a stream silent for three of them is taken for dead."""
+        timeout = httpx.Timeout(self.timeout, read=_STREAM_SILENCE)
+        stream = aconnect_sse(self._client(), "GET", path, params=params, timeout=timeout)
+        async with stream as source:
+            if source.response.status_code >= 400:
+                await source.response.aread()
+                self._raise_for(source.response)
+            async for sent in source.aiter_sse():
+                data = sent.json()
+                if sent.event == "error":
+                    raise self._unavailable(str(data.get("error", "")))
+                yield sent.event, data
+
+    async def _pause(self, failures: int, exc: Exception) -> int:
+        """Wait before a stream is opened again; give up after ``retries`` in a row."""
+        failures += 1
+        if failures > self.retries:
+            raise self._unavailable(
+                f"watch interrupted ({type(exc).__name__}, {failures} times in a row)"
+            ) from None
+        await asyncio.sleep(self.backoff * 2 ** (failures - 1) * random.uniform(0.5, 1.5))
+        return failures
 
     # --- devices, jobs, tokens -----------------------------------------------------------
 

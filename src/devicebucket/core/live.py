@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from .errors import InvalidValueError, WaitTimeoutError
 from .ids import check_id
-from .model import Snapshot
+from .model import Snapshot, Written
 from .watching import (
     BATCH,
     Event,
@@ -112,16 +112,19 @@ class Live(ABC):
 
     # --- how it works, and the hooks ------------------------------------------------------
 
-    def _notify(self, device: str, job: str | None, version: int) -> None:
-        """A write through this store object put bucket (device, job) at ``version``."""
+    def _notify(
+        self, device: str, job: str | None, version: int, written: Written | None = None
+    ) -> None:
+        """A write through this store object put bucket (device, job) at ``version``, doing
+        ``written`` (if known: then watchers here need not read it from the history)."""
         if not self._hubs:
             return
         here = asyncio.get_running_loop()
         for loop, hub in list(self._hubs.items()):
             if loop is here:
-                hub.notify(device, job, version)
+                hub.notify(device, job, version, written)
             elif not loop.is_closed():
-                loop.call_soon_threadsafe(hub.notify, device, job, version)
+                loop.call_soon_threadsafe(hub.notify, device, job, version, written)
 
     def _notify_removed(self, device: str) -> None:
         """Every bucket of ``device`` was removed through this store object."""

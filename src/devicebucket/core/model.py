@@ -23,6 +23,7 @@ __all__ = [
     "Snapshot",
     "TokenRecord",
     "UpdateFunction",
+    "Written",
     "decode_change",
     "encode_changes",
 ]
@@ -36,7 +37,7 @@ class Snapshot:
     fresh copy owned by the caller; given only the text, it is decoded on first access.
     """
 
-    __slots__ = ("_data", "text", "updated_at", "version")
+    __slots__ = ("_data", "text", "updated_at", "version", "written")
 
     def __init__(
         self,
@@ -44,6 +45,7 @@ class Snapshot:
         version: int,
         updated_at: float | None = None,
         text: str | None = None,
+        written: Written | None = None,
     ) -> None:
         if data is None and text is None:
             raise ValueError("a Snapshot needs its data or its JSON text")
@@ -51,6 +53,7 @@ class Snapshot:
         self.version = version
         self.updated_at = updated_at
         self.text = text
+        self.written = written  # what the write that made this version did, if it was one
 
     @property
     def data(self) -> dict[str, Any]:
@@ -74,6 +77,18 @@ class Snapshot:
         return (
             f"Snapshot(version={self.version}, updated_at={self.updated_at}, keys={len(self.data)})"
         )
+
+
+@dataclass(slots=True)
+class Written:
+    """What a write did (the planner's): the keys it touched, the bucket after it (the
+    store's own dict: never handed out), who and when. Watchers in the writer's process
+    get the change from it without reading the history."""
+
+    changes: KeyChanges
+    data: dict[str, Any]
+    actor: str
+    at: float
 
 
 @dataclass(frozen=True, slots=True)

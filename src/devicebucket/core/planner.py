@@ -24,6 +24,7 @@ from .model import (
     Record,
     Snapshot,
     TokenRecord,
+    Written,
     encode_changes,
 )
 from .operations import KeyChanges, Operation, apply_operation, check_version, operation_changes
@@ -111,9 +112,11 @@ class WritePlan:
     forget_through: int | None
     drop_through: int | None = None
     check_quota: bool = False
+    written: Written | None = None
 
     def snapshot(self) -> Snapshot:
-        return Snapshot(None, self.row.version, self.row.updated_at, self.row.text)
+        row = self.row
+        return Snapshot(None, row.version, row.updated_at, row.text, self.written)
 
 
 def plan_write(
@@ -159,7 +162,7 @@ def plan_write(
     row = BucketRow(device, job, text, version, len(data), size, now)
     # A text of more bytes than the old one has characters may have grown (never otherwise).
     grows = limits.device_quota_bytes > 0 and size > len(stored.text)
-    return WritePlan(row, data, history, forget, drop, grows)
+    return WritePlan(row, data, history, forget, drop, grows, Written(changes, data, actor, now))
 
 
 _DROP_EVERY: Final = 100

@@ -146,7 +146,8 @@ class Store(Live, ABC):
         return self._written(device, job, snapshot)
 
     def _written(self, device: str, job: str | None, snapshot: Snapshot) -> Snapshot:
-        self._notify(device, job, snapshot.version)
+        written, snapshot.written = snapshot.written, None  # the store's own dict: kept here
+        self._notify(device, job, snapshot.version, written)
         return snapshot
 
     # --- history -------------------------------------------------------------------------

@@ -26,8 +26,8 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias
 
-from .model import Change, Snapshot
-from .values import decode
+from .model import Change, Snapshot, Written
+from .values import decode, encode
 
 __all__ = [
     "BATCH",
@@ -109,6 +109,15 @@ def changes_from_history(
     return found
 
 
+def _change_of(device: str, job: str | None, version: int, written: Written) -> BucketChange:
+    """The change a write made, its values copied (the write's dict is the store's own)."""
+    changes = written.changes
+    text = encode({k: written.data[k] for k in (*changes.added, *changes.changed)})
+    return BucketChange(
+        device, job, version, written.at, written.actor, decode(text), changes.removed, len(text)
+    )
+
+
 class Feed:
     """The watchers of one bucket on one event loop, and the changes they share."""
 
@@ -123,8 +132,9 @@ class Feed:
         self._wake = asyncio.Event()
         self._reading = asyncio.Lock()
 
-    def notify(self, version: int) -> None:
-        """The bucket is at ``version`` now (0: it was removed)."""
+    def notify(self, version: int, written: Written | None = None) -> None:
+        """The bucket is at ``version`` now (0: it was removed), after a write that did
+        ``written`` (if known: kept for the watchers when it follows the last change kept)."""
         if version == 0:
             if self.latest == 0 and not self._recent:
                 return
@@ -132,10 +142,14 @@ class Feed:
             self.latest = 0
             self._recent.clear()
             self._recent_bytes = 0
-        elif version <= self.latest:
-            return
         else:
-            self.latest = version
+            newer = version > self.latest
+            recent = self._recent
+            if written is not None and (not recent or recent[-1].version == version - 1):
+                self._remember([_change_of(self.device, self.job, version, written)])
+            if not newer:
+                return
+            self.latest = max(self.latest, version)
         wake, self._wake = self._wake, asyncio.Event()
         wake.set()
 
@@ -260,11 +274,13 @@ class Hub:
         self._read, self._get, self._listen = read, get, listen
         self._listener: asyncio.Task[None] | None = None
 
-    def notify(self, device: str, job: str | None, version: int) -> None:
-        """Bucket (device, job) is at ``version`` now (0: removed)."""
+    def notify(
+        self, device: str, job: str | None, version: int, written: Written | None = None
+    ) -> None:
+        """Bucket (device, job) is at ``version`` now (0: removed), after ``written``."""
         feed = self.feeds.get((device, job))
         if feed is not None:
-            feed.notify(version)
+            feed.notify(version, written)
         for tap in self.taps:
             tap.offer(device, job, version)
 
