@@ -151,8 +151,10 @@ class Live(ABC):
         async with self._hub().feed(device, job) as feed:
             resets = feed.resets
             last = (await self._get(device, job)).version if since is None else since
+            look = since is not None
             while True:
-                for event in await feed.after(last, resets):
+                found, look = await feed.after(last, resets, look=look), False
+                for event in found:
                     if isinstance(event, Resync):
                         resets = feed.resets
                     last = event.version

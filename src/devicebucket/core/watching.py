@@ -153,15 +153,18 @@ class Feed:
         wake, self._wake = self._wake, asyncio.Event()
         wake.set()
 
-    async def after(self, last: int, resets: int, wait: float = CHECK_EVERY) -> list[Event]:
+    async def after(
+        self, last: int, resets: int, wait: float = CHECK_EVERY, *, look: bool = False
+    ) -> list[Event]:
         """The changes after version ``last`` (at most ``BATCH``), waiting up to ``wait``
         seconds for one; [] if none came. ``resets`` is the feed's count of resets when the
-        watcher last looked: a reset since then brings a Resync."""
+        watcher last looked: a reset since then brings a Resync. ``look``: read the history
+        even if no notification announced a later version (a watcher's first call)."""
         wake = self._wake  # taken before looking, so a notification in between is not missed
         for attempt in range(2):
             if self.resets == resets and (found := self._from_recent(last)):
                 return found
-            if self.latest > last or self.resets != resets:
+            if self.latest > last or self.resets != resets or look:
                 return await self._read(last, resets)
             if attempt == 0:
                 try:

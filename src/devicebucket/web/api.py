@@ -41,7 +41,7 @@ from .responses import (
     error_response,
     json_response,
 )
-from .streams import Watches, since_of, watchers_per_token
+from .streams import Watches, heartbeat_seconds, since_of, watchers_per_token
 
 __all__ = ["Api"]
 
@@ -105,7 +105,7 @@ class Api:
         self.max_body_bytes = store.limits.max_bucket_bytes + 64 * 1024
         self.max_import_bytes = max_import_bytes
         self.meter = Metrics()
-        self.watches = Watches(self.meter, watchers_per_token())
+        self.watches = Watches(self.meter, watchers_per_token(), heartbeat_seconds())
         self.registered: set[str] = set()  # jobs known to be registered
 
     # --- plumbing ------------------------------------------------------------------------

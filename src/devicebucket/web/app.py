@@ -26,6 +26,7 @@ from .auth import ADMIN_TOKEN_ENV, TokenAuth
 from .dashboard import Dashboard
 from .ratelimit import AUTH_FAILURES_ENV, DEFAULT_PER_MINUTE, FailureLimit
 from .responses import HTTPError, error_response
+from .streams import heartbeat_seconds, watchers_per_token
 
 __all__ = [
     "ADMIN_TOKEN_ENV",
@@ -57,6 +58,8 @@ def check_server_settings() -> None:
     _setting(SESSION_IDLE_ENV, 30)
     _setting(SESSION_HOURS_ENV, 12)
     _setting(AUTH_FAILURES_ENV, DEFAULT_PER_MINUTE, least=0)
+    watchers_per_token()
+    heartbeat_seconds()
 
 
 def create_app(

@@ -24,21 +24,38 @@ from ..wire.shapes import event_json
 from .metrics import Metrics
 from .responses import HTTPError
 
-__all__ = ["WATCHERS_ENV", "Watches", "since_of", "watchers_per_token"]
+__all__ = [
+    "HEARTBEAT_ENV",
+    "WATCHERS_ENV",
+    "Watches",
+    "heartbeat_seconds",
+    "since_of",
+    "watchers_per_token",
+]
 
 WATCHERS_ENV: Final = "DEVICEBUCKET_WATCHERS_PER_TOKEN"
 #: Seconds between the comment lines that keep an idle stream alive through proxies.
-HEARTBEAT: Final = 15.0
+HEARTBEAT_ENV: Final = "DEVICEBUCKET_HEARTBEAT_SECONDS"
 #: Seconds a client may leave a change unread before the server drops its stream.
 SEND_TIMEOUT: Final = 60.0
 
 
-def watchers_per_token() -> int:
-    """The setting (default 16), checked: ValueError naming it."""
-    raw = os.environ.get(WATCHERS_ENV, "16")
-    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= 100_000):
-        raise ValueError(f"{WATCHERS_ENV} must be a whole number from 1 to 100000, not {raw!r}")
+def _setting(name: str, default: int, most: int) -> int:
+    raw = os.environ.get(name, str(default))
+    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= most):
+        raise ValueError(f"{name} must be a whole number from 1 to {most}, not {raw[:40]!r}")
     return int(raw)
+
+
+def watchers_per_token() -> int:
+    """How many streams one token may hold open at once (default 16): ValueError naming the
+    setting when it is not valid."""
+    return _setting(WATCHERS_ENV, 16, 100_000)
+
+
+def heartbeat_seconds() -> int:
+    """Seconds between heartbeats (default 15): ValueError naming the setting."""
+    return _setting(HEARTBEAT_ENV, 15, 3600)
 
 
 def since_of(request: Request) -> int | None:
@@ -64,9 +81,10 @@ def _event(event: Event | Overflow, many: bool) -> ServerSentEvent:
 class Watches:
     """The open streams of one app, counted by token."""
 
-    def __init__(self, meter: Metrics, per_token: int) -> None:
+    def __init__(self, meter: Metrics, per_token: int, heartbeat: int) -> None:
         self.meter = meter
         self.per_token = per_token
+        self.heartbeat = heartbeat
         self.open: Counter[str] = Counter()
 
     def stream(
@@ -98,7 +116,7 @@ class Watches:
             if self.open[who] <= 0:
                 del self.open[who]
 
-        return _Counted(released, sent(), ping=int(HEARTBEAT), send_timeout=SEND_TIMEOUT)
+        return _Counted(released, sent(), ping=self.heartbeat, send_timeout=SEND_TIMEOUT)
 
 
 class _Counted(EventSourceResponse):

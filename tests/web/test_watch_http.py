@@ -1,0 +1,228 @@
+"""Watches over HTTP against a real server: the event stream as a client sees it, resume with
+Last-Event-ID, access, the per-token limit, heartbeats, metrics, and a client that stops
+reading."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from httpx_sse import aconnect_sse
+
+from devicebucket import SQLiteStore
+from devicebucket.core.limits import Limits
+from devicebucket.web.app import create_app
+from devicebucket.web.streams import HEARTBEAT_ENV, WATCHERS_ENV
+
+from ..servers import ADMIN, ThreadedServer
+
+CHANGES = "/v1/devices/pixel-1/bucket/changes"
+
+
+class Live:
+    def __init__(self, server: ThreadedServer, store: SQLiteStore) -> None:
+        self.url, self.store = server.url, store
+        self.http = httpx.Client(base_url=server.url, headers=_auth(ADMIN), timeout=10)
+
+    def write(self, data: dict[str, Any], device: str = "pixel-1") -> int:
+        response = self.http.patch(f"/v1/devices/{device}/bucket", json=data)
+        assert response.status_code == 200, response.text
+        return int(response.headers["etag"].strip('"'))
+
+    def token(self, device: str) -> str:
+        return str(self.http.post(f"/v1/devices/{device}/tokens").json()["token"])
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Live]:
+    monkeypatch.setenv(WATCHERS_ENV, "3")
+    monkeypatch.setenv(HEARTBEAT_ENV, "1")
+    store = SQLiteStore(tmp_path / "server.db", limits=Limits(history_versions=5))
+    with ThreadedServer(create_app(store, admin_token=ADMIN)) as server:
+        opened = Live(server, store)
+        try:
+            yield opened
+        finally:
+            opened.http.close()
+
+
+async def events(
+    live: Live,
+    count: int,
+    path: str = CHANGES,
+    token: str = ADMIN,
+    headers: dict[str, str] | None = None,
+    **params: int,
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """The first ``count`` events of a stream: (event, id, data)."""
+    found = []
+    async with (
+        httpx.AsyncClient(base_url=live.url, timeout=10) as client,
+        aconnect_sse(
+            client, "GET", path, params=params, headers=_auth(token) | (headers or {})
+        ) as source,
+    ):
+        assert source.response.status_code == 200
+        assert source.response.headers["content-type"].startswith("text/event-stream")
+        async with asyncio.timeout(10):
+            async for sent in source.aiter_sse():
+                found.append((sent.event, sent.id, sent.json()))
+                if len(found) == count:
+                    break
+    return found
+
+
+async def test_a_stream_gives_each_version_with_its_id_and_change(live: Live) -> None:
+    for n in range(1, 4):
+        live.write({"n": n})
+    got = await events(live, 3, since=0)
+    assert [(e, i) for e, i, _ in got] == [("change", "1"), ("change", "2"), ("change", "3")]
+    data = got[1][2]
+    assert data["version"] == 2
+    assert data["changed"] == {"n": 2}
+    assert data["removed"] == []
+    assert data["actor"].startswith("admin token env via http")
+    assert data["at"].endswith("Z")
+
+
+async def test_resume_after_a_dropped_stream_loses_and_repeats_nothing(live: Live) -> None:
+    for n in range(1, 4):
+        live.write({"n": n})
+    first = await events(live, 2, since=0)  # the client drops the stream after version 2
+    assert [i for _, i, _ in first] == ["1", "2"]
+    for n in range(4, 7):
+        live.write({"n": n})
+    # An EventSource reconnects with its original URL and the last id it saw: the id wins.
+    rest = await events(live, 4, since=0, headers={"Last-Event-ID": "2"})
+    assert [i for _, i, _ in rest] == ["3", "4", "5", "6"]
+    assert [d["changed"]["n"] for _, _, d in rest] == [3, 4, 5, 6]
+
+
+async def test_since_past_the_kept_history_is_one_resync(live: Live) -> None:
+    for n in range(1, 21):  # five versions are kept (at least)
+        live.write({f"k{n}": n})
+    ((event, ident, data),) = await events(live, 1, since=1)
+    assert (event, ident) == ("resync", "20")
+    assert data == {"resync": True, "version": 20, "bucket": {f"k{n}": n for n in range(1, 21)}}
+
+
+async def test_a_device_token_watches_its_own_buckets_only(live: Live) -> None:
+    own = live.token("pixel-1")
+    live.write({"a": 1})
+    assert (await events(live, 1, token=own, since=0))[0][1] == "1"
+    async with httpx.AsyncClient(base_url=live.url, headers=_auth(own), timeout=10) as client:
+        other = await client.get("/v1/devices/pixel-2/bucket/changes")
+        fleet = await client.get("/v1/changes")
+        device = await client.get("/v1/devices/pixel-1/changes")
+    assert (other.status_code, other.json()["code"]) == (403, "forbidden")
+    assert fleet.status_code == device.status_code == 403
+
+
+async def test_the_fleet_stream_names_each_bucket(live: Live) -> None:
+    reader = asyncio.create_task(events(live, 2, path="/v1/changes"))
+    await asyncio.sleep(0.5)
+    await asyncio.to_thread(live.write, {"a": 1}, "pixel-7")
+    await asyncio.to_thread(live.write, {"b": 2}, "pixel-8")
+    got = await reader
+    assert sorted((d["device"], d["job"], d["version"]) for _, _, d in got) == [
+        ("pixel-7", None, 1),
+        ("pixel-8", None, 1),
+    ]
+    assert all(ident == "" for _, ident, _ in got)  # no resume across buckets: no ids
+
+
+@pytest.mark.parametrize(
+    "since",
+    ["-1", "x", "1.5", "99999999999999999999", "\u0661", ""],
+    ids=["negative", "word", "fraction", "huge", "arabic-digit", "empty"],
+)
+async def test_a_bad_since_is_a_clear_400(live: Live, since: str) -> None:
+    async with httpx.AsyncClient(base_url=live.url, headers=_auth(ADMIN)) as client:
+        by_query = await client.get(CHANGES, params={"since": since})
+        header = (since or "x").encode()  # a header carries bytes: UTF-8 for the odd digit
+        by_header = await client.get(CHANGES, headers={"Last-Event-ID": header})
+    for response in (by_query, by_header):
+        assert response.status_code == 400, response.text
+        assert response.json()["code"] == "bad_request"
+
+
+async def test_a_token_holds_only_so_many_streams(live: Live) -> None:
+    own = live.token("pixel-1")
+    async with httpx.AsyncClient(base_url=live.url, headers=_auth(own), timeout=10) as client:
+        streams = [client.stream("GET", CHANGES) for _ in range(3)]
+        opened = [await s.__aenter__() for s in streams]
+        assert all(r.status_code == 200 for r in opened)
+        refused = await client.get(CHANGES)
+        assert refused.status_code == 429
+        assert refused.json()["code"] == "too_many_watchers"
+        assert WATCHERS_ENV in refused.json()["error"]
+        await streams[0].__aexit__(None, None, None)
+        async with asyncio.timeout(10):
+            while True:  # the server sees the stream closed, then lets a new one in
+                retry = await client.send(client.build_request("GET", CHANGES), stream=True)
+                if retry.status_code == 200:
+                    await retry.aclose()
+                    break
+                await retry.aread()
+                assert retry.status_code == 429
+                await asyncio.sleep(0.05)
+        for s in streams[1:]:
+            await s.__aexit__(None, None, None)
+
+
+async def test_an_idle_stream_gets_heartbeats(live: Live) -> None:
+    async with (
+        httpx.AsyncClient(base_url=live.url, headers=_auth(ADMIN), timeout=10) as client,
+        client.stream("GET", CHANGES) as response,
+    ):
+        async with asyncio.timeout(5):
+            async for line in response.aiter_lines():
+                if line.startswith(":"):
+                    break  # a comment line, from a server with nothing to say
+
+
+async def test_metrics_count_watchers_and_events(live: Live) -> None:
+    live.write({"a": 1})
+    await events(live, 1, since=0)
+    metrics = live.http.get("/metrics").text
+    sent = [
+        line for line in metrics.splitlines() if line.startswith("devicebucket_events_sent_total")
+    ]
+    assert sent
+    assert float(sent[0].split()[-1]) >= 1
+    assert "devicebucket_watchers" in metrics
+
+
+async def test_a_client_that_stops_reading_is_cut_back_to_a_resync(live: Live) -> None:
+    """The client reads nothing while 60 versions of 200 KB are written: the server holds no
+    more than its socket buffers, and when the client reads again it gets a resync instead
+    of the versions the history no longer keeps."""
+    host, port = live.url.removeprefix("http://").split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, int(port)))
+    request = f"GET {CHANGES}?since=0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\n"
+    sock.sendall(f"{request}\r\n".encode())
+    blob = "x" * 200_000
+    for n in range(1, 61):
+        await asyncio.to_thread(live.write, {"blob": f"{n}{blob}"})
+    sock.settimeout(10)
+    received = b""
+    while b'"version": 60' not in received and b'"version":60' not in received:
+        chunk = await asyncio.to_thread(sock.recv, 1 << 20)
+        assert chunk, "the server closed the stream"
+        received += chunk
+    sock.close()
+    text = received.decode()
+    assert "event: resync" in text
+    changes = text.count("event: change")
+    assert changes < 60
