@@ -7,15 +7,19 @@ input, a schema violation or a broken store.
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import aclosing
 from typing import Any, Generic, Literal, TypeAlias, TypedDict, TypeVar, cast
 
 from ..core.actors import automation_surface
 from ..core.errors import DeviceBucketError
 from ..core.ids import check_id
+from ..core.live import Condition
 from ..core.model import Snapshot, UpdateFunction
 from ..core.store import Store
+from ..wire.shapes import event_json
 
 __all__ = [
     "Agent",
@@ -118,6 +122,32 @@ class _BucketUtils(ABC, Generic[R]):
             return self._failure(problem)
         return await self._result(
             self._store.update(self._device, fn, job=self._job, actor=self._actor)
+        )
+
+    async def watch(self, since: int | None = None) -> AsyncIterator[dict[str, Any]]:
+        """The bucket's changes as they happen, for as long as the caller iterates: each
+        ``{"version", "at", "actor", "changed", "removed"}`` (``changed``: the keys set, with
+        their new values), or ``{"resync": True, "version", "bucket"}`` when the history no
+        longer keeps the versions after ``since``. ``since=None``: from the current version
+        on. A failure ends the watch with a last ``{"success": False, "error": ...}``."""
+        if problem := self._precondition():
+            yield dict(self._failure(problem))
+            return
+        try:
+            events = self._store.watch(self._device, job=self._job, since=since)
+            async with aclosing(events):
+                async for event in events:
+                    yield copy.deepcopy(event_json(event))  # a copy of its own, as get's
+        except DeviceBucketError as exc:
+            yield dict(self._failure(str(exc)))
+
+    async def wait_for(self, key_or_predicate: Condition, timeout: float = 30) -> R:  # noqa: ASYNC109
+        """The bucket once a key is present (or ``predicate(bucket)`` is true), waiting for
+        changes as they happen (no polling); a failure after ``timeout`` seconds."""
+        if problem := self._precondition():
+            return self._failure(problem)
+        return await self._result(
+            self._store.wait_for(self._device, key_or_predicate, job=self._job, timeout=timeout)
         )
 
 

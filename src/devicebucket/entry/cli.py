@@ -25,6 +25,7 @@ from ..core.store import Store
 from ..web.openapi import openapi_document
 from ..wire.shapes import change_json, device_json, job_json
 from .cli_admin import ADMIN_COMMANDS
+from .cli_live import LIVE_COMMANDS
 from .clikit import (
     CommandGroup,
     Settings,
@@ -351,5 +352,5 @@ def run(
 
 
 main.add_command(serve_command)
-for _command in ADMIN_COMMANDS:
+for _command in (*ADMIN_COMMANDS, *LIVE_COMMANDS):
     main.add_command(_command)
