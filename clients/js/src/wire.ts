@@ -23,6 +23,23 @@ export interface paths {
         patch: operations["patch_bucket"];
         trace?: never;
     };
+    "/v1/devices/{device}/bucket/expiries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** When the device bucket's expiring keys expire */
+        get: operations["expiries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/devices/{device}/bucket/keys/{key}": {
         parameters: {
             query?: never;
@@ -142,6 +159,23 @@ export interface paths {
         head?: never;
         /** Merge keys into the job bucket (shallow) */
         patch: operations["patch_bucket_of_job"];
+        trace?: never;
+    };
+    "/v1/devices/{device}/jobs/{job}/bucket/expiries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** When the job bucket's expiring keys expire */
+        get: operations["expiries_of_job"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/v1/devices/{device}/jobs/{job}/bucket/keys/{key}": {
@@ -325,6 +359,23 @@ export interface paths {
         put?: never;
         /** Issue a token for a device (admin); the secret is shown once */
         post: operations["create_device_token"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sweep": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Remove expired keys now, as the server does every second (admin) */
+        post: operations["sweep"];
         delete?: never;
         options?: never;
         head?: never;
@@ -547,6 +598,14 @@ export interface components {
             removed: string[];
             kept: boolean;
         };
+        Swept: {
+            swept: number;
+        };
+        Expiries: {
+            expires: {
+                [key: string]: string;
+            };
+        };
         ChangeList: {
             changes: components["schemas"]["Change"][];
         };
@@ -639,6 +698,8 @@ export interface components {
         /** @description Write only if the bucket is at this version (an ETag like "3") */
         IfMatch: string;
         after: string;
+        /** @description Keys of this write that expire: a JSON object of seconds, such as {"otp": 300}. A key written without one loses any expiry it had. */
+        expire_in: string;
         /** @description Start with every version after this one (default: the current) */
         since: number;
         /** @description As `since`, sent by an EventSource that reconnects (wins) */
@@ -846,7 +907,10 @@ export interface operations {
     };
     patch_bucket: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Keys of this write that expire: a JSON object of seconds, such as {"otp": 300}. A key written without one loses any expiry it had. */
+                expire_in?: components["parameters"]["expire_in"];
+            };
             header?: {
                 /** @description Write only if the bucket is at this version (an ETag like "3") */
                 "If-Match"?: components["parameters"]["IfMatch"];
@@ -921,6 +985,92 @@ export interface operations {
             };
             /** @description The request body is over the size limit, or the device's storage quota would be */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An invalid value or id, a schema violation or an invalid schema */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    expiries: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Device id: 1-256 characters from A-Z a-z 0-9 . _ - : @ */
+                device: components["parameters"]["device"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Each expiring key and its expiry time */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Expiries"];
+                };
+            };
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No token, or a token that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token may not touch this device or route (a device token: or a job not registered) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1748,7 +1898,10 @@ export interface operations {
     };
     patch_bucket_of_job: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Keys of this write that expire: a JSON object of seconds, such as {"otp": 300}. A key written without one loses any expiry it had. */
+                expire_in?: components["parameters"]["expire_in"];
+            };
             header?: {
                 /** @description Write only if the bucket is at this version (an ETag like "3") */
                 "If-Match"?: components["parameters"]["IfMatch"];
@@ -1824,6 +1977,93 @@ export interface operations {
             };
             /** @description The request body is over the size limit, or the device's storage quota would be */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An invalid value or id, a schema violation or an invalid schema */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    expiries_of_job: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Device id: 1-256 characters from A-Z a-z 0-9 . _ - : @ */
+                device: components["parameters"]["device"];
+                job: components["parameters"]["job"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Each expiring key and its expiry time */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Expiries"];
+                };
+            };
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No token, or a token that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token may not touch this device or route (a device token: or a job not registered) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2847,6 +3087,71 @@ export interface operations {
             };
             /** @description An invalid value or id, a schema violation or an invalid schema */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many failed sign-ins from this address lately (see Retry-After), or this token already has as many open watches as the server allows */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The store is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    sweep: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description How many buckets had keys that expired */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Swept"];
+                };
+            };
+            /** @description Malformed JSON, a body that is not an object, a bad If-Match header or a bad version to start a watch after */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No token, or a token that is not valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token may not touch this device or route (a device token: or a job not registered) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..core.model import Snapshot
@@ -27,6 +27,7 @@ class Pending:
     operation: Operation
     expected_version: int | None
     actor: str
+    expire_in: Mapping[str, float] | None = None
     future: asyncio.Future[Snapshot] | None = None
     result: Snapshot | BaseException | None = None
 

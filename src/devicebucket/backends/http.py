@@ -16,7 +16,7 @@ import json
 import random
 import ssl
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 import httpx
@@ -234,6 +234,7 @@ class HTTPStore(PagedListings, Store):
         operation: Operation,
         expected_version: int | None,
         actor: str,
+        expire_in: Mapping[str, float] | None = None,
     ) -> Snapshot:
         body: dict[str, Any] | None = None
         if isinstance(operation, Merge):
@@ -250,8 +251,17 @@ class HTTPStore(PagedListings, Store):
             retry_unknown=expected_version is not None,
             headers=_write_headers(expected_version, actor),
             json=body,
+            params={"expire_in": json.dumps(dict(expire_in))} if expire_in else None,
         )
         return Snapshot(response.json(), _version(response))
+
+    async def _sweep(self, limit: int) -> int:
+        response = await self._call("sweep", retry_unknown=True)
+        return int(response.json()["swept"])
+
+    async def _expiries(self, device: str, job: str | None) -> dict[str, float]:
+        response = await self._call("expiries", {"device": device, "job": job}, retry_unknown=True)
+        return {k: seconds_of(at) for k, at in response.json()["expires"].items()}
 
     async def _restore(
         self, device: str, job: str | None, version: int, expected_version: int | None, actor: str

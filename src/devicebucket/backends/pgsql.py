@@ -4,7 +4,9 @@ not the driver's."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import weakref
+from collections.abc import Awaitable, Callable
 from typing import Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -14,6 +16,7 @@ from ..core.errors import InvalidValueError, StoreUnavailableError
 from .statements import POSTGRES, SQL
 
 __all__ = [
+    "CONNECTION_ERRORS",
     "INSERT_BUCKET",
     "INSERT_WITH_HISTORY",
     "LOCK_ID",
@@ -26,6 +29,7 @@ __all__ = [
     "UPDATE_WITH_HISTORY",
     "VERSIONS_OF",
     "Connection",
+    "LoopPools",
     "migrate",
     "pool_size",
     "split_url",
@@ -40,11 +44,12 @@ MIGRATIONS: Final[tuple[list[str], ...]] = (
     PG.steps[2],
     PG.steps[3],
     PG.steps[4],
+    PG.steps[5],
 )
 
 # The bucket and its history row in one statement (one round trip): a data-modifying CTE runs
-# in any case. $1-$7 are the bucket row, $8 the actor, $9 the changes.
-_HISTORY_ROW = "$1, $2, $4, $7, $8::text, $9::text, $3"
+# in any case. $1-$9 are the bucket row, $10 the actor, $11 the changes.
+_HISTORY_ROW = "$1, $2, $4, $7, $10::text, $11::text, $3"
 _HISTORY_CONFLICT = PG.insert_history[PG.insert_history.index(" ON CONFLICT") :]
 INSERT_BUCKET = (
     f"{PG.upsert_bucket[: PG.upsert_bucket.index(' ON CONFLICT')]}"
@@ -59,16 +64,16 @@ INSERT_WITH_HISTORY = (
     f" {_HISTORY_ROW.replace('$4', 'version')} FROM bucket{_HISTORY_CONFLICT} RETURNING version"
 )
 # The optimistic write (``PostgresStore._write``): one read, then one statement that changes
-# the bucket only if it still has the version that was read ($8 without history, $10 with).
+# the bucket only if it still has the version that was read ($10 without history, $12 with).
 # The read gives the bucket (NULLs when there is none) and the job's schema.
 READ_FOR_WRITE = (
-    "SELECT b.data, b.version, b.updated_at,"
+    "SELECT b.data, b.version, b.updated_at, b.next_expiry, b.expires,"
     " (SELECT schema FROM jobs WHERE job = $2 AND $2 <> '') FROM (SELECT 1) AS one"
     " LEFT JOIN buckets b ON b.device = $1 AND b.job = $2"
 )
-UPDATE_IF = f"{PG.update_bucket} AND version = $8 RETURNING version"
+UPDATE_IF = f"{PG.update_bucket} AND version = $10 RETURNING version"
 UPDATE_IF_WITH_HISTORY = (
-    f"WITH bucket AS ({PG.update_bucket} AND version = $10 RETURNING version)"
+    f"WITH bucket AS ({PG.update_bucket} AND version = $12 RETURNING version)"
     f" INSERT INTO history SELECT {_HISTORY_ROW.replace('$4', 'version')} FROM bucket"
     f"{_HISTORY_CONFLICT} RETURNING version"
 )
@@ -82,6 +87,53 @@ Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 OPTIMISTIC_ATTEMPTS: Final = 3
 
 _OUR_PARAMETERS = ("schema", "pool_min", "pool_max")
+#: What a lost or broken connection raises (the store answers StoreUnavailableError).
+CONNECTION_ERRORS: Final = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # a connection broken mid-transaction (database restart)
+    OSError,
+    asyncio.TimeoutError,
+)
+
+
+class LoopPools:
+    """One connection pool per event loop, opened once however many calls arrive together.
+    A failed opening is forgotten, so a later call tries again (the database came back)."""
+
+    def __init__(self, open_pool: Callable[[], Awaitable[asyncpg.Pool]]) -> None:
+        self._open = open_pool
+        self._pools: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, asyncio.Task[asyncpg.Pool]
+        ] = weakref.WeakKeyDictionary()
+
+    async def get(self) -> asyncpg.Pool:
+        """This loop's pool."""
+        loop = asyncio.get_running_loop()
+        opening = self._pools.get(loop)
+        if opening is None:
+            opening = self._pools[loop] = loop.create_task(_opened(self._open))
+        try:
+            return await asyncio.shield(opening)
+        except BaseException:
+            if opening.done() and self._pools.get(loop) is opening:
+                del self._pools[loop]
+            raise
+
+    async def close(self) -> None:
+        """Close this loop's pool, if it opened."""
+        opening = self._pools.pop(asyncio.get_running_loop(), None)
+        if opening is None:
+            return
+        try:
+            pool = await opening
+        except Exception:  # it never opened: nothing to close
+            return
+        await pool.close()
+
+
+async def _opened(open_pool: Callable[[], Awaitable[asyncpg.Pool]]) -> asyncpg.Pool:
+    return await open_pool()
 
 
 def split_url(url: str) -> tuple[str, dict[str, str]]:

@@ -19,10 +19,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -30,6 +28,7 @@ import asyncpg
 
 from ..core.crypto import KeyRing
 from ..core.errors import InvalidValueError, StoreUnavailableError
+from ..core.expiry import decode_expiries, visible
 from ..core.limits import Limits
 from ..core.model import (
     BucketRecord,
@@ -48,22 +47,13 @@ from ..core.tokens import Token, hash_token, new_token, token_id, token_matches
 from ..core.urls import redact_url
 from ..core.values import decode
 from . import pgsql
-from .pgsql import MIGRATIONS, Connection
+from .pgsql import CONNECTION_ERRORS, MIGRATIONS, Connection, LoopPools
 from .pgsql import PG as _SQL
 from .queries import device_page_sql
 from .sql import SQLStore
 from .statements import POSTGRES, SQL, Row, device_info, job_row
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
-
-
-_CONNECTION_ERRORS = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,  # a connection broken mid-transaction (database restart)
-    OSError,
-    asyncio.TimeoutError,
-)
 
 
 class PostgresStore(SQLStore):
@@ -92,9 +82,7 @@ class PostgresStore(SQLStore):
             raise InvalidValueError("pool_min may not be larger than pool_max")
         self.timeout = timeout
         self._absent = False  # no tables yet: reads find nothing, the first write creates them
-        self._pools: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, asyncio.Task[asyncpg.Pool]
-        ] = weakref.WeakKeyDictionary()
+        self._pools = LoopPools(self._open_pool)
 
     def _fail(self, exc: BaseException) -> StoreUnavailableError:
         detail = str(exc).splitlines()[0] if str(exc) else ""
@@ -120,22 +108,6 @@ class PostgresStore(SQLStore):
             raise
         return pool
 
-    async def _pool(self) -> asyncpg.Pool:
-        """This loop's pool, opened (and migrated) once however many calls arrive together.
-
-        A failed opening is forgotten, so a later call tries again (the database came back).
-        """
-        loop = asyncio.get_running_loop()
-        opening = self._pools.get(loop)
-        if opening is None:
-            opening = self._pools[loop] = loop.create_task(self._open_pool())
-        try:
-            return await asyncio.shield(opening)
-        except BaseException:
-            if opening.done() and self._pools.get(loop) is opening:
-                del self._pools[loop]
-            raise
-
     async def _migrate(self, conn: Connection, *, create: bool = True) -> None:
         """Create or upgrade the tables; with ``create=False``, only if they exist (a read
         creates nothing: ``_absent`` says there is nothing to read yet)."""
@@ -159,25 +131,18 @@ class PostgresStore(SQLStore):
         """A connection of the pool. While the store has no tables, ``create`` (a write)
         creates them; a read (``create=False``) looks again whether another made them."""
         try:
-            pool = await self._pool()
+            pool = await self._pools.get()
             async with pool.acquire() as conn:
                 if self._absent:
                     await self._migrate(conn, create=create)
                 yield conn
         except StoreUnavailableError:
             raise
-        except _CONNECTION_ERRORS as exc:
+        except CONNECTION_ERRORS as exc:
             raise self._fail(exc) from None
 
     async def close(self) -> None:
-        opening = self._pools.pop(asyncio.get_running_loop(), None)
-        if opening is None:
-            return
-        try:
-            pool = await opening
-        except Exception:  # it never opened: nothing to close
-            return
-        await pool.close()
+        await self._pools.close()
 
     async def _size_and_version(self) -> tuple[int, int] | None:
         async with self._connection(create=False) as conn:
@@ -212,8 +177,11 @@ class PostgresStore(SQLStore):
         rows = await self._fetch(_SQL.select_bucket, device, job or "")
         if not rows:
             return Snapshot(None, 0, None, "{}")
-        data, version, updated_at = rows[0]
-        return Snapshot(None, version, updated_at, self._open(device, job, data, version))
+        data, version, updated_at, next_expiry, expires = rows[0]
+        text = self._open(device, job, data, version)
+        if next_expiry is not None and next_expiry <= (now := time.time()):
+            text = visible(text, decode_expiries(expires), now)  # a key's expiry has come
+        return Snapshot(None, version, updated_at, text)
 
     async def _devices(self, after: str | None, limit: int) -> list[DeviceInfo]:
         return [device_info(r) for r in await self._fetch(_SQL.devices_after, after or "", limit)]
@@ -294,13 +262,20 @@ class PostgresStore(SQLStore):
                     for row in await conn.fetch(_SQL.export_tokens):
                         yield TokenRecord(*row)
                     async for r in conn.cursor(_SQL.export_buckets, prefetch=500):
-                        device, job, data, version, updated_at = r
+                        device, job, data, version, updated_at, expires = r
                         text = self._open(device, job, data, version)
-                        yield BucketRecord(device, job or None, decode(text), version, updated_at)
+                        yield BucketRecord(
+                            device,
+                            job or None,
+                            decode(text),
+                            version,
+                            updated_at,
+                            decode_expiries(expires),
+                        )
                     if history:
                         async for r in conn.cursor(_SQL.export_history, prefetch=500):
                             yield self._history_record(r)
-            except _CONNECTION_ERRORS as exc:
+            except CONNECTION_ERRORS as exc:
                 raise self._fail(exc) from None
 
     # --- writes --------------------------------------------------------------------------
@@ -312,60 +287,68 @@ class PostgresStore(SQLStore):
         operation: Operation,
         expected_version: int | None,
         actor: str,
+        expire_in: Mapping[str, float] | None = None,
     ) -> Snapshot:
-        """Optimistic first: read the bucket, plan, and write it in one statement that
-        applies only if the bucket still has the version read (no transaction, two round
-        trips, where bare ``SELECT … FOR UPDATE`` and ``UPDATE`` take four; a write that
-        grows its bucket under a quota also reads the device's other buckets' sizes).
-        Another writer that won meanwhile makes it plan again on what that writer stored.
-        A write that forgets or drops history, that comes near the device's quota, or whose
-        bucket stayed contended, takes the row lock instead (:meth:`_write_locked`)."""
+        """Optimistic first: read, plan, and write in one statement that applies only if the
+        bucket still has the version read (two round trips, no transaction). A lost race
+        plans again. Housekeeping, expired keys, a near quota or a contended bucket take the
+        row lock instead (:meth:`_write_locked`)."""
         key = job or ""
         for _ in range(pgsql.OPTIMISTIC_ATTEMPTS):
             async with self._connection() as conn:
                 read = await conn.fetchrow(pgsql.READ_FOR_WRITE, device, key)
                 assert read is not None  # one row, whether the bucket exists or not
-                data, version, updated_at, schema = read
-                stored = self._stored(device, key, data, version, updated_at)
-                plan = self._plan(stored, operation, expected_version, device, key, schema, actor)
+                *row, schema = read
+                stored = self._stored(device, key, *row)
+                where = (device, key, schema)
+                plan = self._plan(stored, operation, expected_version, where, actor, expire_in)
                 if plan is None:
                     return Snapshot(None, stored.version, stored.updated_at, stored.text)
-                if plan.forget_through is not None or plan.drop_through is not None:
-                    break  # housekeeping: under the row lock
+                if plan.forget_through is not None or plan.drop_through is not None or plan.swept:
+                    break  # housekeeping, or expired keys to remove first: under the row lock
                 if plan.check_quota:  # far from the quota a write cannot pass it
                     others = await conn.fetchval(_SQL.device_bytes_besides, device, key)
                     if self._near_quota(plan, others):
                         break
                 values = plan.row.values(self._seal(device, key, plan.row.text, plan.row.version))
                 history = () if plan.history is None else (actor, plan.history.changes)
-                if version is None:
+                if stored.version == 0:
                     statement = pgsql.INSERT_WITH_HISTORY if history else pgsql.INSERT_BUCKET
                     written = await conn.fetchval(statement, *values, *history)
                 else:
                     statement = pgsql.UPDATE_IF_WITH_HISTORY if history else pgsql.UPDATE_IF
-                    written = await conn.fetchval(statement, *values, *history, version)
+                    written = await conn.fetchval(statement, *values, *history, stored.version)
                 if written is not None:
                     return plan.snapshot()
-        return await self._write_locked(device, key, operation, expected_version, actor)
+        return await self._write_locked(device, key, operation, expected_version, actor, expire_in)
 
     def _stored(
-        self, device: str, key: str, data: str, version: int | None, updated_at: float | None
+        self,
+        device: str,
+        key: str,
+        data: str | None,
+        version: int | None,
+        updated_at: float | None,
+        next_expiry: float | None,
+        expires: str | None,
     ) -> StoredBucket:
         """A bucket's row as read (no version: there is none), its text opened."""
-        if version is None:
+        if version is None or data is None:
             return EMPTY
-        return StoredBucket(self._open(device, key, data, version), version, updated_at)
+        text = self._open(device, key, data, version)
+        return StoredBucket(text, version, updated_at, None, decode_expiries(expires))
 
     def _plan(
         self,
         stored: StoredBucket,
         operation: Operation,
         expected_version: int | None,
-        device: str,
-        job: str,
-        schema: str | None,
+        where: tuple[str, str, str | None],
         actor: str,
+        expire_in: Mapping[str, float] | None,
     ) -> WritePlan | None:
+        """``where``: the device, the job ('' for none) and the job's schema."""
+        device, job, schema = where
         return plan_write(
             stored,
             operation,
@@ -376,6 +359,7 @@ class PostgresStore(SQLStore):
             limits=self.limits,
             actor=actor,
             now=time.time(),
+            expire_in=expire_in,
         )
 
     def _near_quota(self, plan: WritePlan, others: int) -> bool:
@@ -391,6 +375,7 @@ class PostgresStore(SQLStore):
         operation: Operation,
         expected_version: int | None,
         actor: str,
+        expire_in: Mapping[str, float] | None,
     ) -> Snapshot:
         """The write under its bucket's row lock, with its housekeeping, in one transaction."""
         async with self._connection() as conn, conn.transaction():
@@ -398,25 +383,36 @@ class PostgresStore(SQLStore):
             while True:
                 row = await conn.fetchrow(f"{_SQL.select_bucket} FOR UPDATE", device, key)
                 stored = EMPTY if row is None else self._stored(device, key, *row)
-                plan = self._plan(stored, operation, expected_version, device, key, schema, actor)
+                where = (device, key, schema)
+                plan = self._plan(stored, operation, expected_version, where, actor, expire_in)
                 if plan is None:
                     return Snapshot(None, stored.version, stored.updated_at, stored.text)
-                values = plan.row.values(self._seal(device, key, plan.row.text, plan.row.version))
-                history = () if plan.history is None else (actor, plan.history.changes)
-                if row is not None:
-                    update = pgsql.UPDATE_WITH_HISTORY if history else _SQL.update_bucket
-                    await conn.execute(update, *values, *history)
-                else:
-                    insert = pgsql.INSERT_WITH_HISTORY if history else pgsql.INSERT_BUCKET
-                    if await conn.fetchval(insert, *values, *history) is None:
-                        continue  # another writer created it first: lock its row, plan again
-                if plan.forget_through is not None:
-                    await conn.execute(_SQL.forget_contents, device, key, plan.forget_through)
-                if plan.drop_through is not None:
-                    await conn.execute(_SQL.drop_history, device, key, plan.drop_through)
-                if plan.check_quota:
-                    await self._check_quota(conn, plan)
+                if plan.swept is not None:  # its row exists: it holds the keys that expired
+                    await self._execute(conn, plan.swept, exists=True)
+                if not await self._execute(conn, plan, exists=row is not None):
+                    continue  # another writer created it first: lock its row, plan again
                 return plan.snapshot()
+
+    async def _execute(self, conn: Connection, plan: WritePlan, *, exists: bool) -> bool:
+        """Execute a plan under its row lock; False if the bucket was to be created and
+        another writer created it first."""
+        device, key = plan.row.device, plan.row.job
+        values = plan.row.values(self._seal(device, key, plan.row.text, plan.row.version))
+        history = () if plan.history is None else (plan.history.actor, plan.history.changes)
+        if exists:
+            update = pgsql.UPDATE_WITH_HISTORY if history else _SQL.update_bucket
+            await conn.execute(update, *values, *history)
+        else:
+            insert = pgsql.INSERT_WITH_HISTORY if history else pgsql.INSERT_BUCKET
+            if await conn.fetchval(insert, *values, *history) is None:
+                return False
+        if plan.forget_through is not None:
+            await conn.execute(_SQL.forget_contents, device, key, plan.forget_through)
+        if plan.drop_through is not None:
+            await conn.execute(_SQL.drop_history, device, key, plan.drop_through)
+        if plan.check_quota:
+            await self._check_quota(conn, plan)
+        return True
 
     async def _check_quota(self, conn: Connection, plan: WritePlan) -> None:
         """Refuse a write that takes its device past the quota (the transaction then rolls

@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from ..core.crypto import EncryptionError, KeyRing, key_check, open_plain, verify_key
 from ..core.errors import DeviceBucketError
+from ..core.expiry import decode_expiries
 from ..core.limits import Limits
 from ..core.model import HistoryRecord, decode_change
 from ..core.planner import Checked, JobRow, plan_history, plan_import
@@ -175,6 +176,13 @@ class SQLStore(Store):
             for r in rows
         ]
 
+    async def _expiries(self, device: str, job: str | None) -> dict[str, float]:
+        rows = await self._rows(self._sql.select_expiries, device, job or "")
+        return (decode_expiries(rows[0][0]) or {}) if rows else {}
+
+    async def _due(self, now: float, limit: int) -> list[tuple[str, str | None]]:
+        return [(r[0], r[1] or None) for r in await self._rows(self._sql.due, now, limit)]
+
     def _listener(self) -> Listen:
         return self._poll
 
@@ -183,8 +191,12 @@ class SQLStore(Store):
         watches: every ``POLL_SECONDS``, if the store may have changed, read the versions of
         the watched buckets (and, for watchers of many, which buckets were written since)."""
         cursor: tuple[float, float] | None = None
+        swept = 0.0
         while True:
             try:
+                if time.monotonic() - swept >= 1.0:  # watchers get expiries, server or none
+                    swept = time.monotonic()
+                    await self.sweep_expired()
                 if not hub.taps:
                     cursor = None
                 elif cursor is None:

@@ -24,13 +24,14 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ..core.crypto import KeyRing
 from ..core.errors import StoreUnavailableError
+from ..core.expiry import decode_expiries, visible
 from ..core.limits import Limits
 from ..core.model import (
     BucketRecord,
@@ -56,6 +57,7 @@ from .statements import SQL, SQLITE, Row, device_info, job_row
 __all__ = ["SQLiteStore"]
 
 _SQL = SQL(SQLITE)
+_NO_ROW = ("{}", 0, None, None, None)
 
 
 class SQLiteStore(SQLStore):
@@ -208,6 +210,8 @@ class SQLiteStore(SQLStore):
         if row is None:
             return Snapshot({}, 0, None, "{}")
         text = self._open(device, job, row[0], row[1])
+        if row[3] is not None and row[3] <= (now := time.time()):  # a key's expiry has come
+            text = visible(text, decode_expiries(row[4]), now)
         return Snapshot(decode(text), row[1], row[2], text)
 
     async def _get_json(self, device: str, job: str | None) -> tuple[str, int]:
@@ -217,7 +221,12 @@ class SQLiteStore(SQLStore):
             row = self._conn().execute(_SQL.select_bucket, (device, job or "")).fetchone()
         except (sqlite3.Error, OSError) as exc:
             raise self._fail(exc) from None
-        return ("{}", 0) if row is None else (self._open(device, job, row[0], row[1]), row[1])
+        if row is None:
+            return "{}", 0
+        text = self._open(device, job, row[0], row[1])
+        if row[3] is not None and row[3] <= (now := time.time()):  # a key's expiry has come
+            text = visible(text, decode_expiries(row[4]), now)
+        return text, row[1]
 
     async def _devices(self, after: str | None, limit: int) -> list[DeviceInfo]:
         return [device_info(row) for row in self._read(_SQL.devices_after, after or "", limit)]
@@ -302,9 +311,11 @@ class SQLiteStore(SQLStore):
             for row in tokens:
                 yield TokenRecord(*row)
             for row in self._cursor(conn, _SQL.export_buckets):
-                device, job, data, version, updated_at = row
+                device, job, data, version, updated_at, expires = row
                 text = self._open(device, job, data, version)
-                yield BucketRecord(device, job or None, decode(text), version, updated_at)
+                yield BucketRecord(
+                    device, job or None, decode(text), version, updated_at, decode_expiries(expires)
+                )
             if history:
                 for row in self._cursor(conn, _SQL.export_history):
                     yield self._history_record(row)
@@ -323,8 +334,9 @@ class SQLiteStore(SQLStore):
         operation: Operation,
         expected_version: int | None,
         actor: str,
+        expire_in: Mapping[str, float] | None = None,
     ) -> Snapshot:
-        mine = Pending(device, job or "", operation, expected_version, actor)
+        mine = Pending(device, job or "", operation, expected_version, actor, expire_in)
         return await group_commit(self._state, mine, self.max_batch, self._commit)
 
     def _commit(self, batch: list[Pending]) -> None:
@@ -366,13 +378,15 @@ class SQLiteStore(SQLStore):
         if cached is not None and cached.data is not None:
             # A shallow copy: operations replace top-level values only.
             data = dict(cached.data)
-            stored = StoredBucket(cached.text, cached.version, cached.updated_at, data)
+            expires = cached.expires
+            stored = StoredBucket(cached.text, cached.version, cached.updated_at, data, expires)
         else:
             row = conn.execute(_SQL.select_bucket, key).fetchone()
-            text, version, updated_at = row if row is not None else ("{}", 0, None)
+            text, version, updated_at, _, kept = row if row is not None else _NO_ROW
             text = self._open(pending.device, pending.job, text, version)
             data = decode(text)  # the planner consumes it: kept for the cache if nothing changes
-            stored = StoredBucket(text, version, updated_at, data)
+            expires = decode_expiries(kept)
+            stored = StoredBucket(text, version, updated_at, data, expires)
         plan = plan_write(
             stored,
             pending.operation,
@@ -383,19 +397,23 @@ class SQLiteStore(SQLStore):
             limits=self.limits,
             actor=pending.actor,
             now=now,
+            expire_in=pending.expire_in,
         )
         if plan is None:
             if cached is None:  # unchanged: ``data`` is still what the text says
-                state.remember(
-                    key, StoredBucket(stored.text, stored.version, stored.updated_at, data)
-                )
+                stored.data = data
+                state.remember(key, stored)
             return Snapshot(None, stored.version, stored.updated_at, stored.text)
         self._execute(conn, plan)
         row = plan.row
-        state.remember(key, StoredBucket(row.text, row.version, row.updated_at, plan.data))
+        state.remember(
+            key, StoredBucket(row.text, row.version, row.updated_at, plan.data, plan.expires)
+        )
         return plan.snapshot()
 
     def _execute(self, conn: sqlite3.Connection, plan: WritePlan) -> None:
+        if plan.swept is not None:  # expired keys' removal: a version of its own, first
+            self._execute(conn, plan.swept)
         row = plan.row
         if plan.check_quota:
             others = conn.execute(_SQL.device_bytes_besides, (row.device, row.job)).fetchone()

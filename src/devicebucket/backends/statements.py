@@ -121,9 +121,15 @@ MIGRATION_STEPS: Final = (
         seen_at {real} NOT NULL
     )
     """,
+    # Keys that expire (``core.expiry``): their instants, and the earliest, for the sweep.
+    """
+    ALTER TABLE buckets ADD COLUMN expires {text};
+    ALTER TABLE buckets ADD COLUMN next_expiry {real};
+    CREATE INDEX buckets_by_expiry ON buckets (next_expiry) WHERE next_expiry IS NOT NULL
+    """,
 )
 
-_BUCKET_COLUMNS: Final = "device, job, data, version, keys, size, updated_at"
+_BUCKET_COLUMNS: Final = "device, job, data, version, keys, size, updated_at, expires, next_expiry"
 
 
 class SQL:
@@ -145,17 +151,27 @@ class SQL:
             )
         ]
         bucket = f"device = {p(1)} AND job = {p(2)}"
-        self.select_bucket = f"SELECT data, version, updated_at FROM buckets WHERE {bucket}"
+        # A bucket as read: its text, version, time, and its keys' expiries (the earliest
+        # first, so a read decodes them only when one has come).
+        self.select_bucket = (
+            f"SELECT data, version, updated_at, next_expiry, expires FROM buckets WHERE {bucket}"
+        )
         self.upsert_bucket = (
             f"INSERT INTO buckets ({_BUCKET_COLUMNS}) VALUES"
-            f" ({', '.join(p(n) for n in range(1, 8))})"
+            f" ({', '.join(p(n) for n in range(1, 10))})"
             " ON CONFLICT (device, job) DO UPDATE SET data = excluded.data,"
             " version = excluded.version, keys = excluded.keys, size = excluded.size,"
-            " updated_at = excluded.updated_at"
+            " updated_at = excluded.updated_at, expires = excluded.expires,"
+            " next_expiry = excluded.next_expiry"
         )
         self.update_bucket = (
             f"UPDATE buckets SET data = {p(3)}, version = {p(4)}, keys = {p(5)}, size = {p(6)},"
-            f" updated_at = {p(7)} WHERE {bucket}"
+            f" updated_at = {p(7)}, expires = {p(8)}, next_expiry = {p(9)} WHERE {bucket}"
+        )
+        self.select_expiries = f"SELECT expires FROM buckets WHERE {bucket}"
+        self.due = (
+            f"SELECT device, job FROM buckets WHERE next_expiry <= {p(1)}"
+            f" ORDER BY next_expiry LIMIT {p(2)}"
         )
         self.insert_history = (
             f"INSERT INTO history VALUES ({', '.join(p(n) for n in range(1, 8))})"
@@ -233,7 +249,8 @@ class SQL:
             " ORDER BY device, job, version"
         )
         self.export_buckets = (
-            "SELECT device, job, data, version, updated_at FROM buckets ORDER BY device, job"
+            "SELECT device, job, data, version, updated_at, expires FROM buckets"
+            " ORDER BY device, job"
         )
         self.insert_session = (
             f"INSERT INTO sessions VALUES ({', '.join(p(n) for n in range(1, 7))})"

@@ -11,15 +11,19 @@ its watchers themselves (:meth:`Live._notify`).
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import suppress
 from typing import Any, Final
 
-from .errors import InvalidValueError, WaitTimeoutError
+from .errors import DeviceBucketError, InvalidValueError, WaitTimeoutError
+from .expiry import EXPIRY_ACTOR
 from .ids import check_id
 from .model import Snapshot, Written
+from .operations import Merge, Operation
 from .watching import (
     BATCH,
     Event,
@@ -110,6 +114,33 @@ class Live(ABC):
             raise WaitTimeoutError(f"{what} did not hold within {timeout:g} s") from None
         raise AssertionError("a watch never ends by itself")  # pragma: no cover
 
+    # --- keys that expire (``core.expiry``) -----------------------------------------------
+
+    async def expiries(self, device: str, *, job: str | None = None) -> dict[str, float]:
+        """When the bucket's expiring keys expire (Unix seconds), for those not yet gone."""
+        device = check_id(device)
+        job = None if job is None else check_id(job, "job id")
+        now = time.time()
+        return {k: at for k, at in (await self._expiries(device, job)).items() if at > now}
+
+    async def sweep_expired(self, *, limit: int = 500) -> int:
+        """Remove the keys whose expiry has come, from up to ``limit`` buckets, each bucket's
+        as a version of its own by the actor ``expiry`` (its watchers get it). Readers never
+        see an expired key either way; a server sweeps every second. Returns how many
+        buckets were due."""
+        if type(limit) is not int or not 1 <= limit <= 10_000:
+            raise InvalidValueError("limit must be an integer from 1 to 10000")
+        return await self._sweep(limit)
+
+    async def sweep_forever(self, every: float = 1.0) -> None:
+        """:meth:`sweep_expired` every ``every`` seconds, until cancelled (a store that is
+        away is tried again next time)."""
+        while True:
+            with suppress(DeviceBucketError):
+                while await self.sweep_expired() == 500:
+                    pass
+            await asyncio.sleep(every)
+
     # --- how it works, and the hooks ------------------------------------------------------
 
     def _notify(
@@ -198,5 +229,31 @@ class Live(ABC):
         then gets a Resync for each change)."""
         return []
 
+    async def _sweep(self, limit: int) -> int:
+        """Override where a sweep is one request; this finds the buckets due, then writes."""
+        due = await self._due(time.time(), limit)
+        for device, job in due:
+            await self._change(device, job, Merge({}), None, EXPIRY_ACTOR)
+        return len(due)
+
+    async def _expiries(self, device: str, job: str | None) -> dict[str, float]:
+        """The bucket's expiry instants, as stored ({}: none)."""
+        return {}
+
+    async def _due(self, now: float, limit: int) -> list[tuple[str, str | None]]:
+        """Up to ``limit`` buckets with a key whose expiry is ``now`` or earlier."""
+        return []
+
     @abstractmethod
     async def _get(self, device: str, job: str | None) -> Snapshot: ...
+
+    @abstractmethod
+    async def _change(
+        self,
+        device: str,
+        job: str | None,
+        operation: Operation,
+        expected_version: int | None,
+        actor: str | None,
+        expire_in: Mapping[str, float] | None = None,
+    ) -> Snapshot: ...

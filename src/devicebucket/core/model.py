@@ -160,6 +160,7 @@ class BucketRecord:
     data: dict[str, Any] = field(default_factory=dict)
     version: int = 1
     updated_at: float = 0.0
+    expires: dict[str, float] | None = None  # its keys' expiry instants, if any
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,12 +9,14 @@ and how much of it keeps contents) live only here. The same goes for registering
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
 from .errors import InvalidValueError, JobConflictError, QuotaExceededError
+from .expiry import EXPIRY_ACTOR, Expiries, after_write, encode_expiries, expired
 from .ids import check_id
 from .limits import Limits
 from .model import (
@@ -27,7 +29,15 @@ from .model import (
     Written,
     encode_changes,
 )
-from .operations import KeyChanges, Operation, apply_operation, check_version, operation_changes
+from .operations import (
+    Delete,
+    KeyChanges,
+    Merge,
+    Operation,
+    apply_operation,
+    check_version,
+    operation_changes,
+)
 from .schema import check_schema, decode_schema, schema_text, validate_against_schema
 from .values import JSONObject, check_size, decode, encode, is_valid_text, normalize_data
 
@@ -60,6 +70,7 @@ class StoredBucket:
     version: int
     updated_at: float | None
     data: JSONObject | None = None
+    expires: Expiries | None = None  # its keys' expiry instants (``core.expiry``)
 
 
 EMPTY: Final = StoredBucket("{}", 0, None)  # never changed: the planner reads it only
@@ -79,10 +90,24 @@ class BucketRow:
     keys: int
     size: int
     updated_at: float
+    expires: str | None = None  # ``expiry.encode_expiries``
+    next_expiry: float | None = None
 
-    def values(self, stored: str) -> tuple[str, str, str, int, int, int, float]:
+    def values(
+        self, stored: str
+    ) -> tuple[str, str, str, int, int, int, float, str | None, float | None]:
         """The row's column values in table order, with ``stored`` (the text, sealed or not)."""
-        return (self.device, self.job, stored, self.version, self.keys, self.size, self.updated_at)
+        return (
+            self.device,
+            self.job,
+            stored,
+            self.version,
+            self.keys,
+            self.size,
+            self.updated_at,
+            self.expires,
+            self.next_expiry,
+        )
 
 
 @dataclass(slots=True)
@@ -113,10 +138,18 @@ class WritePlan:
     drop_through: int | None = None
     check_quota: bool = False
     written: Written | None = None
+    expires: Expiries | None = None
+    swept: WritePlan | None = None  # the removal of expired keys, executed first
 
     def snapshot(self) -> Snapshot:
         row = self.row
         return Snapshot(None, row.version, row.updated_at, row.text, self.written)
+
+    def stored(self) -> StoredBucket:
+        """The bucket as this plan leaves it (a shallow copy of its dict: operations
+        replace top-level values only)."""
+        row = self.row
+        return StoredBucket(row.text, row.version, row.updated_at, dict(self.data), self.expires)
 
 
 def plan_write(
@@ -130,25 +163,60 @@ def plan_write(
     limits: Limits,
     actor: str,
     now: float,
+    expire_in: Mapping[str, float] | None = None,
 ) -> WritePlan | None:
     """The plan of one write to the bucket ``stored``; None if the write changes nothing.
 
     ``job`` is '' for the device bucket; ``schema`` the text of the job's schema, if it has
-    one. Raises ConflictError when ``expected_version`` is not the stored version,
-    InvalidValueError when the result is too large, SchemaViolationError when it does not
-    match the schema. A write that changes nothing keeps the version (1, 1.0 and true
-    differ: their texts differ).
+    one; ``expire_in`` seconds for keys of a merge (``expiry.check_expire_in``). Raises
+    ConflictError when ``expected_version`` is not the stored version, InvalidValueError
+    when the result is too large, SchemaViolationError when it does not match the schema.
+    A write that changes nothing keeps the version (1, 1.0 and true differ: their texts
+    differ). Keys of ``stored`` whose expiry has come are removed first, as a version of
+    their own by the actor ``expiry`` (``WritePlan.swept``; the whole plan when the write
+    itself then changes nothing).
     """
     check_version(expected_version, stored.version)
+    gone = expired(stored.expires, now) if stored.expires else None
+    if not gone:
+        return _plan(stored, operation, device, job, schema, limits, actor, now, expire_in)
+    swept = _plan(stored, Delete(tuple(gone)), device, job, None, limits, EXPIRY_ACTOR, now, None)
+    assert swept is not None  # the keys are there: removing them changes the bucket
+    plan = _plan(swept.stored(), operation, device, job, schema, limits, actor, now, expire_in)
+    if plan is None:
+        return swept
+    plan.swept = swept
+    return plan
+
+
+def _plan(
+    stored: StoredBucket,
+    operation: Operation,
+    device: str,
+    job: str,
+    schema: str | None,
+    limits: Limits,
+    actor: str,
+    now: float,
+    expire_in: Mapping[str, float] | None,
+) -> WritePlan | None:
     current = decode(stored.text) if stored.data is None else stored.data
     changes = operation_changes(current, operation)  # before ``current`` is consumed
     data = apply_operation(current, operation)
     text = encode(data)
-    if text == stored.text:
+    old_expires = stored.expires
+    expires = (
+        after_write(old_expires, data, _touched(operation, data), expire_in, now)
+        if old_expires or expire_in
+        else None
+    )
+    if text == stored.text and expires == old_expires:
         return None
     size = check_size(text, limits)
     if schema is not None:
         validate_against_schema(data, schema, job)
+    if expires != old_expires:  # a key whose expiry alone changed is a changed key too
+        changes = _with_expiry_changes(changes, old_expires or {}, expires or {})
     version = stored.version + 1
     keep = limits.history_versions
     history = HistoryRow(version, now, actor, encode_changes(changes)) if keep else None
@@ -159,10 +227,33 @@ def plan_write(
     # last ``history_entries``.
     entries = limits.history_entries
     drop = version - entries if keep and version % _DROP_EVERY == 0 and version > entries else None
-    row = BucketRow(device, job, text, version, len(data), size, now)
+    expires_text, next_expiry = encode_expiries(expires)
+    row = BucketRow(device, job, text, version, len(data), size, now, expires_text, next_expiry)
     # A text of more bytes than the old one has characters may have grown (never otherwise).
     grows = limits.device_quota_bytes > 0 and size > len(stored.text)
-    return WritePlan(row, data, history, forget, drop, grows, Written(changes, data, actor, now))
+    written = Written(changes, data, actor, now)
+    return WritePlan(row, data, history, forget, drop, grows, written, expires)
+
+
+def _touched(operation: Operation, data: JSONObject) -> Iterable[str]:
+    """The keys whose expiry a write clears: those it sets or removes (every one, for a
+    clear or a restore)."""
+    if isinstance(operation, Merge):
+        return operation.patch.keys()
+    if isinstance(operation, Delete):
+        return operation.keys
+    return data.keys()
+
+
+def _with_expiry_changes(changes: KeyChanges, before: Expiries, after: Expiries) -> KeyChanges:
+    listed = {*changes.added, *changes.changed, *changes.removed}
+    moved = {
+        k for k in before.keys() ^ after.keys() | {k for k in after if before.get(k) != after[k]}
+    }
+    extra = sorted(k for k in moved - listed if k in after or k in before)
+    if not extra:
+        return changes
+    return KeyChanges(changes.added, tuple(sorted({*changes.changed, *extra})), changes.removed)
 
 
 _DROP_EVERY: Final = 100
@@ -268,10 +359,24 @@ def check_records(records: Iterable[Record], limits: Limits) -> Checked:
         else:
             _check_place(record.device, record.job, record.version)
             data = normalize_data(record.data, limits)
+            expires = _checked_expires(record.expires, data)
             checked.buckets.append(
-                BucketRecord(record.device, record.job, data, record.version, record.updated_at)
+                BucketRecord(
+                    record.device, record.job, data, record.version, record.updated_at, expires
+                )
             )
     return checked
+
+
+def _checked_expires(expires: object, data: JSONObject) -> Expiries | None:
+    if expires is None:
+        return None
+    if not isinstance(expires, dict) or not all(
+        isinstance(k, str) and k in data and type(at) in (int, float) and math.isfinite(at)
+        for k, at in expires.items()
+    ):
+        raise InvalidValueError("a bucket record's expires must map its keys to times")
+    return {k: float(at) for k, at in expires.items()} or None
 
 
 def _check_place(device: str, job: str | None, version: object) -> None:
@@ -320,7 +425,7 @@ def plan_import(buckets: Iterable[BucketRecord], limits: Limits) -> list[BucketR
     for b in buckets:
         text = encode(b.data)
         size = check_size(text, limits)
-        rows.append(
-            BucketRow(b.device, b.job or "", text, b.version, len(b.data), size, b.updated_at)
-        )
+        row = BucketRow(b.device, b.job or "", text, b.version, len(b.data), size, b.updated_at)
+        row.expires, row.next_expiry = encode_expiries(b.expires)
+        rows.append(row)
     return rows

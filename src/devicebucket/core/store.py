@@ -19,6 +19,7 @@ from typing import Any
 
 from .actors import LOCAL, actor
 from .errors import ConflictError, InvalidValueError, NotFoundError
+from .expiry import check_expire_in
 from .ids import check_id
 from .limits import MAX_DEVICE_PAGE, Limits, check_page_size
 from .live import Live
@@ -95,13 +96,17 @@ class Store(Live, ABC):
         job: str | None = None,
         expected_version: int | None = None,
         actor: str | None = None,
+        expire_in: Mapping[str, float] | None = None,
     ) -> Snapshot:
         """Shallow-merge ``data`` into the bucket and return the bucket after the write.
 
-        ``actor`` says who wrote (an automation, a token, the dashboard) in the history."""
+        ``actor`` says who wrote (an automation, a token, the dashboard) in the history.
+        ``expire_in`` gives keys of ``data`` an expiry, in seconds from now; a key written
+        without one loses any it had."""
         device, job_id = check_id(device), _job_id(job)
         patch = normalize_data(data, self.limits)
-        return await self._change(device, job_id, Merge(patch), expected_version, actor)
+        expiring = None if expire_in is None else check_expire_in(expire_in, patch)
+        return await self._change(device, job_id, Merge(patch), expected_version, actor, expiring)
 
     async def delete(
         self,
@@ -138,10 +143,11 @@ class Store(Live, ABC):
         operation: Operation,
         expected_version: int | None,
         actor: str | None,
+        expire_in: Mapping[str, float] | None = None,
     ) -> Snapshot:
         """Write (checked ids and values), then tell this process's watchers."""
         snapshot = await self._write(
-            device, job, operation, _expected(expected_version), self._actor(actor)
+            device, job, operation, _expected(expected_version), self._actor(actor), expire_in
         )
         return self._written(device, job, snapshot)
 
@@ -393,10 +399,12 @@ class Store(Live, ABC):
         operation: Operation,
         expected_version: int | None,
         actor: str,
+        expire_in: Mapping[str, float] | None = None,
     ) -> Snapshot:
-        """Apply ``operation`` atomically (see ``planner.plan_write``), record the change in the
-        history (with the new contents; only the last ``limits.history_versions`` keep them),
-        and make it durable."""
+        """Apply ``operation`` atomically (see ``planner.plan_write``; ``expire_in``: checked
+        seconds for keys of a merge), record the change in the history (with the new
+        contents; only the last ``limits.history_versions`` keep them), and make it
+        durable."""
 
     async def _restore(
         self, device: str, job: str | None, version: int, expected_version: int | None, actor: str

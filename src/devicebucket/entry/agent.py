@@ -91,12 +91,16 @@ class _BucketUtils(ABC, Generic[R]):
             return self._failure(str(exc))
         return self._success(snapshot.data)
 
-    async def set(self, data: dict[str, Any]) -> R:
-        """Merge ``data`` shallowly: its keys are added or overwritten, the rest kept."""
+    async def set(self, data: dict[str, Any], expire_in: dict[str, float] | None = None) -> R:
+        """Merge ``data`` shallowly: its keys are added or overwritten, the rest kept.
+        ``expire_in`` gives keys of ``data`` an expiry in seconds (``{"otp": 300}``); a key
+        set again without one no longer expires."""
         if problem := self._precondition():
             return self._failure(problem)
         return await self._result(
-            self._store.merge(self._device, data, job=self._job, actor=self._actor)
+            self._store.merge(
+                self._device, data, job=self._job, actor=self._actor, expire_in=expire_in
+            )
         )
 
     async def delete(self, *keys: str) -> R:

@@ -220,7 +220,18 @@ class Api:
     async def patch_bucket(self, request: Request, token: Token | None) -> Response:
         args = await self.write_args(request, token)
         data = await self.json_object(request)
+        raw = request.query_params.get("expire_in")
+        if raw is not None:
+            try:
+                args["expire_in"] = _DECODER.decode(raw)
+            except (ValueError, RecursionError):
+                raise HTTPError(400, "bad_request", "expire_in is not valid JSON") from None
         return bucket_response(await self.store.merge(request.path_params["device"], data, **args))
+
+    async def expiries(self, request: Request, token: Token | None) -> Response:
+        params = request.path_params
+        found = await self.store.expiries(params["device"], job=params.get("job"))
+        return json_response({"expires": {k: rfc3339(at) for k, at in sorted(found.items())}})
 
     async def clear_bucket(self, request: Request, token: Token | None) -> Response:
         args = await self.write_args(request, token)
@@ -299,6 +310,9 @@ class Api:
         device = request.path_params["device"]
         removed = await self.store.delete_device(device)
         return json_response({"device": device, "deleted_buckets": removed})
+
+    async def sweep(self, request: Request, token: Token | None) -> Response:
+        return json_response({"swept": await self.store.sweep_expired()})
 
     async def list_jobs(self, request: Request, token: Token | None) -> Response:
         return json_response({"jobs": [job_json(job) for job in await self.store.jobs()]})

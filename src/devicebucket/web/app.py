@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Final
 
 from starlette.applications import Starlette
@@ -128,9 +129,17 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        if close_store:
-            await store.close()
+        # Expired keys leave every read at once; the sweep records their removal (actor
+        # ``expiry``) for the history and the watchers, every second.
+        sweeping = asyncio.get_running_loop().create_task(store.sweep_forever())
+        try:
+            yield
+        finally:
+            sweeping.cancel()
+            with suppress(asyncio.CancelledError):
+                await sweeping
+            if close_store:
+                await store.close()
 
     app = Starlette(
         routes=[

@@ -139,6 +139,14 @@ def _components() -> dict[str, Any]:
                 "schema": {"type": "string", "pattern": r'^(\*|(W/)?"[0-9]{1,18}"|[0-9]{1,18})$'},
             },
             "after": {"name": "after", "in": "query", "required": False, "schema": id_param},
+            "expire_in": {
+                "name": "expire_in",
+                "in": "query",
+                "required": False,
+                "description": "Keys of this write that expire: a JSON object of seconds, such as"
+                ' {"otp": 300}. A key written without one loses any expiry it had.',
+                "schema": {"type": "string"},
+            },
             "since": {
                 "name": "since",
                 "in": "query",
@@ -205,6 +213,16 @@ def _components() -> dict[str, Any]:
                     "removed": {"type": "array", "items": {"type": "string"}},
                     "kept": {"type": "boolean"},
                 },
+            },
+            "Swept": {
+                "type": "object",
+                "required": ["swept"],
+                "properties": {"swept": {"type": "integer"}},
+            },
+            "Expiries": {
+                "type": "object",
+                "required": ["expires"],
+                "properties": {"expires": {"type": "object", "additionalProperties": _TIME}},
             },
             "ChangeList": {
                 "type": "object",

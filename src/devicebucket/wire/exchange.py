@@ -8,7 +8,7 @@ history entries.
 {"type": "job", "job": "signup", "automation": "signup.py", "schema": {...},
  "created_at": ..., "updated_at": ...}
 {"type": "bucket", "device": "pixel-7-01", "job": null, "version": 3,
- "updated_at": ..., "data": {...}}
+ "updated_at": ..., "data": {...}, "expires": {"otp": ...}}   # expires: if any
 {"type": "history", "device": "pixel-7-01", "job": null, "version": 3, "at": ...,
  "actor": "local via cli", "added": [], "changed": ["a"], "removed": [], "data": {...}}
 ```
@@ -72,6 +72,8 @@ def dump_record(record: Record) -> str:
             "updated_at": _time(record.updated_at),
             "data": record.data,
         }
+        if record.expires:  # its keys' expiry times, only when some expire
+            line["expires"] = {k: _time(at) for k, at in sorted(record.expires.items())}
     return json.dumps(line, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
@@ -158,6 +160,7 @@ def _record(line: dict[str, Any], number: int) -> Record:
             data=_field(line, "data", (dict,), number),
             version=_field(line, "version", (int,), number),
             updated_at=_seconds(line, "updated_at", number),
+            expires=_expires(line, number),
         )
     if kind == "history":
         added, changed, removed = (_names(line, n, number) for n in ("added", "changed", "removed"))
@@ -185,6 +188,17 @@ def _record(line: dict[str, Any], number: int) -> Record:
             created_at=_seconds(line, "created_at", number),
         )
     raise InvalidValueError(f"line {number}: unknown record type {str(kind)[:32]!r}")
+
+
+def _expires(line: dict[str, Any], number: int) -> dict[str, float] | None:
+    """A bucket record's ``expires``: key to time (None when it has none)."""
+    found = _field(line, "expires", (dict, type(None)), number)
+    if found is None:
+        return None
+    times = {}
+    for key, when in found.items():
+        times[key] = _seconds({"expires": when}, "expires", number)
+    return times
 
 
 def parse_records(lines: Iterable[str]) -> list[Record]:

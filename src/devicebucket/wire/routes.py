@@ -119,8 +119,18 @@ def _bucket_routes(prefix: str, what: str) -> Iterator[Endpoint]:
         f"Merge keys into the {what} (shallow)",
         bucket,
         (*_WRITE_ERRORS, 413),
+        query=("expire_in",),
         headers=if_match,
         body="Bucket",
+    )
+    yield Endpoint(
+        "expiries",
+        "GET",
+        f"{path}/expiries",
+        device,
+        f"When the {what}'s expiring keys expire",
+        Answer(200, "Expiries", "Each expiring key and its expiry time"),
+        _READ_ERRORS,
     )
     yield Endpoint(
         "clear_bucket",
@@ -247,6 +257,15 @@ ROUTES: Final[tuple[Endpoint, ...]] = (
         "Issue a token for a device (admin); the secret is shown once",
         Answer(201, "TokenCreated", "The new token"),
         _READ_ERRORS,
+    ),
+    Endpoint(
+        "sweep",
+        "POST",
+        "/v1/sweep",
+        Access.ADMIN,
+        "Remove expired keys now, as the server does every second (admin)",
+        Answer(200, "Swept", "How many buckets had keys that expired"),
+        (503,),
     ),
     Endpoint(
         "list_jobs",
