@@ -18,7 +18,7 @@ async def test_file_is_in_wal_mode_with_tables(tmp_path: Path) -> None:
     await store.close()
     with closing(sqlite3.connect(tmp_path / "nested" / "dir" / "s.db")) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert conn.execute("PRAGMA user_version").fetchone() == (6,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (7,)
         indexes = conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
         assert ("buckets_by_job",) in indexes
         assert conn.execute("SELECT device, job, version FROM buckets").fetchall() == [("d", "", 1)]
@@ -80,7 +80,7 @@ async def test_an_older_file_is_upgraded_in_place(tmp_path: Path) -> None:
     assert (await store.device_page(job=None)).total == 1
     await store.close()
     with closing(sqlite3.connect(path)) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone() == (6,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (7,)
 
 
 async def test_a_file_from_a_newer_version_is_refused(tmp_path: Path) -> None:

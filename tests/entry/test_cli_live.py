@@ -76,3 +76,24 @@ def test_bad_watch_arguments_are_one_line(cli: Cli) -> None:
         assert done.returncode in (1, 2), args
         assert "Traceback" not in done.stderr
         assert done.stderr.strip().count("\n") == 0, done.stderr
+
+
+def test_set_with_expire_in_and_get_shows_the_time_left(cli: Cli) -> None:
+    done = cli("set", "pixel-1", "otp=4921", "phone=+1555", "--expire-in", "otp=300")
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(cli("get", "pixel-1", "--expiries").stdout)
+    assert shown["bucket"] == {"otp": "4921", "phone": "+1555"}
+    assert set(shown["expires"]) == {"otp"}
+    assert 295 <= shown["expires"]["otp"]["seconds_left"] <= 300
+    assert shown["expires"]["otp"]["at"].endswith("Z")
+    cli("set", "pixel-1", "otp=4921")  # again without --expire-in: no longer expires
+    assert json.loads(cli("get", "pixel-1", "--expiries").stdout)["expires"] == {}
+
+
+def test_a_bad_expire_in_is_one_line_and_writes_nothing(cli: Cli) -> None:
+    for bad in ("otp", "otp=soon", "other=30", "otp=-1", "otp=nan"):
+        done = cli("set", "pixel-1", "otp=1", "--expire-in", bad)
+        assert done.returncode == 1, (bad, done.stderr)
+        assert done.stderr.strip().count("\n") == 0
+        assert "expire" in done.stderr
+    assert json.loads(cli("get", "pixel-1").stdout) == {}

@@ -45,6 +45,7 @@ MIGRATIONS: Final[tuple[list[str], ...]] = (
     PG.steps[3],
     PG.steps[4],
     PG.steps[5],
+    PG.steps[6],
 )
 
 # The bucket and its history row in one statement (one round trip): a data-modifying CTE runs

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import asyncpg
@@ -142,6 +142,9 @@ class PostgresStore(SQLStore):
             raise self._fail(exc) from None
 
     async def close(self) -> None:
+        if self._minutes:
+            with suppress(StoreUnavailableError):
+                await self.flush_activity()
         await self._pools.close()
 
     async def _size_and_version(self) -> tuple[int, int] | None:
@@ -167,6 +170,11 @@ class PostgresStore(SQLStore):
     async def _run(self, statement: str, *args: Any) -> None:
         async with self._connection() as conn:
             await conn.execute(statement, *args)
+
+    async def _run_all(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+        async with self._connection() as conn, conn.transaction():
+            for statement, args in statements:
+                await conn.execute(statement, *args)
 
     async def _rows(self, query: str, *args: Any) -> Sequence[Row]:
         return await self._fetch(query, *args)

@@ -16,7 +16,7 @@ from ..core.crypto import EncryptionError, KeyRing, key_check, open_plain, verif
 from ..core.errors import DeviceBucketError
 from ..core.expiry import decode_expiries
 from ..core.limits import Limits
-from ..core.model import HistoryRecord, decode_change
+from ..core.model import Change, HistoryRecord, decode_change
 from ..core.planner import Checked, JobRow, plan_history, plan_import
 from ..core.sessions import Session
 from ..core.store import Store
@@ -145,6 +145,10 @@ class SQLStore(Store):
         """Execute one statement that changes rows no cache holds, in its own transaction."""
 
     @abstractmethod
+    async def _run_all(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+        """Execute statements that change rows no cache holds, in one transaction."""
+
+    @abstractmethod
     async def _rows(self, query: str, *args: Any) -> Sequence[Row]:
         """The rows of one query."""
 
@@ -179,6 +183,22 @@ class SQLStore(Store):
     async def _expiries(self, device: str, job: str | None) -> dict[str, float]:
         rows = await self._rows(self._sql.select_expiries, device, job or "")
         return (decode_expiries(rows[0][0]) or {}) if rows else {}
+
+    _counts_writes = True
+
+    async def _activity(self, first: int) -> dict[int, int]:
+        return {int(r[0]): int(r[1]) for r in await self._rows(self._sql.select_activity, first)}
+
+    async def _add_activity(self, counts: dict[int, int]) -> None:
+        week_ago = int(time.time() // 60) - 7 * 1440
+        await self._run_all(
+            [(self._sql.add_activity, (m, n)) for m, n in sorted(counts.items())]
+            + [(self._sql.prune_activity, (week_ago,))]
+        )
+
+    async def _latest_changes(self, limit: int) -> list[tuple[str, str | None, Change]]:
+        rows = await self._rows(self._sql.latest_written, limit)
+        return [(r[0], r[1] or None, decode_change(r[2], r[3], r[4], r[5], False)) for r in rows]
 
     async def _due(self, now: float, limit: int) -> list[tuple[str, str | None]]:
         return [(r[0], r[1] or None) for r in await self._rows(self._sql.due, now, limit)]

@@ -25,7 +25,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -45,22 +45,22 @@ from ..core.model import (
     decode_change,
 )
 from ..core.operations import Operation
-from ..core.planner import StoredBucket, WritePlan, check_quota, plan_job, plan_write
+from ..core.planner import plan_job
 from ..core.tokens import Token, hash_token, new_token, token_id, token_matches
 from ..core.values import decode
-from .groupcommit import Pending, ThreadState, answer, group_commit
+from .groupcommit import Pending, ThreadState, group_commit
 from .queries import device_page_sql
 from .sql import SQLStore
+from .sqlitebatch import BatchCommit
 from .sqlitefile import connect, migrate, transaction
 from .statements import SQL, SQLITE, Row, device_info, job_row
 
 __all__ = ["SQLiteStore"]
 
 _SQL = SQL(SQLITE)
-_NO_ROW = ("{}", 0, None, None, None)
 
 
-class SQLiteStore(SQLStore):
+class SQLiteStore(SQLStore, BatchCommit):
     """A store in one SQLite file. Safe to share between coroutines, threads and processes."""
 
     def __init__(
@@ -186,10 +186,20 @@ class SQLiteStore(SQLStore):
             with transaction(conn):
                 conn.execute(statement, args)
 
+    async def _run_all(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+        with self._errors():
+            conn = self._conn()
+            with transaction(conn):
+                for statement, args in statements:
+                    conn.execute(statement, args)
+
     async def _rows(self, query: str, *args: Any) -> Sequence[Row]:
         return self._read(query, *args)
 
     async def close(self) -> None:
+        if self._minutes and not self._closed:
+            with suppress(StoreUnavailableError):
+                await self.flush_activity()
         self._closed = True
         with self._lock:
             connections, self._connections = self._connections, []
@@ -338,105 +348,6 @@ class SQLiteStore(SQLStore):
     ) -> Snapshot:
         mine = Pending(device, job or "", operation, expected_version, actor, expire_in)
         return await group_commit(self._state, mine, self.max_batch, self._commit)
-
-    def _commit(self, batch: list[Pending]) -> None:
-        """Apply a batch in one transaction (one fsync), then answer each writer."""
-        results: list[Snapshot | BaseException]
-        state = self._state
-        try:
-            conn = self._conn()
-            with transaction(conn):
-                data_version = conn.execute("PRAGMA data_version").fetchone()[0]
-                if data_version != state.data_version:
-                    state.drop_cache()  # another connection committed: trust nothing
-                    state.data_version = data_version
-                now = time.time()
-                results = []
-                for pending in batch:
-                    try:
-                        results.append(self._apply(conn, state, pending, now))
-                    except (sqlite3.Error, OSError):
-                        raise  # the transaction itself failed: every write in it failed
-                    except Exception as exc:
-                        # A write fails before it executes anything (the planner decides
-                        # first), so the rest of the batch commits without it.
-                        results.append(exc)
-        except (sqlite3.Error, OSError) as exc:
-            state.drop_cache()
-            results = [self._fail(exc) for _ in batch]
-        except BaseException as exc:  # never leave a writer waiting forever
-            state.drop_cache()
-            results = [exc for _ in batch]
-        answer(batch, results)
-
-    def _apply(
-        self, conn: sqlite3.Connection, state: ThreadState, pending: Pending, now: float
-    ) -> Snapshot:
-        """Read the bucket (from the cache where it is good), plan the write, execute it."""
-        key = (pending.device, pending.job)
-        cached = state.cache.get(key)
-        if cached is not None and cached.data is not None:
-            # A shallow copy: operations replace top-level values only.
-            data = dict(cached.data)
-            expires = cached.expires
-            stored = StoredBucket(cached.text, cached.version, cached.updated_at, data, expires)
-        else:
-            row = conn.execute(_SQL.select_bucket, key).fetchone()
-            text, version, updated_at, _, kept = row if row is not None else _NO_ROW
-            text = self._open(pending.device, pending.job, text, version)
-            data = decode(text)  # the planner consumes it: kept for the cache if nothing changes
-            expires = decode_expiries(kept)
-            stored = StoredBucket(text, version, updated_at, data, expires)
-        plan = plan_write(
-            stored,
-            pending.operation,
-            pending.expected_version,
-            device=pending.device,
-            job=pending.job,
-            schema=self._schema(conn, state, pending.job) if pending.job else None,
-            limits=self.limits,
-            actor=pending.actor,
-            now=now,
-            expire_in=pending.expire_in,
-        )
-        if plan is None:
-            if cached is None:  # unchanged: ``data`` is still what the text says
-                stored.data = data
-                state.remember(key, stored)
-            return Snapshot(None, stored.version, stored.updated_at, stored.text)
-        self._execute(conn, plan)
-        row = plan.row
-        state.remember(
-            key, StoredBucket(row.text, row.version, row.updated_at, plan.data, plan.expires)
-        )
-        return plan.snapshot()
-
-    def _execute(self, conn: sqlite3.Connection, plan: WritePlan) -> None:
-        if plan.swept is not None:  # expired keys' removal: a version of its own, first
-            self._execute(conn, plan.swept)
-        row = plan.row
-        if plan.check_quota:
-            others = conn.execute(_SQL.device_bytes_besides, (row.device, row.job)).fetchone()
-            check_quota(plan, others[0], self.limits)
-        stored = self._seal(row.device, row.job, row.text, row.version)
-        conn.execute(_SQL.upsert_bucket, row.values(stored))
-        if plan.history is not None:
-            h = plan.history
-            conn.execute(
-                _SQL.insert_history,
-                (row.device, row.job, h.version, h.at, h.actor, h.changes, stored),
-            )
-        if plan.forget_through is not None:
-            conn.execute(_SQL.forget_contents, (row.device, row.job, plan.forget_through))
-        if plan.drop_through is not None:
-            conn.execute(_SQL.drop_history, (row.device, row.job, plan.drop_through))
-
-    @staticmethod
-    def _schema(conn: sqlite3.Connection, state: ThreadState, job: str) -> str | None:
-        if job not in state.schemas:
-            row = conn.execute(_SQL.job_schema, (job,)).fetchone()
-            state.schemas[job] = None if row is None else row[0]
-        return state.schemas[job]
 
     async def _put_job(
         self, job: str, automation: str | None, schema: str | None, replace_schema: bool

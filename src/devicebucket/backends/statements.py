@@ -127,6 +127,9 @@ MIGRATION_STEPS: Final = (
     ALTER TABLE buckets ADD COLUMN next_expiry {real};
     CREATE INDEX buckets_by_expiry ON buckets (next_expiry) WHERE next_expiry IS NOT NULL
     """,
+    # Writes per minute, for the dashboard's activity chart: each process adds its counts
+    # every few seconds (``core.live``), so a write pays nothing for it.
+    "CREATE TABLE activity (minute {bigint} PRIMARY KEY, writes {bigint} NOT NULL)",
 )
 
 _BUCKET_COLUMNS: Final = "device, job, data, version, keys, size, updated_at, expires, next_expiry"
@@ -169,6 +172,20 @@ class SQL:
             f" updated_at = {p(7)}, expires = {p(8)}, next_expiry = {p(9)} WHERE {bucket}"
         )
         self.select_expiries = f"SELECT expires FROM buckets WHERE {bucket}"
+        self.add_activity = (
+            f"INSERT INTO activity VALUES ({p(1)}, {p(2)}) ON CONFLICT (minute)"
+            " DO UPDATE SET writes = activity.writes + excluded.writes"
+        )
+        self.prune_activity = f"DELETE FROM activity WHERE minute < {p(1)}"
+        self.select_activity = (
+            f"SELECT minute, writes FROM activity WHERE minute >= {p(1)} ORDER BY minute"
+        )
+        self.latest_written = (
+            "SELECT b.device, b.job, h.version, h.at, h.actor, h.changes FROM"
+            f" (SELECT device, job, version FROM buckets ORDER BY updated_at DESC LIMIT {p(1)}) b"
+            " JOIN history h ON h.device = b.device AND h.job = b.job AND h.version = b.version"
+            " ORDER BY h.at DESC"
+        )
         self.due = (
             f"SELECT device, job FROM buckets WHERE next_expiry <= {p(1)}"
             f" ORDER BY next_expiry LIMIT {p(2)}"

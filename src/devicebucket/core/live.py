@@ -22,7 +22,7 @@ from typing import Any, Final
 from .errors import DeviceBucketError, InvalidValueError, WaitTimeoutError
 from .expiry import EXPIRY_ACTOR
 from .ids import check_id
-from .model import Snapshot, Written
+from .model import Change, Snapshot, Written
 from .operations import Merge, Operation
 from .watching import (
     BATCH,
@@ -60,9 +60,13 @@ class Live(ABC):
     """Watching, for every store (see the module's text)."""
 
     _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub]
+    #: Whether this store counts its writes per minute (a store that keeps the counts).
+    _counts_writes: bool = False
+    _minutes: dict[int, int]
 
     def _init_live(self) -> None:
         self._hubs = weakref.WeakKeyDictionary()
+        self._minutes = {}
 
     def watch(
         self, device: str, *, job: str | None = None, since: int | None = None
@@ -133,13 +137,51 @@ class Live(ABC):
         return await self._sweep(limit)
 
     async def sweep_forever(self, every: float = 1.0) -> None:
-        """:meth:`sweep_expired` every ``every`` seconds, until cancelled (a store that is
-        away is tried again next time)."""
+        """:meth:`sweep_expired` every ``every`` seconds, and :meth:`flush_activity` every
+        ten, until cancelled (a store that is away is tried again next time)."""
+        flushed = time.monotonic()
         while True:
             with suppress(DeviceBucketError):
                 while await self.sweep_expired() == 500:
                     pass
+                if time.monotonic() - flushed >= 10:
+                    flushed = time.monotonic()
+                    await self.flush_activity()
             await asyncio.sleep(every)
+
+    # --- activity: writes per minute --------------------------------------------------------
+
+    async def activity(self, minutes: int = 60) -> list[tuple[float, int]]:
+        """Writes per minute over the last ``minutes`` minutes, oldest first: (the minute's
+        start, Unix seconds; how many writes changed a bucket), through every process that
+        counts (each adds its counts every ten seconds; this one's are added here)."""
+        if type(minutes) is not int or not 1 <= minutes <= 7 * 1440:
+            raise InvalidValueError("minutes must be an integer from 1 to 10080")
+        now = int(time.time() // 60)
+        first = now - minutes + 1
+        stored = await self._activity(first)
+        mine = dict(self._minutes)
+        return [(m * 60.0, stored.get(m, 0) + mine.get(m, 0)) for m in range(first, now + 1)]
+
+    async def flush_activity(self) -> None:
+        """Add this process's counts of writes to the store's (a server does it every ten
+        seconds, a store as it closes)."""
+        counts, self._minutes = self._minutes, {}
+        if not counts:
+            return
+        try:
+            await self._add_activity(counts)
+        except BaseException:
+            for minute, writes in counts.items():  # kept for the next time
+                self._minutes[minute] = self._minutes.get(minute, 0) + writes
+            raise
+
+    async def latest_changes(self, limit: int = 50) -> list[tuple[str, str | None, Change]]:
+        """The latest change of each of the ``limit`` buckets written last, newest first:
+        (device, job, change)."""
+        if type(limit) is not int or not 1 <= limit <= 1000:
+            raise InvalidValueError("limit must be an integer from 1 to 1000")
+        return await self._latest_changes(limit)
 
     # --- how it works, and the hooks ------------------------------------------------------
 
@@ -148,6 +190,9 @@ class Live(ABC):
     ) -> None:
         """A write through this store object put bucket (device, job) at ``version``, doing
         ``written`` (if known: then watchers here need not read it from the history)."""
+        if written is not None and self._counts_writes:
+            minute = int(written.at // 60)
+            self._minutes[minute] = self._minutes.get(minute, 0) + 1
         if not self._hubs:
             return
         here = asyncio.get_running_loop()
@@ -239,6 +284,16 @@ class Live(ABC):
     async def _expiries(self, device: str, job: str | None) -> dict[str, float]:
         """The bucket's expiry instants, as stored ({}: none)."""
         return {}
+
+    async def _activity(self, first: int) -> dict[int, int]:
+        """Writes per minute (minutes since the epoch) from minute ``first`` on, as stored."""
+        return {}
+
+    async def _add_activity(self, counts: dict[int, int]) -> None:  # noqa: B027
+        """Add writes per minute to the stored counts (and drop counts older than a week)."""
+
+    async def _latest_changes(self, limit: int) -> list[tuple[str, str | None, Change]]:
+        return []
 
     async def _due(self, now: float, limit: int) -> list[tuple[str, str | None]]:
         """Up to ``limit`` buckets with a key whose expiry is ``now`` or earlier."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from ..core.model import Snapshot
 from ..core.operations import diff as diff_buckets
 from ..core.store import Store
 from ..web.openapi import openapi_document
-from ..wire.shapes import change_json, device_json, job_json
+from ..wire.shapes import change_json, device_json, job_json, rfc3339
 from .cli_admin import ADMIN_COMMANDS
 from .cli_live import LIVE_COMMANDS
 from .clikit import (
@@ -33,6 +34,7 @@ from .clikit import (
     job_option,
     masked,
     parse_assignments,
+    parse_expire_in,
     reveal_option,
     with_store,
 )
@@ -83,21 +85,40 @@ def main(ctx: click.Context, db: str | None, token: str | None, key_file: str | 
 @click.argument("device")
 @job_option
 @reveal_option
+@click.option(
+    "--expiries",
+    is_flag=True,
+    help='Print {"bucket": ..., "expires": {KEY: {"at": TIME, "seconds_left": N}}}.',
+)
 @click.pass_context
-def get(ctx: click.Context, device: str, job: str | None, reveal: bool) -> None:
+def get(ctx: click.Context, device: str, job: str | None, reveal: bool, expiries: bool) -> None:
     """Print a bucket ({} if it was never written)."""
 
-    async def read(store: Store) -> tuple[Snapshot, bool]:
+    async def read(store: Store) -> tuple[Snapshot, bool, dict[str, float]]:
         snapshot = await store.get(device, job=job)
         unknown = job is not None and not snapshot.version and await store.get_job(job) is None
-        return snapshot, unknown
+        expiring = await store.expiries(device, job=job) if expiries else {}
+        return snapshot, unknown, expiring
 
-    snapshot, unknown = with_store(ctx, read)
+    snapshot, unknown, expiring = with_store(ctx, read)
     if unknown:
         click.echo(
             f"devicebucket: no job {job!r} is registered (see `devicebucket jobs`)", err=True
         )
-    emit(masked(snapshot.data, reveal))
+    if not expiries:
+        emit(masked(snapshot.data, reveal))
+        return
+    now = time.time()
+    emit(
+        {
+            "bucket": masked(snapshot.data, reveal),
+            "expires": {
+                k: {"at": rfc3339(at), "seconds_left": max(0, round(at - now))}
+                for k, at in sorted(expiring.items())
+                if k in snapshot.data
+            },
+        }
+    )
 
 
 @main.command()
@@ -127,6 +148,13 @@ def openapi_command() -> None:
 @click.argument("assignments", nargs=-1, metavar="[KEY=VALUE | KEY:=JSON]...")
 @job_option
 @click.option("--json", "json_text", metavar="OBJECT", help="A JSON object to merge.")
+@click.option(
+    "--expire-in",
+    "expire_in",
+    multiple=True,
+    metavar="KEY=SECONDS",
+    help="Make a key of this write expire after SECONDS (repeat for more keys).",
+)
 @reveal_option
 @click.pass_context
 def set_(
@@ -135,11 +163,13 @@ def set_(
     assignments: tuple[str, ...],
     job: str | None,
     json_text: str | None,
+    expire_in: tuple[str, ...],
     reveal: bool,
 ) -> None:
     """Merge keys into a bucket and print the bucket after the write.
 
     KEY=VALUE stores VALUE as a string; KEY:=JSON stores parsed JSON (numbers, true, objects).
+    A key written without --expire-in loses any expiry it had.
     """
     if (json_text is None) == (not assignments):
         raise click.UsageError("give either --json OBJECT or KEY=VALUE arguments")
@@ -150,8 +180,12 @@ def set_(
             raise InvalidValueError("--json is not valid JSON") from None
     else:
         data = parse_assignments(assignments)
+    expiring = parse_expire_in(expire_in) if expire_in else None
     snapshot = with_store(
-        ctx, lambda store: store.merge(device, data, job=job, actor=store.written_by("cli"))
+        ctx,
+        lambda store: store.merge(
+            device, data, job=job, actor=store.written_by("cli"), expire_in=expiring
+        ),
     )
     emit(masked(snapshot.data, reveal))
 

@@ -181,6 +181,20 @@ def parse_assignments(assignments: tuple[str, ...]) -> dict[str, Any]:
     return data
 
 
+def parse_expire_in(items: tuple[str, ...]) -> dict[str, float]:
+    """``KEY=SECONDS`` items of ``--expire-in`` (the store checks the keys and ranges)."""
+    found: dict[str, float] = {}
+    for item in items:
+        key, sep, seconds = item.rpartition("=")
+        try:
+            found[key] = float(seconds)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise InvalidValueError(f"--expire-in takes KEY=SECONDS, not {item[:64]!r}")
+    return found
+
+
 job_option = click.option(
     "--job", metavar="ID", help="The job bucket of this job, not the device bucket."
 )

@@ -1,0 +1,146 @@
+"""How the SQLite store applies a batch of writes (``groupcommit``) in one transaction: each
+write reads its bucket (from the connection's cache where it is good), is planned
+(``planner.plan_write``) and executed in order, so later writes see earlier ones, and a
+rejected write changes nothing while the rest of its batch commits."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from abc import abstractmethod
+from typing import Final
+
+from ..core.crypto import KeyRing
+from ..core.errors import StoreUnavailableError
+from ..core.expiry import decode_expiries
+from ..core.limits import Limits
+from ..core.model import Snapshot
+from ..core.planner import StoredBucket, WritePlan, check_quota, plan_write
+from ..core.values import decode
+from .groupcommit import Pending, ThreadState, answer
+from .sqlitefile import transaction
+from .statements import SQL, SQLITE
+
+__all__ = ["BatchCommit"]
+
+_SQL: Final = SQL(SQLITE)
+_NO_ROW: Final = ("{}", 0, None, None, None)
+
+
+class BatchCommit:
+    """The write half of ``SQLiteStore``."""
+
+    limits: Limits
+    keys: KeyRing | None
+    _state: ThreadState
+
+    @abstractmethod
+    def _conn(self) -> sqlite3.Connection: ...
+
+    @abstractmethod
+    def _fail(self, exc: BaseException) -> StoreUnavailableError: ...
+
+    @abstractmethod
+    def _open(self, device: str, job: str | None, stored: str, version: int) -> str: ...
+
+    @abstractmethod
+    def _seal(self, device: str, job: str | None, text: str, version: int) -> str: ...
+
+    def _commit(self, batch: list[Pending]) -> None:
+        """Apply a batch in one transaction (one fsync), then answer each writer."""
+        results: list[Snapshot | BaseException]
+        state = self._state
+        try:
+            conn = self._conn()
+            with transaction(conn):
+                data_version = conn.execute("PRAGMA data_version").fetchone()[0]
+                if data_version != state.data_version:
+                    state.drop_cache()  # another connection committed: trust nothing
+                    state.data_version = data_version
+                now = time.time()
+                results = []
+                for pending in batch:
+                    try:
+                        results.append(self._apply(conn, state, pending, now))
+                    except (sqlite3.Error, OSError):
+                        raise  # the transaction itself failed: every write in it failed
+                    except Exception as exc:
+                        # A write fails before it executes anything (the planner decides
+                        # first), so the rest of the batch commits without it.
+                        results.append(exc)
+        except (sqlite3.Error, OSError) as exc:
+            state.drop_cache()
+            results = [self._fail(exc) for _ in batch]
+        except BaseException as exc:  # never leave a writer waiting forever
+            state.drop_cache()
+            results = [exc for _ in batch]
+        answer(batch, results)
+
+    def _apply(
+        self, conn: sqlite3.Connection, state: ThreadState, pending: Pending, now: float
+    ) -> Snapshot:
+        """Read the bucket (from the cache where it is good), plan the write, execute it."""
+        key = (pending.device, pending.job)
+        cached = state.cache.get(key)
+        if cached is not None and cached.data is not None:
+            # A shallow copy: operations replace top-level values only.
+            data = dict(cached.data)
+            expires = cached.expires
+            stored = StoredBucket(cached.text, cached.version, cached.updated_at, data, expires)
+        else:
+            row = conn.execute(_SQL.select_bucket, key).fetchone()
+            text, version, updated_at, _, kept = row if row is not None else _NO_ROW
+            text = self._open(pending.device, pending.job, text, version)
+            data = decode(text)  # the planner consumes it: kept for the cache if nothing changes
+            expires = decode_expiries(kept)
+            stored = StoredBucket(text, version, updated_at, data, expires)
+        plan = plan_write(
+            stored,
+            pending.operation,
+            pending.expected_version,
+            device=pending.device,
+            job=pending.job,
+            schema=self._schema(conn, state, pending.job) if pending.job else None,
+            limits=self.limits,
+            actor=pending.actor,
+            now=now,
+            expire_in=pending.expire_in,
+        )
+        if plan is None:
+            if cached is None:  # unchanged: ``data`` is still what the text says
+                stored.data = data
+                state.remember(key, stored)
+            return Snapshot(None, stored.version, stored.updated_at, stored.text)
+        self._execute(conn, plan)
+        row = plan.row
+        state.remember(
+            key, StoredBucket(row.text, row.version, row.updated_at, plan.data, plan.expires)
+        )
+        return plan.snapshot()
+
+    def _execute(self, conn: sqlite3.Connection, plan: WritePlan) -> None:
+        if plan.swept is not None:  # expired keys' removal: a version of its own, first
+            self._execute(conn, plan.swept)
+        row = plan.row
+        if plan.check_quota:
+            others = conn.execute(_SQL.device_bytes_besides, (row.device, row.job)).fetchone()
+            check_quota(plan, others[0], self.limits)
+        stored = self._seal(row.device, row.job, row.text, row.version)
+        conn.execute(_SQL.upsert_bucket, row.values(stored))
+        if plan.history is not None:
+            h = plan.history
+            conn.execute(
+                _SQL.insert_history,
+                (row.device, row.job, h.version, h.at, h.actor, h.changes, stored),
+            )
+        if plan.forget_through is not None:
+            conn.execute(_SQL.forget_contents, (row.device, row.job, plan.forget_through))
+        if plan.drop_through is not None:
+            conn.execute(_SQL.drop_history, (row.device, row.job, plan.drop_through))
+
+    @staticmethod
+    def _schema(conn: sqlite3.Connection, state: ThreadState, job: str) -> str | None:
+        if job not in state.schemas:
+            row = conn.execute(_SQL.job_schema, (job,)).fetchone()
+            state.schemas[job] = None if row is None else row[0]
+        return state.schemas[job]
