@@ -247,22 +247,27 @@ class SQLStore(Store):
         return found
 
     async def _writes_cursor(self) -> tuple[float, float]:
-        """Where :meth:`_writes_since` starts: a second ago."""
-        return time.time() - 1.0, 0.0
+        """Where :meth:`_writes_since` starts: now."""
+        return time.time(), 0.0
 
     async def _writes_since(
         self, cursor: tuple[float, float]
     ) -> tuple[list[tuple[str, str | None, int]], tuple[float, float]]:
         """The buckets written since ``cursor`` (device, job, version), and the next cursor:
         from the buckets' times, at most once a second (a scan of the table, made only while
-        someone watches many buckets). A write stamped more than a second before an earlier
-        one (a server whose clock lags) is missed."""
+        someone watches many buckets), the last second again each time (the watcher reads
+        each version once). A write stamped more than a second before an earlier one (a
+        server whose clock lags) is missed."""
         since, scanned = cursor
         if time.monotonic() - scanned < 1.0:
             return [], cursor
         rows = await self._rows(self._sql.written_since, since)
-        latest = max((r[3] for r in rows), default=since + 1.0)
-        return [(r[0], r[1] or None, r[2]) for r in rows], (latest - 1.0, time.monotonic())
+        latest = max((r[3] for r in rows), default=since)
+        # Looked at again next time: the last second, for writes committed out of order.
+        return [(r[0], r[1] or None, r[2]) for r in rows], (
+            max(since, latest - 1.0),
+            time.monotonic(),
+        )
 
     def _seal_kept(self, device: str, job: str, text: str | None, version: int) -> str | None:
         """A history entry's contents as stored, if it keeps them."""

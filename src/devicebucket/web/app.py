@@ -114,6 +114,7 @@ def create_app(
         behind_tls=behind_tls,
         idle_seconds=idle * 60,
         lifetime_seconds=hours * 3600,
+        watches=api.watches,
     )
 
     async def not_found(request: Request, exc: Exception) -> Response:

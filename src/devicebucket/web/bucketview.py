@@ -34,9 +34,28 @@ class Entry:
     text: str  # what the page shows: the value's JSON (masked where hidden), maybe cut short
     cut: bool  # ``text`` is the start of a longer value
     edit: str  # what the edit form starts with: the value's JSON, or "" if hidden or cut
+    expires: float | None = None  # when the key expires (Unix seconds), if it does
+    expires_in: str = ""  # the time left, for reading ("4 min 59 s")
 
 
-def entry(key: str, value: Any, secret_keys: tuple[str, ...], revealed: bool) -> Entry:
+def time_left(seconds: float) -> str:
+    """A time left as a person reads it: ``2 h 5 min``, ``4 min 59 s``, ``12 s``."""
+    whole = max(0, int(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+
+
+def entry(
+    key: str,
+    value: Any,
+    secret_keys: tuple[str, ...],
+    revealed: bool,
+    expires: float | None = None,
+    now: float = 0.0,
+) -> Entry:
     secret = is_secret_key(key, secret_keys)
     hidden = not revealed and (secret or has_secret(value, secret_keys))
     if hidden and secret:
@@ -45,7 +64,9 @@ def entry(key: str, value: Any, secret_keys: tuple[str, ...], revealed: bool) ->
         text = pretty(mask_value(value, secret_keys) if hidden else value)
     cut = len(text) > SHOWN_CHARS
     edit = "" if hidden or cut else text
-    return Entry(key, kind(value), secret, hidden, text[:SHOWN_CHARS] if cut else text, cut, edit)
+    left = "" if expires is None else time_left(expires - now)
+    shown = text[:SHOWN_CHARS] if cut else text
+    return Entry(key, kind(value), secret, hidden, shown, cut, edit, expires, left)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,14 +94,20 @@ def bucket_view(
     reveal: str | None,
     page: int,
     schema: Any = None,
+    expires: dict[str, float] | None = None,
+    now: float = 0.0,
 ) -> BucketView:
-    """Page ``page`` of a bucket's keys (sorted), ``reveal`` the key shown unmasked."""
+    """Page ``page`` of a bucket's keys (sorted), ``reveal`` the key shown unmasked, each
+    with its expiry (``expires``) and the time left from ``now``."""
     data = snapshot.data
     pages = max(1, -(-len(data) // KEYS_PER_PAGE))
     page = min(max(page, 1), pages)
     start = (page - 1) * KEYS_PER_PAGE
     keys = sorted(data)[start : start + KEYS_PER_PAGE]
-    entries = [entry(key, data[key], secret_keys, key == reveal) for key in keys]
+    when = expires or {}
+    entries = [
+        entry(key, data[key], secret_keys, key == reveal, when.get(key), now) for key in keys
+    ]
     errors = [] if schema_text is None else schema_errors(data, schema_text)
     return BucketView(
         job,

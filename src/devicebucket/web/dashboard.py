@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from importlib.resources import files
 from typing import Any
@@ -39,6 +40,8 @@ from .auth import TokenAuth
 from .bucketview import bucket_view, entry
 from .forms import SIGN_IN_BYTES, FormRefusedError, edit_form_bytes, read_form
 from .historypages import HistoryPages
+from .livepages import LivePages
+from .metrics import Metrics
 from .pagekit import (
     actor,
     back_to_bucket,
@@ -52,6 +55,7 @@ from .pagekit import (
 )
 from .responses import HTTPError
 from .signin import SESSION_COOKIE, SessionKeeper
+from .streams import Watches, heartbeat_seconds, watchers_per_token
 
 __all__ = ["SESSION_COOKIE", "Dashboard"]
 
@@ -77,6 +81,7 @@ class Dashboard:
         behind_tls: bool = False,
         idle_seconds: float = 30 * 60,
         lifetime_seconds: float = 12 * 3600,
+        watches: Watches | None = None,
     ) -> None:
         """``behind_tls``: the server is reached only through HTTPS (a TLS proxy in front of
         plain HTTP), so cookies are always ``Secure`` and pages send HSTS. A session ends
@@ -94,6 +99,8 @@ class Dashboard:
         )
         self.edit_form_bytes = edit_form_bytes(store.limits.max_bucket_bytes)
         self.changes = HistoryPages(self)
+        self.watches = watches or Watches(Metrics(), watchers_per_token(), heartbeat_seconds())
+        self.live = LivePages(self)
         self.secret_keys = secret_keys
         self.env = Environment(
             loader=PackageLoader("devicebucket.web", "templates"),
@@ -268,6 +275,8 @@ class Dashboard:
                     reveal if mine else None,
                     number if mine else 1,
                     schema,
+                    await self.store.expiries(device, job=job),
+                    time.time(),
                 )
             )
         notice = None
@@ -338,8 +347,16 @@ class Dashboard:
                 done = {"deleted": key}
             else:
                 value = parse_value(form)
+                seconds = str(form.get("expire_in", "")).strip()
+                if seconds and not (seconds.isascii() and seconds.isdigit()):
+                    raise ValueError("Expires in must be a whole number of seconds, or empty.")
                 await self.store.merge(
-                    device, {key: value}, job=job, expected_version=version, actor=actor(session)
+                    device,
+                    {key: value},
+                    job=job,
+                    expected_version=version,
+                    actor=actor(session),
+                    expire_in={key: int(seconds)} if seconds else None,
                 )
                 done = {"saved": key}
         except ConflictError as exc:
@@ -415,6 +432,9 @@ class Dashboard:
             Route(
                 "/ui/devices/{device}/restore", self.page(self.changes.restore), methods=["POST"]
             ),
+            Route("/ui/devices/{device}/changes", self.page(self.live.device_changes)),
+            Route("/ui/activity", self.page(self.live.activity)),
+            Route("/ui/activity/changes", self.page(self.live.fleet_changes)),
             Route("/ui/jobs", self.page(self.jobs)),
             Route("/ui/jobs/{job}", self.page(self.job)),
             Mount(
