@@ -1,5 +1,7 @@
 import { type TransportOptions } from "./transport.js";
+import { type WatchEvent, type WatchOptions } from "./watch.js";
 export type { Failure } from "./transport.js";
+export type { BucketChange, BucketResync, WatchEvent, WatchOptions } from "./watch.js";
 export { jsonPath } from "./values.js";
 /** The result of a device bucket call, exactly as the seed platform types it. */
 export type DeviceBucketResult = {
@@ -19,11 +21,22 @@ export type BucketResult = {
 };
 /** What `update` merges: computed from the bucket as it is (may be async). */
 export type UpdateFunction = (current: Record<string, any>) => Record<string, any> | Promise<Record<string, any>>;
+export interface SetOptions {
+    /** Keys of `data` that expire, in seconds from now (`{ otp: 300 }`); a key set again
+     * without one no longer expires. */
+    expireIn?: Record<string, number>;
+}
+export interface WaitOptions {
+    /** How long to wait, in milliseconds (default 30,000). */
+    timeoutMs?: number;
+}
+/** What `waitFor` waits for: a key to be present, or a predicate on the bucket. */
+export type Condition = string | ((bucket: Record<string, any>) => boolean);
 export interface BucketUtils<R> {
     /** The stored data, or `{}` if nothing was stored yet. */
     get(): Promise<R>;
     /** Merge `data` shallowly: its keys are added or overwritten, the rest kept. */
-    set(data: Record<string, any>): Promise<R>;
+    set(data: Record<string, any>, options?: SetOptions): Promise<R>;
     /** Remove these top-level keys (missing ones are ignored). */
     delete(...keys: string[]): Promise<R>;
     /** Remove every key. */
@@ -31,6 +44,14 @@ export interface BucketUtils<R> {
     /** Atomic read-modify-write: merge `fn(current)` on the version it saw, retried when
      * another writer won. An exception `fn` throws rejects the promise. */
     update(fn: UpdateFunction): Promise<R>;
+    /** The bucket's changes as they happen, for as long as the caller iterates: each
+     * `{ version, at, actor, changed, removed }`, or `{ resync: true, version, bucket }` when
+     * the server's history no longer keeps the versions after `since`. A failure ends the
+     * watch as its last item. */
+    watch(options?: WatchOptions): AsyncGenerator<WatchEvent>;
+    /** The bucket once a key is present (or the predicate holds), waiting for changes as they
+     * happen (no polling); a failure after `timeoutMs`. */
+    waitFor(condition: Condition, options?: WaitOptions): Promise<R>;
 }
 export type DeviceBucketUtils = BucketUtils<DeviceBucketResult>;
 export type JobBucketUtils = BucketUtils<BucketResult>;

@@ -4,6 +4,7 @@
 // bad input, a schema violation or a server that is down, slow or failing.
 import { InvalidValue, isValidText, jsonPath, plainJson } from "./values.js";
 import { Transport, codeOf } from "./transport.js";
+import { applyEvent, watch } from "./watch.js";
 export { jsonPath } from "./values.js";
 /** A path of the server's OpenAPI document with its parameters filled in, each quoted. */
 function fill(template, params) {
@@ -70,10 +71,14 @@ class Bucket {
     async get() {
         return this.result(await this.read());
     }
-    async set(data) {
+    async set(data, options = {}) {
         let patch;
+        let path = this.path;
         try {
             patch = plainJson(data);
+            if (options.expireIn !== undefined) {
+                path += `?expire_in=${encodeURIComponent(JSON.stringify(plainJson(options.expireIn)))}`;
+            }
         }
         catch (error) {
             if (error instanceof InvalidValue) {
@@ -81,7 +86,59 @@ class Bucket {
             }
             throw error;
         }
-        return this.result(await this.write("PATCH", this.path, patch));
+        return this.result(await this.write("PATCH", path, patch));
+    }
+    source() {
+        return this.transport.source(`${this.path}/changes`, async () => {
+            const current = await this.read();
+            if ("success" in current)
+                return current;
+            if (current.status >= 400)
+                return this.transport.failure(current);
+            return current.etag ?? 0;
+        });
+    }
+    async *watch(options = {}) {
+        const problem = await this.ready();
+        if (problem) {
+            yield problem;
+            return;
+        }
+        yield* watch(this.source(), options);
+    }
+    async waitFor(condition, options = {}) {
+        if (typeof condition !== "string" && typeof condition !== "function") {
+            return this.fail("waitFor needs a key (a string) or a predicate on the bucket");
+        }
+        const timeoutMs = options.timeoutMs ?? 30_000;
+        const holds = (bucket) => typeof condition === "string" ? Object.hasOwn(bucket, condition) : Boolean(condition(structuredClone(bucket)));
+        const what = typeof condition === "string" ? `key ${JSON.stringify(condition)}` : "the condition";
+        const stop = new AbortController();
+        const timer = setTimeout(() => stop.abort(), timeoutMs);
+        try {
+            const current = await this.read();
+            if ("success" in current || current.status >= 400) {
+                return this.result(current);
+            }
+            let bucket = current.body;
+            if (holds(bucket)) {
+                return this.wrap(bucket);
+            }
+            for await (const event of watch(this.source(), { since: current.etag ?? 0, signal: stop.signal })) {
+                if ("success" in event) {
+                    return event;
+                }
+                bucket = applyEvent(bucket, event);
+                if (holds(bucket)) {
+                    return this.wrap(structuredClone(bucket));
+                }
+            }
+            return this.fail(`${what} did not hold within ${timeoutMs / 1000} s`);
+        }
+        finally {
+            clearTimeout(timer);
+            stop.abort();
+        }
     }
     async delete(...keys) {
         for (const key of keys) {
@@ -221,7 +278,18 @@ export function createAgent(options) {
     let bucket;
     if (job === null) {
         const noJob = async () => ({ success: false, error: NO_JOB });
-        bucket = { get: noJob, set: noJob, delete: noJob, clear: noJob, update: noJob };
+        async function* noJobWatch() {
+            yield { success: false, error: NO_JOB };
+        }
+        bucket = {
+            get: noJob,
+            set: noJob,
+            delete: noJob,
+            clear: noJob,
+            update: noJob,
+            watch: noJobWatch,
+            waitFor: noJob,
+        };
     }
     else {
         const registrar = new JobRegistrar(transport, job, options);

@@ -1,3 +1,4 @@
+import type { StreamSource } from "./watch.js";
 export interface Failure {
     success: false;
     error: string;
@@ -36,6 +37,8 @@ export declare class Transport {
     constructor(options: TransportOptions);
     /** What names this server in an error message: its URL without a password or query. */
     get shownUrl(): string;
+    /** What a watch of the stream at `path` needs of this server (see `watch.ts`). */
+    source(path: string, version: () => Promise<number | Failure>): StreamSource;
     private unavailable;
     /** Send `request`, retrying where that is safe: the final answer (an error answer
      * included: see `failure`), or a Failure naming the server and the cause. */

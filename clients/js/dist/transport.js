@@ -56,6 +56,18 @@ export class Transport {
             return "(a URL that is not valid)";
         }
     }
+    /** What a watch of the stream at `path` needs of this server (see `watch.ts`). */
+    source(path, version) {
+        return {
+            url: this.url + path,
+            headers: this.headers,
+            retries: this.retries,
+            backoffMs: this.backoffMs,
+            timeoutMs: this.timeoutMs,
+            version,
+            unavailable: (cause) => this.unavailable(cause),
+        };
+    }
     unavailable(cause) {
         return { success: false, error: `devicebucket server ${this.shownUrl}: ${cause}` };
     }

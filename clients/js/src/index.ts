@@ -5,9 +5,11 @@
 
 import { InvalidValue, isValidText, jsonPath, plainJson } from "./values.js";
 import { type Answer, type Failure, Transport, type TransportOptions, codeOf } from "./transport.js";
+import { applyEvent, type WatchEvent, type WatchOptions, watch } from "./watch.js";
 import type { components, paths } from "./wire.js";
 
 export type { Failure } from "./transport.js";
+export type { BucketChange, BucketResync, WatchEvent, WatchOptions } from "./watch.js";
 export { jsonPath } from "./values.js";
 
 /** The result of a device bucket call, exactly as the seed platform types it. */
@@ -25,11 +27,25 @@ export type UpdateFunction = (
   current: Record<string, any>,
 ) => Record<string, any> | Promise<Record<string, any>>;
 
+export interface SetOptions {
+  /** Keys of `data` that expire, in seconds from now (`{ otp: 300 }`); a key set again
+   * without one no longer expires. */
+  expireIn?: Record<string, number>;
+}
+
+export interface WaitOptions {
+  /** How long to wait, in milliseconds (default 30,000). */
+  timeoutMs?: number;
+}
+
+/** What `waitFor` waits for: a key to be present, or a predicate on the bucket. */
+export type Condition = string | ((bucket: Record<string, any>) => boolean);
+
 export interface BucketUtils<R> {
   /** The stored data, or `{}` if nothing was stored yet. */
   get(): Promise<R>;
   /** Merge `data` shallowly: its keys are added or overwritten, the rest kept. */
-  set(data: Record<string, any>): Promise<R>;
+  set(data: Record<string, any>, options?: SetOptions): Promise<R>;
   /** Remove these top-level keys (missing ones are ignored). */
   delete(...keys: string[]): Promise<R>;
   /** Remove every key. */
@@ -37,6 +53,14 @@ export interface BucketUtils<R> {
   /** Atomic read-modify-write: merge `fn(current)` on the version it saw, retried when
    * another writer won. An exception `fn` throws rejects the promise. */
   update(fn: UpdateFunction): Promise<R>;
+  /** The bucket's changes as they happen, for as long as the caller iterates: each
+   * `{ version, at, actor, changed, removed }`, or `{ resync: true, version, bucket }` when
+   * the server's history no longer keeps the versions after `since`. A failure ends the
+   * watch as its last item. */
+  watch(options?: WatchOptions): AsyncGenerator<WatchEvent>;
+  /** The bucket once a key is present (or the predicate holds), waiting for changes as they
+   * happen (no polling); a failure after `timeoutMs`. */
+  waitFor(condition: Condition, options?: WaitOptions): Promise<R>;
 }
 
 export type DeviceBucketUtils = BucketUtils<DeviceBucketResult>;
@@ -107,7 +131,7 @@ class Bucket<R> implements BucketUtils<R> {
     private readonly transport: Transport,
     private readonly path: string,
     private readonly headers: Record<string, string>,
-    private readonly wrap: (data: Record<string, any>) => R,
+    readonly wrap: (data: Record<string, any>) => R,
     private readonly ready: () => Promise<Failure | null>,
   ) {}
 
@@ -152,17 +176,74 @@ class Bucket<R> implements BucketUtils<R> {
     return this.result(await this.read());
   }
 
-  async set(data: Record<string, any>): Promise<R> {
+  async set(data: Record<string, any>, options: SetOptions = {}): Promise<R> {
     let patch: Record<string, unknown>;
+    let path = this.path;
     try {
       patch = plainJson(data);
+      if (options.expireIn !== undefined) {
+        path += `?expire_in=${encodeURIComponent(JSON.stringify(plainJson(options.expireIn)))}`;
+      }
     } catch (error) {
       if (error instanceof InvalidValue) {
         return this.fail(error.message);
       }
       throw error;
     }
-    return this.result(await this.write("PATCH", this.path, patch));
+    return this.result(await this.write("PATCH", path, patch));
+  }
+
+  private source() {
+    return this.transport.source(`${this.path}/changes`, async () => {
+      const current = await this.read();
+      if ("success" in current) return current;
+      if (current.status >= 400) return this.transport.failure(current);
+      return current.etag ?? 0;
+    });
+  }
+
+  async *watch(options: WatchOptions = {}): AsyncGenerator<WatchEvent> {
+    const problem = await this.ready();
+    if (problem) {
+      yield problem;
+      return;
+    }
+    yield* watch(this.source(), options);
+  }
+
+  async waitFor(condition: Condition, options: WaitOptions = {}): Promise<R> {
+    if (typeof condition !== "string" && typeof condition !== "function") {
+      return this.fail("waitFor needs a key (a string) or a predicate on the bucket");
+    }
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    const holds = (bucket: Record<string, any>) =>
+      typeof condition === "string" ? Object.hasOwn(bucket, condition) : Boolean(condition(structuredClone(bucket)));
+    const what = typeof condition === "string" ? `key ${JSON.stringify(condition)}` : "the condition";
+    const stop = new AbortController();
+    const timer = setTimeout(() => stop.abort(), timeoutMs);
+    try {
+      const current = await this.read();
+      if ("success" in current || current.status >= 400) {
+        return this.result(current);
+      }
+      let bucket = current.body as Record<string, any>;
+      if (holds(bucket)) {
+        return this.wrap(bucket);
+      }
+      for await (const event of watch(this.source(), { since: current.etag ?? 0, signal: stop.signal })) {
+        if ("success" in event) {
+          return event as R;
+        }
+        bucket = applyEvent(bucket, event);
+        if (holds(bucket)) {
+          return this.wrap(structuredClone(bucket));
+        }
+      }
+      return this.fail(`${what} did not hold within ${timeoutMs / 1000} s`);
+    } finally {
+      clearTimeout(timer);
+      stop.abort();
+    }
   }
 
   async delete(...keys: string[]): Promise<R> {
@@ -317,7 +398,18 @@ export function createAgent(options: AgentOptions): Agent {
   let bucket: JobBucketUtils;
   if (job === null) {
     const noJob = async (): Promise<BucketResult> => ({ success: false, error: NO_JOB });
-    bucket = { get: noJob, set: noJob, delete: noJob, clear: noJob, update: noJob };
+    async function* noJobWatch(): AsyncGenerator<WatchEvent> {
+      yield { success: false, error: NO_JOB };
+    }
+    bucket = {
+      get: noJob,
+      set: noJob,
+      delete: noJob,
+      clear: noJob,
+      update: noJob,
+      watch: noJobWatch,
+      waitFor: noJob,
+    };
   } else {
     const registrar = new JobRegistrar(transport, job, options);
     bucket = new Bucket<BucketResult>(

@@ -3,6 +3,7 @@
 // connection) is retried only when repeating it is safe; a 503 is retried; every other
 // answer is final. Nothing here throws for an expected failure: it returns a Failure.
 
+import type { StreamSource } from "./watch.js";
 import type { components } from "./wire.js";
 
 type ErrorBody = components["schemas"]["Error"];
@@ -98,6 +99,19 @@ export class Transport {
     } catch {
       return "(a URL that is not valid)";
     }
+  }
+
+  /** What a watch of the stream at `path` needs of this server (see `watch.ts`). */
+  source(path: string, version: () => Promise<number | Failure>): StreamSource {
+    return {
+      url: this.url + path,
+      headers: this.headers,
+      retries: this.retries,
+      backoffMs: this.backoffMs,
+      timeoutMs: this.timeoutMs,
+      version,
+      unavailable: (cause) => this.unavailable(cause),
+    };
   }
 
   private unavailable(cause: string): Failure {

@@ -149,3 +149,64 @@ test("a device token reaches only its own device", { skip: missing }, async () =
   assert.equal(result.success, false);
   assert.match(result.error, /job "nojob" is not registered .* devicebucket job register --job nojob/);
 });
+
+test("watch gives each change in order, and resumes after a version", { skip: missing }, async () => {
+  const agent = createAgent({ url, token: admin, device: "js-watch" });
+  const bucket = agent.utils.deviceBucket;
+  await bucket.set({ n: 0 });
+  const seen = [];
+  for await (const change of bucket.watch({ since: 0 })) {
+    seen.push(change);
+    if (change.version === 1) {
+      await bucket.set({ otp: "4921" });
+      await bucket.delete("n");
+    }
+    if (change.version === 3) break;
+  }
+  assert.deepEqual(seen.map((c) => c.version), [1, 2, 3]);
+  assert.deepEqual(seen[1].changed, { otp: "4921" });
+  assert.deepEqual(seen[2].removed, ["n"]);
+  assert.match(seen[2].at, /Z$/);
+  const resumed = [];
+  for await (const change of bucket.watch({ since: 2 })) {
+    resumed.push(change.version);
+    break;
+  }
+  assert.deepEqual(resumed, [3]);
+});
+
+test("waitFor returns once the key is there, fails after its timeout", { skip: missing }, async () => {
+  const reader = createAgent({ url, token: admin, device: "js-otp" }).utils.deviceBucket;
+  const writer = createAgent({ url, token: admin, device: "js-otp" }).utils.deviceBucket;
+  const waiting = reader.waitFor("otp", { timeoutMs: 10_000 });
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  await writer.set({ otp: "1234" });
+  assert.deepEqual(await waiting, { success: true, deviceBucket: { otp: "1234" } });
+  const predicate = await reader.waitFor((b) => b.otp === "1234", { timeoutMs: 1000 });
+  assert.equal(predicate.success, true);
+  const late = await reader.waitFor("never", { timeoutMs: 300 });
+  assert.equal(late.success, false);
+  assert.match(late.error, /"never" did not hold within 0.3 s/);
+});
+
+test("set with expireIn makes keys expire; a bad one is refused", { skip: missing }, async () => {
+  const bucket = createAgent({ url, token: admin, device: "js-expire" }).utils.deviceBucket;
+  const set = await bucket.set({ otp: "4921", keep: 1 }, { expireIn: { otp: 0.3 } });
+  assert.equal(set.success, true);
+  const expiries = await call("GET", "/v1/devices/js-expire/bucket/expiries");
+  assert.deepEqual(Object.keys(expiries.body.expires), ["otp"]);
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  assert.deepEqual(await bucket.get(), { success: true, deviceBucket: { keep: 1 } });
+  const bad = await bucket.set({ a: 1 }, { expireIn: { other: 5 } });
+  assert.equal(bad.success, false);
+  assert.match(bad.error, /expire_in/);
+});
+
+test("a job bucket watch without a job says so", { skip: missing }, async () => {
+  const agent = createAgent({ url, token: admin, device: "js-nojob" });
+  const items = [];
+  for await (const item of agent.utils.bucket.watch()) items.push(item);
+  assert.equal(items.length, 1);
+  assert.equal(items[0].success, false);
+  assert.match(items[0].error, /job context/);
+});
