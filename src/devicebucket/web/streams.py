@@ -70,12 +70,36 @@ def since_of(request: Request) -> int | None:
 
 
 def _event(event: Event | Overflow, many: bool) -> ServerSentEvent:
-    data = json.dumps(event_json(event, where=many), ensure_ascii=False)
+    data = _encoded(event, many)
     if isinstance(event, Overflow):
         return ServerSentEvent(data, event="overflow")
     kind = "resync" if isinstance(event, Resync) else "change"
     assert isinstance(event, (BucketChange, Resync))
     return ServerSentEvent(data, event=kind, id=None if many else str(event.version))
+
+
+# The watchers of one bucket share its change objects (``core.watching.Feed``): each is
+# encoded once for all of them. Kept with the object, so its id is not reused meanwhile.
+_ENCODED: dict[tuple[int, bool], tuple[object, str]] = {}
+_ENCODED_MOST: Final = 4096  # events
+_ENCODED_BYTES: Final = 16 * 1024 * 1024  # and characters of their texts
+_encoded_chars = 0
+
+
+def _encoded(event: Event | Overflow, many: bool) -> str:
+    global _encoded_chars
+    key = (id(event), many)
+    found = _ENCODED.get(key)
+    if found is not None and found[0] is event:
+        return found[1]
+    text = json.dumps(event_json(event, where=many), ensure_ascii=False)
+    if len(text) > _ENCODED_BYTES // 16:
+        return text  # a big one is not kept
+    while _ENCODED and (len(_ENCODED) >= _ENCODED_MOST or _encoded_chars > _ENCODED_BYTES):
+        _encoded_chars -= len(_ENCODED.pop(next(iter(_ENCODED)))[1])
+    _ENCODED[key] = (event, text)
+    _encoded_chars += len(text)
+    return text
 
 
 class Watches:
