@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 import pytest
 from httpx_sse import aconnect_sse
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from devicebucket import SQLiteStore
 from devicebucket.core.limits import Limits
@@ -226,3 +228,57 @@ async def test_a_client_that_stops_reading_is_cut_back_to_a_resync(live: Live) -
     assert "event: resync" in text
     changes = text.count("event: change")
     assert changes < 60
+
+
+HOSTILE_EXPIRE_IN = [
+    '{"otp": 1e400}',
+    '{"otp": -1e400}',
+    '{"otp": ' + "9" * 5000 + "}",
+    '{"\\ud800": 10}',
+    '{"otp": "\\u0000"}',
+    '{"otp": NaN}',
+    '{"otp": ' + "[" * 5000 + "]" * 5000 + "}",
+    "[" * 20_000,  # as deep as a URL httpx sends may hold
+    '{"otp": 10, "otp": -1}',
+    "not json",
+    "",
+    '{"otp": null}',
+    '{"otp": {"seconds": 10}}',
+]
+
+
+@pytest.mark.parametrize("raw", HOSTILE_EXPIRE_IN, ids=range(len(HOSTILE_EXPIRE_IN)))
+def test_a_hostile_expire_in_is_a_clear_refusal_that_writes_nothing(live: Live, raw: str) -> None:
+    response = live.http.patch(
+        "/v1/devices/pixel-9/bucket", params={"expire_in": raw}, json={"otp": "1"}
+    )
+    assert response.status_code in (400, 414, 422), response.text
+    if response.status_code != 414:
+        assert response.json()["code"] in ("bad_request", "invalid_value")
+    assert live.http.get("/v1/devices/pixel-9/bucket").headers["etag"] == '"0"'
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    since=st.text(st.characters(exclude_categories=()), max_size=30)
+    | st.integers(min_value=-(10**30), max_value=10**30).map(str)
+)
+def test_any_since_is_a_stream_or_a_clear_400(live: Live, since: str) -> None:
+    try:
+        with live.http.stream("GET", CHANGES, params={"since": since}, timeout=5) as response:
+            status = response.status_code
+            if status != 200:
+                response.read()
+                assert response.json()["code"] == "bad_request"
+    except UnicodeEncodeError:
+        return  # not a request a client can send
+    assert status in (200, 400)
+    if status == 200:
+        assert since.isascii()
+        assert since.isdigit()
+        assert int(since) < 2**63
