@@ -172,3 +172,20 @@ def test_playwright_example_keeps_the_cookies_in_the_device_bucket(tmp_path: Pat
     assert (cookie["name"], cookie["value"]) == ("session", "signed-in-7")
     # The second run's browser came signed in, with the cookies the first run stored.
     assert _LoginPage.cookies_seen == [None, "session=signed-in-7"]
+
+
+def test_live_example_runs(tmp_path: Path) -> None:
+    (python,) = [b for b in blocks("python") if "asyncio.run(live())" in b]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEVICEBUCKET_")}
+    result = subprocess.run(
+        [sys.executable, "-c", python],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "{'success': True, 'deviceBucket': {'otp': '4921'}}"
+    assert lines[1] == "1 local via automation sms.py {'otp': '4921'} []"
