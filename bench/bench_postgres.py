@@ -87,7 +87,11 @@ async def load(url: str, schema: str, devices: int, size: int) -> None:
                 (f"pixel-{d:07d}", "", text, 1, len(data), len(text), now)
                 for d in range(start, min(devices, start + chunk))
             ]
-            await conn.copy_records_to_table("buckets", records=rows)
+            await conn.copy_records_to_table(
+                "buckets",
+                records=rows,
+                columns=["device", "job", "data", "version", "keys", "size", "updated_at"],
+            )
         await conn.execute("ANALYZE buckets")
     finally:
         await conn.close()
