@@ -26,17 +26,17 @@ def blocks(language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", README, re.S)
 
 
-def test_python_example_runs(tmp_path: Path) -> None:
-    (python,) = [b for b in blocks("python") if "asyncio.run(demo())" in b]
+def run_python(marker: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run the README's Python block that holds ``marker``, in ``cwd``."""
+    (python,) = [b for b in blocks("python") if marker in b]
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEVICEBUCKET_")}
-    result = subprocess.run(
-        [sys.executable, "-c", python],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    return subprocess.run(
+        [sys.executable, "-c", python], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
     )
+
+
+def test_python_example_runs(tmp_path: Path) -> None:
+    result = run_python("asyncio.run(demo())", tmp_path)
     assert result.returncode == 0, result.stderr
     assert "'success': True" in result.stdout
     assert (tmp_path / "fleet.db").exists()
@@ -175,16 +175,7 @@ def test_playwright_example_keeps_the_cookies_in_the_device_bucket(tmp_path: Pat
 
 
 def test_live_example_runs(tmp_path: Path) -> None:
-    (python,) = [b for b in blocks("python") if "asyncio.run(live())" in b]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEVICEBUCKET_")}
-    result = subprocess.run(
-        [sys.executable, "-c", python],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_python("asyncio.run(live())", tmp_path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "{'success': True, 'deviceBucket': {'otp': '4921'}}"

@@ -8,7 +8,7 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from pathlib import Path
 
@@ -18,8 +18,11 @@ import pytest
 from devicebucket import HTTPStore, SQLiteStore, Store
 from devicebucket.core.watching import BucketChange, Event
 
-from ..conftest import ROOT, drop_schema, pg_schema_url, require_postgres
+from ..conftest import ROOT
 from ..servers import ADMIN, ServeProcess
+from .test_postgres import pg_url
+
+__all__ = ["pg_url"]  # the fixture, shared
 
 pytestmark = pytest.mark.slow
 
@@ -91,14 +94,6 @@ async def test_other_workers_of_one_server(tmp_path: Path) -> None:
         watching = asyncio.create_task(watch_through(server.url, 0, 120))
         await asyncio.to_thread(write_each_on_a_new_connection, server.url, 0, 120)
         check(await watching, 120)
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    require_postgres()
-    url, schema = pg_schema_url()
-    yield url
-    asyncio.run(drop_schema(schema))
 
 
 async def test_other_servers_on_one_postgresql_database_and_resume(pg_url: str) -> None:
