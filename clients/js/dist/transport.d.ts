@@ -1,4 +1,3 @@
-import type { StreamSource } from "./watch.js";
 export interface Failure {
     success: false;
     error: string;
@@ -19,6 +18,17 @@ export interface TransportOptions {
     retries?: number;
     /** The first retry's wait in milliseconds, doubled for each later one (default 100). */
     backoffMs?: number;
+}
+/** What a watch of an event stream needs of a server (see `watch.ts`). */
+export interface StreamSource {
+    url: string;
+    headers: Record<string, string>;
+    retries: number;
+    backoffMs: number;
+    timeoutMs: number;
+    /** The bucket's current version, or a Failure. */
+    version(): Promise<number | Failure>;
+    unavailable(cause: string): Failure;
 }
 export interface Request {
     method: string;

@@ -1,4 +1,4 @@
-import type { Failure } from "./transport.js";
+import type { Failure, StreamSource } from "./transport.js";
 /** One version of a bucket: who made it and when, the keys it set (with their new values)
  * and the keys it removed. */
 export interface BucketChange {
@@ -22,16 +22,6 @@ export interface WatchOptions {
     since?: number;
     /** Stops the watch. */
     signal?: AbortSignal;
-}
-export interface StreamSource {
-    url: string;
-    headers: Record<string, string>;
-    retries: number;
-    backoffMs: number;
-    timeoutMs: number;
-    /** The bucket's current version, or a Failure. */
-    version(): Promise<number | Failure>;
-    unavailable(cause: string): Failure;
 }
 /** The bucket's changes from the server at `source.url`, for as long as the caller iterates
  * (or `options.signal` aborts). A dropped stream is opened again after the last version

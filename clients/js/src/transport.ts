@@ -3,7 +3,6 @@
 // connection) is retried only when repeating it is safe; a 503 is retried; every other
 // answer is final. Nothing here throws for an expected failure: it returns a Failure.
 
-import type { StreamSource } from "./watch.js";
 import type { components } from "./wire.js";
 
 type ErrorBody = components["schemas"]["Error"];
@@ -30,6 +29,18 @@ export interface TransportOptions {
   retries?: number;
   /** The first retry's wait in milliseconds, doubled for each later one (default 100). */
   backoffMs?: number;
+}
+
+/** What a watch of an event stream needs of a server (see `watch.ts`). */
+export interface StreamSource {
+  url: string;
+  headers: Record<string, string>;
+  retries: number;
+  backoffMs: number;
+  timeoutMs: number;
+  /** The bucket's current version, or a Failure. */
+  version(): Promise<number | Failure>;
+  unavailable(cause: string): Failure;
 }
 
 export interface Request {

@@ -2,7 +2,7 @@
 // fetch: a bucket's changes as they happen, resumed after the last version received when the
 // stream drops (none lost, none repeated), and waiting for a key without polling.
 
-import type { Failure } from "./transport.js";
+import type { Failure, StreamSource } from "./transport.js";
 
 /** One version of a bucket: who made it and when, the keys it set (with their new values)
  * and the keys it removed. */
@@ -30,17 +30,6 @@ export interface WatchOptions {
   since?: number;
   /** Stops the watch. */
   signal?: AbortSignal;
-}
-
-export interface StreamSource {
-  url: string;
-  headers: Record<string, string>;
-  retries: number;
-  backoffMs: number;
-  timeoutMs: number;
-  /** The bucket's current version, or a Failure. */
-  version(): Promise<number | Failure>;
-  unavailable(cause: string): Failure;
 }
 
 // The server sends a heartbeat every 15 seconds: a stream silent for three is dead.
