@@ -165,3 +165,11 @@ async def test_copy_keeps_expiries(store: Store, tmp_path: Path) -> None:
     async with open_test_store("sqlite", tmp_path / "target") as target:
         await copy_store(store, target)
         assert set(await target.expiries("pixel-1")) == {"otp"}
+
+
+async def test_an_export_leaves_out_keys_whose_expiry_has_come(store: Store) -> None:
+    await store.merge("pixel-1", {"otp": "4921", "keep": 1}, expire_in={"otp": 0.3})
+    await until_expired(store, "pixel-1", "otp")
+    records = [r async for r in store.export(history=False)]
+    (bucket,) = [r for r in records if isinstance(r, BucketRecord)]
+    assert (bucket.data, bucket.expires) == ({"keep": 1}, None)

@@ -31,7 +31,6 @@ from ..core.errors import InvalidValueError, StoreUnavailableError
 from ..core.expiry import decode_expiries, visible
 from ..core.limits import Limits
 from ..core.model import (
-    BucketRecord,
     Change,
     DeviceInfo,
     DevicePage,
@@ -45,7 +44,6 @@ from ..core.operations import Operation
 from ..core.planner import EMPTY, StoredBucket, WritePlan, check_quota, plan_job, plan_write
 from ..core.tokens import Token, hash_token, new_token, token_id, token_matches
 from ..core.urls import redact_url
-from ..core.values import decode
 from . import pgsql
 from .pgsql import CONNECTION_ERRORS, MIGRATIONS, Connection, LoopPools
 from .pgsql import PG as _SQL
@@ -270,16 +268,7 @@ class PostgresStore(SQLStore):
                     for row in await conn.fetch(_SQL.export_tokens):
                         yield TokenRecord(*row)
                     async for r in conn.cursor(_SQL.export_buckets, prefetch=500):
-                        device, job, data, version, updated_at, expires = r
-                        text = self._open(device, job, data, version)
-                        yield BucketRecord(
-                            device,
-                            job or None,
-                            decode(text),
-                            version,
-                            updated_at,
-                            decode_expiries(expires),
-                        )
+                        yield self._bucket_record(r)
                     if history:
                         async for r in conn.cursor(_SQL.export_history, prefetch=500):
                             yield self._history_record(r)

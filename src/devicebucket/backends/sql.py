@@ -14,9 +14,9 @@ from typing import Any, Final
 
 from ..core.crypto import EncryptionError, KeyRing, key_check, open_plain, verify_key
 from ..core.errors import DeviceBucketError
-from ..core.expiry import decode_expiries
+from ..core.expiry import decode_expiries, expired
 from ..core.limits import Limits
-from ..core.model import Change, HistoryRecord, decode_change
+from ..core.model import BucketRecord, Change, HistoryRecord, decode_change
 from ..core.planner import Checked, JobRow, plan_history, plan_import
 from ..core.sessions import Session
 from ..core.store import Store
@@ -272,6 +272,19 @@ class SQLStore(Store):
     def _seal_kept(self, device: str, job: str, text: str | None, version: int) -> str | None:
         """A history entry's contents as stored, if it keeps them."""
         return None if text is None else self._seal(device, job, text, version)
+
+    def _bucket_record(self, row: Row) -> BucketRecord:
+        """A row of ``SQL.export_buckets`` as a record: its text opened, without the keys
+        whose expiry has come (an export is a read)."""
+        device, job, data, version, updated_at, expires = (row[i] for i in range(6))
+        bucket = decode(self._open(device, job, data, version))
+        expiring = decode_expiries(expires)
+        if expiring:
+            now = time.time()
+            for key in expired(expiring, now):
+                bucket.pop(key, None)
+                del expiring[key]
+        return BucketRecord(device, job or None, bucket, version, updated_at, expiring or None)
 
     def _history_record(self, row: Row) -> HistoryRecord:
         """A row of ``SQL.export_history`` as a record (its kept contents opened)."""

@@ -34,7 +34,6 @@ from ..core.errors import StoreUnavailableError
 from ..core.expiry import decode_expiries, visible
 from ..core.limits import Limits
 from ..core.model import (
-    BucketRecord,
     Change,
     DeviceInfo,
     DevicePage,
@@ -321,11 +320,7 @@ class SQLiteStore(SQLStore, BatchCommit):
             for row in tokens:
                 yield TokenRecord(*row)
             for row in self._cursor(conn, _SQL.export_buckets):
-                device, job, data, version, updated_at, expires = row
-                text = self._open(device, job, data, version)
-                yield BucketRecord(
-                    device, job or None, decode(text), version, updated_at, decode_expiries(expires)
-                )
+                yield self._bucket_record(row)
             if history:
                 for row in self._cursor(conn, _SQL.export_history):
                     yield self._history_record(row)
