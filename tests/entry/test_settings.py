@@ -161,7 +161,7 @@ def test_reads_create_nothing_and_info_says_what_is_there(tmp_path: Path) -> Non
     assert info["exists"] is True
     assert info["devices"] == 1
     assert info["jobs"] == 0
-    assert info["schema_version"] == 5
+    assert info["schema_version"] == 7
     assert info["encrypted"] is False
     assert info["size_bytes"] > 0
 
