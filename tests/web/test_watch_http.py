@@ -282,3 +282,72 @@ def test_any_since_is_a_stream_or_a_clear_400(live: Live, since: str) -> None:
         assert since.isascii()
         assert since.isdigit()
         assert int(since) < 2**63
+
+
+class CuttableProxy:
+    """A loopback TCP proxy to the server whose open connections can be cut at once."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.writers: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self.writers += [writer, up_writer]
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                sink.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def cut(self) -> None:
+        for writer in self.writers:
+            writer.transport.abort()
+        self.writers.clear()
+
+    async def close(self) -> None:
+        self.cut()
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()
+
+
+async def test_the_http_store_resumes_a_cut_stream_losing_and_repeating_nothing(
+    live: Live,
+) -> None:
+    from devicebucket import HTTPStore
+
+    proxy = CuttableProxy(int(live.url.rsplit(":", 1)[1]))
+    await proxy.start()
+    store = HTTPStore(proxy.url, token=ADMIN, retries=5, backoff=0.05)
+    try:
+        got: list[int] = []
+        async with asyncio.timeout(30):
+            watch = store.watch("pixel-1", since=0)
+            await asyncio.to_thread(live.write, {"n": 1})
+            async for event in watch:
+                got.append(event.version)
+                if event.version == 1:
+                    proxy.cut()  # the stream drops; these writes land while it is down
+                    for n in (2, 3):
+                        await asyncio.to_thread(live.write, {"n": n})
+                if event.version == 3:
+                    break
+            await watch.aclose()
+        assert got == [1, 2, 3]
+    finally:
+        await store.close()
+        await proxy.close()
