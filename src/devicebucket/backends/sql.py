@@ -214,7 +214,8 @@ class SQLStore(Store):
         swept = 0.0
         while True:
             try:
-                if time.monotonic() - swept >= 1.0:  # watchers get expiries, server or none
+                # Watchers get expiries with no server sweeping (a server's sweep is enough).
+                if not self._sweepers and time.monotonic() - swept >= 1.0:
                     swept = time.monotonic()
                     await self.sweep_expired()
                 if not hub.taps:

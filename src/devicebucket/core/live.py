@@ -63,10 +63,12 @@ class Live(ABC):
     #: Whether this store counts its writes per minute (a store that keeps the counts).
     _counts_writes: bool = False
     _minutes: dict[int, int]
+    _sweepers: int
 
     def _init_live(self) -> None:
         self._hubs = weakref.WeakKeyDictionary()
         self._minutes = {}
+        self._sweepers = 0  # how many ``sweep_forever`` loops run on this store object
 
     def watch(
         self, device: str, *, job: str | None = None, since: int | None = None
@@ -106,7 +108,7 @@ class Live(ABC):
         what = f"key {condition[:100]!r}" if isinstance(condition, str) else "the condition"
         try:
             async with asyncio.timeout(timeout):
-                current = await self._read_bucket(device, job)
+                current = await self._get(device, job)
                 bucket, version = current.data, current.version
                 if _holds(condition, bucket):
                     return current
@@ -140,14 +142,18 @@ class Live(ABC):
         """:meth:`sweep_expired` every ``every`` seconds, and :meth:`flush_activity` every
         ten, until cancelled (a store that is away is tried again next time)."""
         flushed = time.monotonic()
-        while True:
-            with suppress(DeviceBucketError):
-                while await self.sweep_expired() == 500:
-                    pass
-                if time.monotonic() - flushed >= 10:
-                    flushed = time.monotonic()
-                    await self.flush_activity()
-            await asyncio.sleep(every)
+        self._sweepers += 1
+        try:
+            while True:
+                with suppress(DeviceBucketError):
+                    while await self.sweep_expired() == 500:
+                        pass
+                    if time.monotonic() - flushed >= 10:
+                        flushed = time.monotonic()
+                        await self.flush_activity()
+                await asyncio.sleep(every)
+        finally:
+            self._sweepers -= 1
 
     # --- activity: writes per minute --------------------------------------------------------
 
@@ -193,33 +199,29 @@ class Live(ABC):
         if written is not None and self._counts_writes:
             minute = int(written.at // 60)
             self._minutes[minute] = self._minutes.get(minute, 0) + 1
+        self._to_hubs(Hub.notify, device, job, version, written)
+
+    def _notify_removed(self, device: str) -> None:
+        """Every bucket of ``device`` was removed through this store object."""
+        self._to_hubs(Hub.removed, device)
+
+    def _to_hubs(self, tell: Callable[..., None], *args: Any) -> None:
+        """Call ``tell(hub, *args)`` on each loop's hub, on that hub's own loop."""
         if not self._hubs:
             return
         here = asyncio.get_running_loop()
         for loop, hub in list(self._hubs.items()):
             if loop is here:
-                hub.notify(device, job, version, written)
+                tell(hub, *args)
             elif not loop.is_closed():
-                loop.call_soon_threadsafe(hub.notify, device, job, version, written)
-
-    def _notify_removed(self, device: str) -> None:
-        """Every bucket of ``device`` was removed through this store object."""
-        here = asyncio.get_running_loop()
-        for loop, hub in list(self._hubs.items()):
-            if loop is here:
-                hub.removed(device)
-            elif not loop.is_closed():
-                loop.call_soon_threadsafe(hub.removed, device)
+                loop.call_soon_threadsafe(tell, hub, *args)
 
     def _hub(self) -> Hub:
         loop = asyncio.get_running_loop()
         hub = self._hubs.get(loop)
         if hub is None:
-            hub = self._hubs[loop] = Hub(self._changes_after, self._read_bucket, self._listener())
+            hub = self._hubs[loop] = Hub(self._changes_after, self._get, self._listener())
         return hub
-
-    async def _read_bucket(self, device: str, job: str | None) -> Snapshot:
-        return await self._get(device, job)
 
     async def _watch(
         self, device: str, job: str | None, since: int | None
@@ -246,9 +248,11 @@ class Live(ABC):
                 for d, j, first, last in await tap.next():
                     after = seen.pop((d, j), first - 1)
                     while after < last:
-                        entries = await self._changes_after(d, j, after, BATCH)
-                        changes = None if first == 0 else changes_from_history(d, j, after, entries)
-                        if changes is None:  # not kept (or the bucket was removed)
+                        changes = None  # the bucket was removed: its versions start again
+                        if first != 0:
+                            entries = await self._changes_after(d, j, after, BATCH)
+                            changes = changes_from_history(d, j, after, entries)
+                        if changes is None:  # not kept, or removed
                             snapshot = await self._get(d, j)
                             yield Resync(d, j, snapshot.version, snapshot.data)
                             after = snapshot.version

@@ -3,9 +3,9 @@ its watchers.
 
 A change is read from the history (who, when, which keys, and that version's contents, from
 which the values of the keys it set are taken); a notification only says "bucket B is at
-version V now". So whatever path a notification takes (a write in this process, another
-worker through the SQLite file, another server through PostgreSQL's ``NOTIFY``), and whether
-it arrives once, twice or never, a watcher gets every version after the one it saw, once, in
+version V now". So whatever path a notification takes (a write in this process, or the
+watched store's look for writes made by other processes and servers), and whether it
+arrives once, twice or never, a watcher gets every version after the one it saw, once, in
 order: a lost notification only delays it until the next one or the periodic check.
 
 A watcher pulls: it asks its bucket's :class:`Feed` for the changes after the version it saw,
