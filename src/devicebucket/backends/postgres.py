@@ -165,14 +165,15 @@ class PostgresStore(SQLStore):
     def _sql(self) -> SQL:
         return _SQL
 
-    async def _run(self, statement: str, *args: Any) -> None:
-        async with self._connection() as conn:
-            await conn.execute(statement, *args)
-
     async def _run_all(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
-        async with self._connection() as conn, conn.transaction():
-            for statement, args in statements:
+        async with self._connection() as conn:
+            if len(statements) == 1:  # one statement is its own transaction: one round trip
+                statement, args = statements[0]
                 await conn.execute(statement, *args)
+                return
+            async with conn.transaction():
+                for statement, args in statements:
+                    await conn.execute(statement, *args)
 
     async def _rows(self, query: str, *args: Any) -> Sequence[Row]:
         return await self._fetch(query, *args)

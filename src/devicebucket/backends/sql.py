@@ -140,9 +140,9 @@ class SQLStore(Store):
     def _sql(self) -> SQL:
         """The statements in this store's dialect."""
 
-    @abstractmethod
     async def _run(self, statement: str, *args: Any) -> None:
         """Execute one statement that changes rows no cache holds, in its own transaction."""
+        await self._run_all([(statement, args)])
 
     @abstractmethod
     async def _run_all(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:

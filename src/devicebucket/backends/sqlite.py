@@ -179,12 +179,6 @@ class SQLiteStore(SQLStore, BatchCommit):
     def _sql(self) -> SQL:
         return _SQL
 
-    async def _run(self, statement: str, *args: Any) -> None:
-        with self._errors():
-            conn = self._conn()
-            with transaction(conn):
-                conn.execute(statement, args)
-
     async def _run_all(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
         with self._errors():
             conn = self._conn()
