@@ -6,7 +6,8 @@ For 1,000 devices with ~1 KB buckets it reports ops/s and p50/p99 latency of
 * get: ``agent.utils.deviceBucket.get()`` vs. bare ``SELECT`` + ``json.loads``;
 * set by one writer: ``set()`` (durable, fsync per commit) vs. bare sqlite3 doing the same
   read-merge-write in a ``BEGIN IMMEDIATE`` transaction with ``synchronous=FULL``;
-* set by 64 concurrent writers (group commit), against the single-writer figure.
+* set by 64 concurrent writers (group commit), against the single-writer figure and against
+  the same code with the history off (``history_versions=0``), in alternate blocks.
 
 Then, in the same run, Deno KV (npm ``@deno/kv``, its Node binding, on a local SQLite file)
 does the same work: ``bench/denokv/bench.mjs``. It runs when ``node`` and ``npm`` are there
@@ -24,7 +25,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -131,9 +132,11 @@ async def run(
     ids = [f"pixel-{i:05d}" for i in range(devices)]
     store = SQLiteStore(workdir / "devicebucket.db", limits=limits)
     agents = [Agent(store, d).utils.deviceBucket for d in ids]
+    off_store = SQLiteStore(workdir / "nohistory.db", limits=replace(limits, history_versions=0))
     conn = bare_connection(workdir / "bare.db")
     for device, bucket in zip(ids, agents, strict=True):
         await bucket.set(PAYLOAD)
+        await Agent(off_store, device).utils.deviceBucket.set(PAYLOAD)
         bare_set(conn, device, PAYLOAD)
 
     rows: list[tuple[Result, Result | None]] = []
@@ -149,16 +152,24 @@ async def run(
     sets = [setter(agents[n % devices], n) for n in range(count)]
     bare_sets = [partial(bare_set, conn, ids[n % devices], {"counter": n}) for n in range(count)]
     rows.append(await interleaved("set, 1 writer", sets, bare_sets))
-    many = Timer("set, 64 writers")
-    await many.concurrent([setter(agents[n % devices], -n) for n in range(count * 4)], 64)
+    # 64 writers with the history on and, in alternate blocks, the same code with it off.
+    many, plain = Timer("set, 64 writers"), Timer("set, 64 writers, history off")
+    offs = [Agent(off_store, d).utils.deviceBucket for d in ids]
+    for start in range(0, count * 4, 64 * 20):
+        block = range(start, min(start + 64 * 20, count * 4))
+        await many.concurrent([setter(agents[n % devices], -n) for n in block], 64)
+        await plain.concurrent([setter(offs[n % devices], -n) for n in block], 64)
     rows.append((many.result, None))
+    rows.append((plain.result, None))
     conn.close()
     await store.close()
+    await off_store.close()
     return rows
 
 
 def report(rows: list[tuple[Result, Result | None]], devices: int) -> str:
     single = next(r for r, _ in rows if r.name == "set, 1 writer")
+    off = next(r for r, _ in rows if r.name == "set, 64 writers, history off")
     lines = [
         f"{devices:,} devices, ~{len(json.dumps(PAYLOAD)):,}-byte buckets, synchronous=FULL",
         "",
@@ -172,8 +183,10 @@ def report(rows: list[tuple[Result, Result | None]], devices: int) -> str:
             bare_cols = (
                 f"{bare.rate:,.0f} | {bare.percentile(0.5):.0f} | {bare.percentile(0.99):.0f}"
             )
+        elif ours is off:
+            ratio = f"{off.rate / single.rate:.1f}× 1 writer"
         else:
-            ratio = f"{ours.rate / single.rate:.1f}× 1 writer"
+            ratio = f"{ours.rate / single.rate:.1f}× 1 writer, {ours.rate / off.rate:.2f}× off"
             bare_cols = "– | – | –"
         lines.append(
             f"| {ours.name} | {ours.rate:,.0f} | {ours.percentile(0.5):.0f}"
@@ -204,6 +217,8 @@ def report_peer(rows: list[tuple[Result, Result | None]], peer: dict[str, float]
         "|---|---:|---:|---:|",
     ]
     for ours, _ in rows:
+        if ours.name not in peer:
+            continue
         theirs = peer[ours.name]
         lines.append(
             f"| {ours.name} | {ours.rate:,.0f} | {theirs:,.0f} | {ours.rate / theirs:.1f}× |"

@@ -295,8 +295,8 @@ async def test_racing_writers_on_two_pools_lose_nothing_and_record_every_version
         history = await two.history("hot", limit=100)
         assert [c.version for c in history] == list(range(80, 0, -1))
         assert sorted(key for c in history for key in c.added) == sorted(f"k{n}" for n in range(80))
-        # Version 80 forgot the contents of 60 and older (under the row lock).
-        assert [c.version for c in history if c.kept] == list(range(80, 60, -1))
+        # Version 80 forgot what is older than 60, its base (under the row lock).
+        assert [c.version for c in history if c.kept] == list(range(80, 59, -1))
     finally:
         await one.close()
         await two.close()
@@ -318,6 +318,53 @@ async def test_a_database_migrated_by_a_newer_version_is_refused() -> None:
         with pytest.raises(StoreUnavailableError, match="migrated by a newer devicebucket"):
             await newer.merge("d", {"b": 2})
         await newer.close()
+    finally:
+        await store.close()
+        await drop_schema(schema)
+
+
+async def test_the_history_moves_to_chained_rows_whole() -> None:
+    """A database at migration 6 (history rows keyed by bucket and version) keeps every
+    entry, its kept contents and its order when its history moves to chained rows."""
+    require_postgres()
+    url, schema = pg_schema_url()
+    conn = await asyncpg.connect(PG_URL)
+    try:
+        await conn.execute(f'CREATE SCHEMA "{schema}"')
+        await conn.execute(f'SET search_path = "{schema}"')
+        await conn.execute(
+            "CREATE TABLE devicebucket_migrations"
+            " (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for number, statements in enumerate(MIGRATIONS[:6], start=1):
+            for statement in statements:
+                await conn.execute(statement)
+            await conn.execute("INSERT INTO devicebucket_migrations (version) VALUES ($1)", number)
+        for device, versions in (("a", 3), ("b", 2)):
+            await conn.execute(
+                "INSERT INTO buckets VALUES ($1, '', $2, $3, 1, 7, 5.0, NULL, NULL)",
+                device,
+                f'{{"v":{versions}}}',
+                versions,
+            )
+            for v in range(versions, 0, -1):  # out of order: the move orders them
+                await conn.execute(
+                    "INSERT INTO history VALUES ($1, '', $2, $3, 'me', '[[],[\"v\"],[]]', $4)",
+                    device,
+                    v,
+                    float(v),
+                    f'{{"v":{v}}}' if v > 1 else None,
+                )
+    finally:
+        await conn.close()
+    store = PostgresStore(url)
+    try:
+        assert [c.version for c in await store.history("a")] == [3, 2, 1]
+        assert [c.kept for c in await store.history("a")] == [True, True, False]
+        assert (await store.at_version("a", 2)).data == {"v": 2}
+        assert [c.version for c in await store.history("b")] == [2, 1]
+        assert (await store.merge("a", {"v": 4})).version == 4  # chained onto the moved rows
+        assert [c.version for c in await store.history("a")] == [4, 3, 2, 1]
     finally:
         await store.close()
         await drop_schema(schema)

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from devicebucket import Agent, Store
+from devicebucket import Agent, Limits, Store
 from devicebucket.core.values import json_path
 
 from ..conftest import STORE_KINDS, open_test_store
@@ -43,6 +43,9 @@ operations = st.lists(
 )
 
 
+KEEP = 3
+
+
 def exact(value: Any) -> str:
     """JSON text: tells 1, 1.0 and True apart, unlike ==."""
     return json.dumps(value, sort_keys=False)
@@ -53,7 +56,8 @@ class Harness:
 
     def __init__(self, kind: str, tmp_path: Path) -> None:
         self.runner = asyncio.Runner()
-        self.opened = open_test_store(kind, tmp_path)
+        # A short history: its full copies and forgetting come within a dozen writes.
+        self.opened = open_test_store(kind, tmp_path, Limits(history_versions=KEEP))
         self.store: Store = self.runner.run(self.opened.__aenter__())
         self.devices = (f"device-{n}" for n in itertools.count())
 
@@ -100,6 +104,40 @@ def test_any_sequence_matches_a_plain_dict(harness: Harness, ops: list[tuple[str
         stored = await harness.store.get(device)
         assert exact(stored.data) == exact(model)
         assert stored.version == version
+
+    harness.runner.run(run())
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=operations)
+def test_every_kept_version_reads_back_as_it_was(
+    harness: Harness, ops: list[tuple[str, Any]]
+) -> None:
+    """The history rebuilds each kept version from deltas and full copies: every version it
+    says it keeps reads back exactly as it was written, and the last ones are all kept."""
+    device = next(harness.devices)
+    store = harness.store
+
+    async def run() -> None:
+        written: dict[int, str] = {}
+        for name, argument in ops:
+            if name == "set":
+                snapshot = await store.merge(device, argument)
+            elif name == "delete":
+                snapshot = await store.delete(device, argument)
+            else:
+                snapshot = await store.clear(device)
+            if snapshot.version:
+                written[snapshot.version] = exact(snapshot.data)
+        changes = await store.history(device, limit=100)
+        assert [c.version for c in changes] == sorted(written, reverse=True)
+        kept = [c.version for c in changes if c.kept]
+        assert kept == sorted(written, reverse=True)[: len(kept)]  # the newest, no gaps
+        assert len(kept) >= min(KEEP, len(written))
+        for version in kept:
+            assert exact((await store.at_version(device, version)).data) == written[version]
 
     harness.runner.run(run())
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from devicebucket import Agent, Limits, NotFoundError, SQLiteStore, StoreUnavailableError
+from devicebucket.backends.statements import MIGRATION_STEPS, SQL, SQLITE
 
 
 async def test_file_is_in_wal_mode_with_tables(tmp_path: Path) -> None:
@@ -18,7 +19,7 @@ async def test_file_is_in_wal_mode_with_tables(tmp_path: Path) -> None:
     await store.close()
     with closing(sqlite3.connect(tmp_path / "nested" / "dir" / "s.db")) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert conn.execute("PRAGMA user_version").fetchone() == (7,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (len(MIGRATION_STEPS),)
         indexes = conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
         assert ("buckets_by_job",) in indexes
         assert conn.execute("SELECT device, job, version FROM buckets").fetchall() == [("d", "", 1)]
@@ -65,8 +66,6 @@ async def test_a_write_lock_held_too_long_fails_clearly_and_reads_go_on(tmp_path
 
 
 async def test_an_older_file_is_upgraded_in_place(tmp_path: Path) -> None:
-    from devicebucket.backends.statements import SQL, SQLITE
-
     path = tmp_path / "v1.db"
     with closing(sqlite3.connect(path)) as conn:
         conn.executescript(";".join(SQL(SQLITE).steps[0]))
@@ -80,7 +79,36 @@ async def test_an_older_file_is_upgraded_in_place(tmp_path: Path) -> None:
     assert (await store.device_page(job=None)).total == 1
     await store.close()
     with closing(sqlite3.connect(path)) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone() == (7,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (len(MIGRATION_STEPS),)
+
+
+async def test_the_history_moves_to_chained_rows_whole(tmp_path: Path) -> None:
+    """A file of schema 7 (history rows keyed by bucket and version) keeps every entry, its
+    kept contents and its order when its history moves to rows chained from the bucket."""
+    path = tmp_path / "v7.db"
+    with closing(sqlite3.connect(path)) as conn:
+        conn.executescript(";".join(s for step in SQL(SQLITE).steps[:7] for s in step))
+        for device, versions in (("a", 3), ("b", 2)):
+            conn.execute(
+                "INSERT INTO buckets VALUES (?, '', ?, ?, 1, 7, 5.0, NULL, NULL)",
+                (device, f'{{"v":{versions}}}', versions),
+            )
+            for v in range(versions, 0, -1):  # out of order: the move orders them
+                data = f'{{"v":{v}}}' if v > 1 else None
+                conn.execute(
+                    "INSERT INTO history VALUES (?, '', ?, ?, 'me', '[[],[\"v\"],[]]', ?)",
+                    (device, v, float(v), data),
+                )
+        conn.execute("PRAGMA user_version = 7")
+        conn.commit()
+    store = SQLiteStore(path)
+    assert [c.version for c in await store.history("a")] == [3, 2, 1]
+    assert [c.kept for c in await store.history("a")] == [True, True, False]
+    assert (await store.at_version("a", 2)).data == {"v": 2}
+    assert [c.version for c in await store.history("b")] == [2, 1]
+    assert (await store.merge("a", {"v": 4})).version == 4  # chained onto the moved rows
+    assert [c.version for c in await store.history("a")] == [4, 3, 2, 1]
+    await store.close()
 
 
 async def test_a_file_from_a_newer_version_is_refused(tmp_path: Path) -> None:

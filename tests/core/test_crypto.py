@@ -141,7 +141,9 @@ async def test_rotation_is_online_and_resumable(tmp_path: Path) -> None:
     with closing(sqlite3.connect(path)) as conn:
         stored = [
             row[0]
-            for row in conn.execute("SELECT data FROM buckets UNION ALL SELECT data FROM history")
+            for row in conn.execute(
+                "SELECT data FROM buckets UNION ALL SELECT COALESCE(data, delta) FROM history"
+            )
         ]
     assert all(s.startswith(f"dbk2:{NEW.key_id}:") for s in stored)
     async with SQLiteStore(path, keys=NEW) as new_only:
@@ -197,7 +199,8 @@ async def test_no_secret_is_readable_in_the_postgresql_table_files() -> None:
         conn = await asyncpg.connect(PG_URL)
         try:
             for table in ("buckets", "history"):
-                rows = await conn.fetch(f'SELECT data FROM "{schema}".{table}')
+                texts = "data" if table == "buckets" else "COALESCE(data, delta) AS data"
+                rows = await conn.fetch(f'SELECT {texts} FROM "{schema}".{table}')
                 assert rows
                 assert_no_plaintext("".join(r["data"] for r in rows).encode(), table)
             await conn.execute("CHECKPOINT")
@@ -249,7 +252,7 @@ async def test_an_old_version_put_back_is_detected(tmp_path: Path) -> None:
             await store.merge("pixel-1", {"n": n})
     with closing(sqlite3.connect(path)) as conn, conn:
         conn.execute(
-            "UPDATE buckets SET data = (SELECT data FROM history WHERE device = 'pixel-1'"
+            "UPDATE buckets SET data = (SELECT delta FROM history WHERE device = 'pixel-1'"
             " AND version = 1) WHERE device = 'pixel-1'"
         )
     async with SQLiteStore(path, keys=OLD) as store:

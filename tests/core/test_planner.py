@@ -48,7 +48,13 @@ def test_a_write_that_changes_nothing_plans_nothing() -> None:
 
 def test_retention_forgets_contents_every_keep_versions() -> None:
     planned = plan(StoredBucket('{"a":1}', 5, 1.0), Merge({"a": 2}))
-    assert planned.forget_through == 3  # type: ignore[attr-defined]
+    # Version 6 is a full copy; what is older than the full copy of 3 is forgotten.
+    assert planned.history.full  # type: ignore[attr-defined]
+    assert planned.forget_through == 2  # type: ignore[attr-defined]
+    between = plan(StoredBucket('{"a":1,"b":0}', 6, 1.0), Merge({"a": 3, "c": 4}))
+    assert between.history.delta == '{"a":3,"c":4}'  # type: ignore[attr-defined]
+    assert not between.history.full  # type: ignore[attr-defined]
+    assert between.forget_through is None  # type: ignore[attr-defined]
     off = plan(StoredBucket('{"a":1}', 5, 1.0), Clear(), limits=Limits(history_versions=0))
     assert off.history is None  # type: ignore[attr-defined]
     assert off.forget_through is None  # type: ignore[attr-defined]

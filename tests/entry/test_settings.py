@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from devicebucket.backends.statements import MIGRATION_STEPS
+
 from ..conftest import ROOT
 
 
@@ -161,7 +163,7 @@ def test_reads_create_nothing_and_info_says_what_is_there(tmp_path: Path) -> Non
     assert info["exists"] is True
     assert info["devices"] == 1
     assert info["jobs"] == 0
-    assert info["schema_version"] == 7
+    assert info["schema_version"] == len(MIGRATION_STEPS)
     assert info["encrypted"] is False
     assert info["size_bytes"] > 0
 

@@ -46,37 +46,45 @@ MIGRATIONS: Final[tuple[list[str], ...]] = (
     PG.steps[4],
     PG.steps[5],
     PG.steps[6],
+    PG.steps[7],
 )
 
 # The bucket and its history row in one statement (one round trip): a data-modifying CTE runs
-# in any case. $1-$9 are the bucket row, $10 the actor, $11 the changes.
-_HISTORY_ROW = "$1, $2, $4, $7, $10::text, $11::text, $3"
-_HISTORY_CONFLICT = PG.insert_history[PG.insert_history.index(" ON CONFLICT") :]
-INSERT_BUCKET = (
-    f"{PG.upsert_bucket[: PG.upsert_bucket.index(' ON CONFLICT')]}"
-    " ON CONFLICT (device, job) DO NOTHING RETURNING version"
+# in any case. $1-$9 are the bucket row, $10 the actor, $11 the changes, $12 the id of the
+# bucket's newest history row so far (the new row's ``prev``), $13 the full copy (or NULL),
+# $14 the delta (``core.history``). The new row's id is drawn in
+# the bucket's statement, which records it as the bucket's ``head``; the statement returns it.
+_COLUMNS = "device, job, data, version, keys, size, updated_at, expires, next_expiry, head"
+_NEXT_ID = "nextval('history_id_seq')"
+_HISTORY_ROW = (
+    "INSERT INTO history (id, device, job, version, at, actor, changes, data, delta, prev)"
+    " SELECT head, $1, $2, version, $7, $10::text, $11::text, $13::text, $14::text,"
+    " $12::bigint FROM bucket"
 )
+_INSERT = (
+    f"INSERT INTO buckets ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, {{head}})"
+    " ON CONFLICT (device, job) DO NOTHING RETURNING version, head"
+)
+_UPDATE = PG.update_bucket.replace(" WHERE", f", head = {_NEXT_ID} WHERE")
+INSERT_BUCKET = _INSERT.format(head="NULL")
 UPDATE_WITH_HISTORY = (
-    f"WITH bucket AS ({PG.update_bucket}) INSERT INTO history VALUES ({_HISTORY_ROW})"
-    f"{_HISTORY_CONFLICT}"
+    f"WITH bucket AS ({_UPDATE} RETURNING version, head) {_HISTORY_ROW} RETURNING id"
 )
 INSERT_WITH_HISTORY = (
-    f"WITH bucket AS ({INSERT_BUCKET}) INSERT INTO history SELECT"
-    f" {_HISTORY_ROW.replace('$4', 'version')} FROM bucket{_HISTORY_CONFLICT} RETURNING version"
+    f"WITH bucket AS ({_INSERT.format(head=_NEXT_ID)}) {_HISTORY_ROW} RETURNING id"
 )
 # The optimistic write (``PostgresStore._write``): one read, then one statement that changes
-# the bucket only if it still has the version that was read ($10 without history, $12 with).
+# the bucket only if it still has the version that was read ($10 without history, $15 with).
 # The read gives the bucket (NULLs when there is none) and the job's schema.
 READ_FOR_WRITE = (
-    "SELECT b.data, b.version, b.updated_at, b.next_expiry, b.expires,"
+    "SELECT b.data, b.version, b.updated_at, b.next_expiry, b.expires, b.head,"
     " (SELECT schema FROM jobs WHERE job = $2 AND $2 <> '') FROM (SELECT 1) AS one"
     " LEFT JOIN buckets b ON b.device = $1 AND b.job = $2"
 )
 UPDATE_IF = f"{PG.update_bucket} AND version = $10 RETURNING version"
 UPDATE_IF_WITH_HISTORY = (
-    f"WITH bucket AS ({PG.update_bucket} AND version = $12 RETURNING version)"
-    f" INSERT INTO history SELECT {_HISTORY_ROW.replace('$4', 'version')} FROM bucket"
-    f"{_HISTORY_CONFLICT} RETURNING version"
+    f"WITH bucket AS ({_UPDATE} AND version = $15 RETURNING version, head)"
+    f" {_HISTORY_ROW} RETURNING id"
 )
 # The versions of the buckets watched (``PostgresStore._versions``).
 VERSIONS_OF = (

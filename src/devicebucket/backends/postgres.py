@@ -31,14 +31,12 @@ from ..core.errors import InvalidValueError, StoreUnavailableError
 from ..core.expiry import decode_expiries, visible
 from ..core.limits import Limits
 from ..core.model import (
-    Change,
     DeviceInfo,
     DevicePage,
     Job,
     Record,
     Snapshot,
     TokenRecord,
-    decode_change,
 )
 from ..core.operations import Operation
 from ..core.planner import EMPTY, StoredBucket, WritePlan, check_quota, plan_job, plan_write
@@ -210,17 +208,6 @@ class PostgresStore(SQLStore):
             found = {row[0]: device_info(row) for row in await conn.fetch(query, ids)}
         return DevicePage([found[device] for device in ids if device in found], total)
 
-    async def _history(self, device: str, job: str | None, limit: int) -> list[Change]:
-        rows = await self._fetch(_SQL.select_history, device, job or "", limit)
-        return [decode_change(*row) for row in rows]
-
-    async def _history_text(
-        self, device: str, job: str | None, version: int
-    ) -> tuple[str, float] | None:
-        rows = await self._fetch(_SQL.select_kept, device, job or "", version)
-        data = rows[0]["data"] if rows else None
-        return None if data is None else (self._open(device, job, data, version), rows[0]["at"])
-
     # --- the versions of watched buckets, in one query (``sql.SQLStore._poll``) ----------
 
     async def _versions(
@@ -271,8 +258,9 @@ class PostgresStore(SQLStore):
                     async for r in conn.cursor(_SQL.export_buckets, prefetch=500):
                         yield self._bucket_record(r)
                     if history:
+                        record = self._history_records()
                         async for r in conn.cursor(_SQL.export_history, prefetch=500):
-                            yield self._history_record(r)
+                            yield record(r)
             except CONNECTION_ERRORS as exc:
                 raise self._fail(exc) from None
 
@@ -309,7 +297,7 @@ class PostgresStore(SQLStore):
                     if self._near_quota(plan, others):
                         break
                 values = plan.row.values(self._seal(device, key, plan.row.text, plan.row.version))
-                history = () if plan.history is None else (actor, plan.history.changes)
+                history = self._history_values(plan, values[2], stored.head)
                 if stored.version == 0:
                     statement = pgsql.INSERT_WITH_HISTORY if history else pgsql.INSERT_BUCKET
                     written = await conn.fetchval(statement, *values, *history)
@@ -329,12 +317,13 @@ class PostgresStore(SQLStore):
         updated_at: float | None,
         next_expiry: float | None,
         expires: str | None,
+        head: int | None,
     ) -> StoredBucket:
         """A bucket's row as read (no version: there is none), its text opened."""
         if version is None or data is None:
             return EMPTY
         text = self._open(device, key, data, version)
-        return StoredBucket(text, version, updated_at, None, decode_expiries(expires))
+        return StoredBucket(text, version, updated_at, None, decode_expiries(expires), head)
 
     def _plan(
         self,
@@ -360,6 +349,16 @@ class PostgresStore(SQLStore):
             expire_in=expire_in,
         )
 
+    def _history_values(self, plan: WritePlan, stored: str, head: int | None) -> tuple[Any, ...]:
+        """The history row's parameters ($10-$14 of ``pgsql.UPDATE_WITH_HISTORY`` and its
+        kin) for a plan whose bucket text is ``stored``; none when the history is off."""
+        h = plan.history
+        if h is None:
+            return ()
+        device, job = plan.row.device, plan.row.job
+        delta = None if h.delta is None else self._seal(device, job, h.delta, h.version)
+        return (h.actor, h.changes, head, stored if h.full else None, delta)
+
     def _near_quota(self, plan: WritePlan, others: int) -> bool:
         """Whether a growing write comes within 16 buckets' worth of the device's quota,
         where growing writes of the device take turns (:meth:`_check_quota`)."""
@@ -379,38 +378,48 @@ class PostgresStore(SQLStore):
         async with self._connection() as conn, conn.transaction():
             schema = await conn.fetchval(_SQL.job_schema, key) if key else None
             while True:
-                row = await conn.fetchrow(f"{_SQL.select_bucket} FOR UPDATE", device, key)
+                row = await conn.fetchrow(f"{_SQL.select_for_write} FOR UPDATE", device, key)
                 stored = EMPTY if row is None else self._stored(device, key, *row)
                 where = (device, key, schema)
                 plan = self._plan(stored, operation, expected_version, where, actor, expire_in)
                 if plan is None:
                     return Snapshot(None, stored.version, stored.updated_at, stored.text)
+                head = stored.head
                 if plan.swept is not None:  # its row exists: it holds the keys that expired
-                    await self._execute(conn, plan.swept, exists=True)
-                if not await self._execute(conn, plan, exists=row is not None):
+                    _, head = await self._execute(conn, plan.swept, head, exists=True)
+                done, _ = await self._execute(conn, plan, head, exists=row is not None)
+                if not done:
                     continue  # another writer created it first: lock its row, plan again
                 return plan.snapshot()
 
-    async def _execute(self, conn: Connection, plan: WritePlan, *, exists: bool) -> bool:
-        """Execute a plan under its row lock; False if the bucket was to be created and
-        another writer created it first."""
+    async def _execute(
+        self, conn: Connection, plan: WritePlan, head: int | None, *, exists: bool
+    ) -> tuple[bool, int | None]:
+        """Execute a plan under its row lock on a bucket whose newest history row is
+        ``head``: whether it was (not if the bucket was to be created and another writer
+        created it first), and the bucket's new head."""
         device, key = plan.row.device, plan.row.job
         values = plan.row.values(self._seal(device, key, plan.row.text, plan.row.version))
-        history = () if plan.history is None else (plan.history.actor, plan.history.changes)
-        if exists:
-            update = pgsql.UPDATE_WITH_HISTORY if history else _SQL.update_bucket
-            await conn.execute(update, *values, *history)
+        history = self._history_values(plan, values[2], head)
+        if exists and not history:
+            await conn.execute(_SQL.update_bucket, *values)
         else:
-            insert = pgsql.INSERT_WITH_HISTORY if history else pgsql.INSERT_BUCKET
-            if await conn.fetchval(insert, *values, *history) is None:
-                return False
+            if exists:
+                statement = pgsql.UPDATE_WITH_HISTORY
+            else:
+                statement = pgsql.INSERT_WITH_HISTORY if history else pgsql.INSERT_BUCKET
+            written = await conn.fetchval(statement, *values, *history)
+            if written is None:
+                return False, head
+            if history:
+                head = written
         if plan.forget_through is not None:
             await conn.execute(_SQL.forget_contents, device, key, plan.forget_through)
         if plan.drop_through is not None:
             await conn.execute(_SQL.drop_history, device, key, plan.drop_through)
         if plan.check_quota:
             await self._check_quota(conn, plan)
-        return True
+        return True, head
 
     async def _check_quota(self, conn: Connection, plan: WritePlan) -> None:
         """Refuse a write that takes its device past the quota (the transaction then rolls
@@ -468,18 +477,27 @@ class PostgresStore(SQLStore):
     ) -> None:
         async with self._connection() as conn, conn.transaction():
             await conn.executemany(_SQL.upsert_job, jobs)
-            await conn.executemany(_SQL.upsert_bucket, buckets)
             await conn.executemany(_SQL.forget_history, [r[:2] for r in buckets])
+            await conn.executemany(_SQL.upsert_bucket, buckets)
             await conn.executemany(_SQL.upsert_token, tokens)
-            await conn.executemany(_SQL.insert_history, history)
+            heads: dict[tuple[str, str], int | None] = {}
+            for row in history:
+                bucket = (row[0], row[1])
+                if bucket not in heads:
+                    heads[bucket] = await conn.fetchval(_SQL.select_head, *bucket)
+                insert = f"{_SQL.insert_history} RETURNING id"
+                heads[bucket] = await conn.fetchval(insert, *row, heads[bucket])
+            await conn.executemany(_SQL.set_head, [(*b, h) for b, h in heads.items()])
 
     async def _reseal(self, limit: int) -> int:
         assert self.keys is not None
         count = 0
         async with self._connection() as conn, conn.transaction():
-            for table in ("buckets", "history"):
-                rows = await conn.fetch(_SQL.unsealed[table], f"{self.keys.prefix}%", limit - count)
-                await conn.executemany(_SQL.reseal[table], self._resealed(rows))
+            for column in _SQL.unsealed:
+                rows = await conn.fetch(
+                    _SQL.unsealed[column], f"{self.keys.prefix}%", limit - count
+                )
+                await conn.executemany(_SQL.reseal[column], self._resealed(rows))
                 count += len(rows)
         return count
 

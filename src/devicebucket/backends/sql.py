@@ -15,12 +15,13 @@ from typing import Any, Final
 from ..core.crypto import EncryptionError, KeyRing, key_check, open_plain, verify_key
 from ..core.errors import DeviceBucketError
 from ..core.expiry import decode_expiries, expired
+from ..core.history import Past, Rebuild, contents, kept_flags
 from ..core.limits import Limits
 from ..core.model import BucketRecord, Change, HistoryRecord, decode_change
 from ..core.planner import Checked, JobRow, plan_history, plan_import
 from ..core.sessions import Session
 from ..core.store import Store
-from ..core.values import decode
+from ..core.values import decode, encode
 from ..core.watching import HistoryEntry, Hub, Listen
 from .statements import SQL, Row
 
@@ -156,14 +157,16 @@ class SQLStore(Store):
 
     async def _import(self, checked: Checked) -> None:
         rows = plan_import(checked.buckets, self.limits)
+        history = [
+            (d, j, h.version, h.at, h.actor, h.changes, self._seal_kept(d, j, t, h.version), None)
+            for h, d, j, t in plan_history(checked.history)
+        ]
+        history.sort(key=lambda r: (r[0], r[1], r[2]))  # each bucket's rows chained in order
         await self._write_import(
             [JobRow.of(j).values() for j in checked.jobs],
-            [r.values(self._seal(r.device, r.job, r.text, r.version)) for r in rows],
+            [(*r.values(self._seal(r.device, r.job, r.text, r.version)), None) for r in rows],
             [(t.id, t.device, t.hash, t.created_at) for t in checked.tokens],
-            [
-                (d, j, h.version, h.at, h.actor, h.changes, self._seal_kept(d, j, t, h.version))
-                for h, d, j, t in plan_history(checked.history)
-            ],
+            history,
         )
 
     # --- live changes (``core.live``) -------------------------------------------------------
@@ -287,12 +290,49 @@ class SQLStore(Store):
                 del expiring[key]
         return BucketRecord(device, job or None, bucket, version, updated_at, expiring or None)
 
-    def _history_record(self, row: Row) -> HistoryRecord:
-        """A row of ``SQL.export_history`` as a record (its kept contents opened)."""
-        device, job, version, at, actor, changes, data = (row[i] for i in range(7))
-        change = decode_change(version, at, actor, changes, data is not None)
-        contents = None if data is None else decode(self._open(device, job, data, version))
-        return HistoryRecord(device, job or None, change, contents)
+    def _past(self, device: str, job: str | None, row: Row) -> Past:
+        """``(version, changes, full, delta)`` as read, its texts opened."""
+        version, changes, full, delta = (row[i] for i in range(4))
+        return Past(
+            version,
+            changes,
+            None if full is None else self._open(device, job, full, version),
+            None if delta is None else self._open(device, job, delta, version),
+        )
+
+    def _history_records(self) -> Callable[[Row], HistoryRecord]:
+        """What turns the rows of ``SQL.export_history``, in their order, into records with
+        the contents each version keeps (rebuilt: ``core.history``)."""
+        bucket: tuple[str, str] | None = None
+        rebuild = Rebuild()
+
+        def record(row: Row) -> HistoryRecord:
+            nonlocal bucket, rebuild
+            device, job, version, at, actor, changes = (row[i] for i in range(6))
+            if bucket != (device, job):
+                bucket, rebuild = (device, job), Rebuild()
+            data = rebuild.next(self._past(device, job, (version, changes, row[6], row[7])))
+            change = decode_change(version, at, actor, changes, data is not None)
+            return HistoryRecord(device, job or None, change, None if data is None else dict(data))
+
+        return record
+
+    # --- the history, rebuilt where it keeps deltas (``core.history``) ----------------------
+
+    async def _history(self, device: str, job: str | None, limit: int) -> list[Change]:
+        rows = await self._rows(self._sql.select_history, device, job or "", limit)
+        kept = kept_flags((r[0], bool(r[4]), bool(r[5])) for r in rows)
+        newest = rows[::-1][:limit]
+        return [decode_change(r[0], r[1], r[2], r[3], kept[r[0]]) for r in newest]
+
+    async def _history_text(
+        self, device: str, job: str | None, version: int
+    ) -> tuple[str, float] | None:
+        rows = await self._rows(self._sql.select_past, device, job or "", version)
+        if not rows or rows[-1][0] != version:
+            return None
+        *_, (_, data) = contents(self._past(device, job, r) for r in rows)
+        return None if data is None else (encode(data), rows[-1][4])
 
     @abstractmethod
     async def _write_import(
@@ -302,6 +342,7 @@ class SQLStore(Store):
         tokens: list[tuple[Any, ...]],
         history: list[tuple[Any, ...]],
     ) -> None:
-        """In one transaction: ``SQL.upsert_job`` each job, ``SQL.upsert_bucket`` each bucket
-        and ``SQL.forget_history`` of it, ``SQL.upsert_token`` each token, then
-        ``SQL.insert_history`` each history row."""
+        """In one transaction: ``SQL.upsert_job`` each job, ``SQL.forget_history`` of each
+        bucket then ``SQL.upsert_bucket`` it, ``SQL.upsert_token`` each token, then
+        ``SQL.insert_history`` each history row (in bucket and version order), each bucket's
+        rows chained onto its head, and ``SQL.set_head`` to its last."""

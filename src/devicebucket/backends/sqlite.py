@@ -34,14 +34,12 @@ from ..core.errors import StoreUnavailableError
 from ..core.expiry import decode_expiries, visible
 from ..core.limits import Limits
 from ..core.model import (
-    Change,
     DeviceInfo,
     DevicePage,
     Job,
     Record,
     Snapshot,
     TokenRecord,
-    decode_change,
 )
 from ..core.operations import Operation
 from ..core.planner import plan_job
@@ -252,16 +250,6 @@ class SQLiteStore(SQLStore, BatchCommit):
             found = {row[0]: device_info(row) for row in conn.execute(query, ids)}
         return DevicePage([found[device] for device in ids if device in found], total)
 
-    async def _history(self, device: str, job: str | None, limit: int) -> list[Change]:
-        rows = self._read(_SQL.select_history, device, job or "", limit)
-        return [decode_change(*row) for row in rows]
-
-    async def _history_text(
-        self, device: str, job: str | None, version: int
-    ) -> tuple[str, float] | None:
-        rows = self._read(_SQL.select_kept, device, job or "", version)
-        return (self._open(device, job, rows[0][0], version), rows[0][1]) if rows else None
-
     # --- what watchers need to hear of other connections' writes (``sql.SQLStore._poll``) --
 
     async def _changed_elsewhere(self) -> bool:
@@ -316,8 +304,9 @@ class SQLiteStore(SQLStore, BatchCommit):
             for row in self._cursor(conn, _SQL.export_buckets):
                 yield self._bucket_record(row)
             if history:
+                record = self._history_records()
                 for row in self._cursor(conn, _SQL.export_history):
-                    yield self._history_record(row)
+                    yield record(row)
         finally:
             with self._lock:
                 if conn in self._connections:
@@ -376,10 +365,17 @@ class SQLiteStore(SQLStore, BatchCommit):
     ) -> None:
         with self._changing() as conn:
             conn.executemany(_SQL.upsert_job, jobs)
-            conn.executemany(_SQL.upsert_bucket, buckets)
             conn.executemany(_SQL.forget_history, [r[:2] for r in buckets])
+            conn.executemany(_SQL.upsert_bucket, buckets)
             conn.executemany(_SQL.upsert_token, tokens)
-            conn.executemany(_SQL.insert_history, history)
+            heads: dict[tuple[str, str], int | None] = {}
+            for row in history:
+                bucket = (row[0], row[1])
+                if bucket not in heads:
+                    found = conn.execute(_SQL.select_head, bucket).fetchone()
+                    heads[bucket] = None if found is None else found[0]
+                heads[bucket] = conn.execute(_SQL.insert_history, (*row, heads[bucket])).lastrowid
+            conn.executemany(_SQL.set_head, [(*b, h) for b, h in heads.items()])
 
     def _cursor(self, conn: sqlite3.Connection, query: str) -> Iterator[Any]:
         """The rows of ``query``, 500 at a time."""
@@ -396,11 +392,11 @@ class SQLiteStore(SQLStore, BatchCommit):
         assert self.keys is not None
         count = 0
         with self._changing() as conn:
-            for table in ("buckets", "history"):
+            for column in _SQL.unsealed:
                 rows = conn.execute(
-                    _SQL.unsealed[table], (f"{self.keys.prefix}%", limit - count)
+                    _SQL.unsealed[column], (f"{self.keys.prefix}%", limit - count)
                 ).fetchall()
-                conn.executemany(_SQL.reseal[table], self._resealed(rows))
+                conn.executemany(_SQL.reseal[column], self._resealed(rows))
                 count += len(rows)
         return count
 

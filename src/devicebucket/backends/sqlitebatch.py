@@ -24,7 +24,7 @@ from .statements import SQL, SQLITE
 __all__ = ["BatchCommit"]
 
 _SQL: Final = SQL(SQLITE)
-_NO_ROW: Final = ("{}", 0, None, None, None)
+_NO_ROW: Final = ("{}", 0, None, None, None, None)
 
 
 class BatchCommit:
@@ -85,15 +85,15 @@ class BatchCommit:
         if cached is not None and cached.data is not None:
             # A shallow copy: operations replace top-level values only.
             data = dict(cached.data)
-            expires = cached.expires
-            stored = StoredBucket(cached.text, cached.version, cached.updated_at, data, expires)
+            stored = StoredBucket(
+                cached.text, cached.version, cached.updated_at, data, cached.expires, cached.head
+            )
         else:
-            row = conn.execute(_SQL.select_bucket, key).fetchone()
-            text, version, updated_at, _, kept = row if row is not None else _NO_ROW
+            row = conn.execute(_SQL.select_for_write, key).fetchone()
+            text, version, updated_at, _, kept, head = row if row is not None else _NO_ROW
             text = self._open(pending.device, pending.job, text, version)
             data = decode(text)  # the planner consumes it: kept for the cache if nothing changes
-            expires = decode_expiries(kept)
-            stored = StoredBucket(text, version, updated_at, data, expires)
+            stored = StoredBucket(text, version, updated_at, data, decode_expiries(kept), head)
         plan = plan_write(
             stored,
             pending.operation,
@@ -111,32 +111,35 @@ class BatchCommit:
                 stored.data = data
                 state.remember(key, stored)
             return Snapshot(None, stored.version, stored.updated_at, stored.text)
-        self._execute(conn, plan)
+        head = self._execute(conn, plan, stored.head)
         row = plan.row
         state.remember(
-            key, StoredBucket(row.text, row.version, row.updated_at, plan.data, plan.expires)
+            key,
+            StoredBucket(row.text, row.version, row.updated_at, plan.data, plan.expires, head),
         )
         return plan.snapshot()
 
-    def _execute(self, conn: sqlite3.Connection, plan: WritePlan) -> None:
+    def _execute(self, conn: sqlite3.Connection, plan: WritePlan, head: int | None) -> int | None:
+        """Execute a plan on a bucket whose newest history row is ``head``; the new head."""
         if plan.swept is not None:  # expired keys' removal: a version of its own, first
-            self._execute(conn, plan.swept)
+            head = self._execute(conn, plan.swept, head)
         row = plan.row
         if plan.check_quota:
             others = conn.execute(_SQL.device_bytes_besides, (row.device, row.job)).fetchone()
             check_quota(plan, others[0], self.limits)
         stored = self._seal(row.device, row.job, row.text, row.version)
-        conn.execute(_SQL.upsert_bucket, row.values(stored))
         if plan.history is not None:
             h = plan.history
-            conn.execute(
-                _SQL.insert_history,
-                (row.device, row.job, h.version, h.at, h.actor, h.changes, stored),
-            )
+            delta = None if h.delta is None else self._seal(row.device, row.job, h.delta, h.version)
+            history = (row.device, row.job, h.version, h.at, h.actor, h.changes)
+            full = stored if h.full else None
+            head = conn.execute(_SQL.insert_history, (*history, full, delta, head)).lastrowid
+        conn.execute(_SQL.upsert_bucket, (*row.values(stored), head))
         if plan.forget_through is not None:
             conn.execute(_SQL.forget_contents, (row.device, row.job, plan.forget_through))
         if plan.drop_through is not None:
             conn.execute(_SQL.drop_history, (row.device, row.job, plan.drop_through))
+        return head
 
     @staticmethod
     def _schema(conn: sqlite3.Connection, state: ThreadState, job: str) -> str | None:

@@ -36,6 +36,7 @@ class Dialect:
     jobs_list: str  # a device's job ids, as one value ``device_info`` reads
     row_id: str  # a row's physical id, for the re-sealing of a rotation
     lock: str  # what locks the rows a SELECT reads ("" where the transaction does)
+    serial_key: str  # an integer primary key the database numbers itself, in order
 
 
 SQLITE: Final = Dialect(
@@ -49,6 +50,7 @@ SQLITE: Final = Dialect(
     jobs_list="GROUP_CONCAT(NULLIF(job, ''), char(31))",
     row_id="rowid",
     lock="",
+    serial_key="INTEGER PRIMARY KEY",
 )
 
 POSTGRES: Final = Dialect(
@@ -62,6 +64,7 @@ POSTGRES: Final = Dialect(
     jobs_list="array_agg(job ORDER BY job) FILTER (WHERE job <> '')",
     row_id="ctid",
     lock=" FOR UPDATE",
+    serial_key="bigserial PRIMARY KEY",
 )
 
 # The schema, one step at a time; ``{id}``, ``{text}``, ... are the dialect's types. A step is
@@ -130,6 +133,38 @@ MIGRATION_STEPS: Final = (
     # Writes per minute, for the dashboard's activity chart: each process adds its counts
     # every few seconds (``core.live``), so a write pays nothing for it.
     "CREATE TABLE activity (minute {bigint} PRIMARY KEY, writes {bigint} NOT NULL)",
+    # The history without its second index: rows are appended in the order written (the
+    # table's end, where a batch's rows share pages) and chained, newest to oldest, from the
+    # bucket's ``head`` through each row's ``prev``; a row keeps a delta of its version's
+    # contents, a full copy now and then (``core.history``). The old rows (full copies) are
+    # moved over in order, and chained with the help of an index that lives only for that.
+    """
+    CREATE TABLE history_moving AS SELECT * FROM history;
+    DROP TABLE history;
+    CREATE TABLE history (
+        id {serial},
+        device {id} NOT NULL,
+        job {id} NOT NULL,
+        version {bigint} NOT NULL,
+        at {real} NOT NULL,
+        actor {text} NOT NULL,
+        changes {text} NOT NULL,
+        data {text},
+        delta {text},
+        prev {bigint}
+    );
+    INSERT INTO history (device, job, version, at, actor, changes, data)
+        SELECT device, job, version, at, actor, changes, data FROM history_moving
+        ORDER BY device, job, version;
+    DROP TABLE history_moving;
+    CREATE INDEX history_chaining ON history (device, job, version);
+    UPDATE history SET prev = (SELECT p.id FROM history p WHERE p.device = history.device
+        AND p.job = history.job AND p.version < history.version ORDER BY p.version DESC LIMIT 1);
+    ALTER TABLE buckets ADD COLUMN head {bigint};
+    UPDATE buckets SET head = (SELECT h.id FROM history h WHERE h.device = buckets.device
+        AND h.job = buckets.job ORDER BY h.version DESC LIMIT 1);
+    DROP INDEX history_chaining
+    """,
 )
 
 _BUCKET_COLUMNS: Final = "device, job, data, version, keys, size, updated_at, expires, next_expiry"
@@ -149,6 +184,7 @@ class SQL:
                     int=d.int_type,
                     bigint=d.bigint_type,
                     real=d.real_type,
+                    serial=d.serial_key,
                 )
                 for s in MIGRATION_STEPS
             )
@@ -156,21 +192,24 @@ class SQL:
         bucket = f"device = {p(1)} AND job = {p(2)}"
         # A bucket as read: its text, version, time, and its keys' expiries (the earliest
         # first, so a read decodes them only when one has come).
-        self.select_bucket = (
-            f"SELECT data, version, updated_at, next_expiry, expires FROM buckets WHERE {bucket}"
-        )
+        read = "SELECT data, version, updated_at, next_expiry, expires"
+        self.select_bucket = f"{read} FROM buckets WHERE {bucket}"
+        # ... and, to write it, the id of its newest history row.
+        self.select_for_write = f"{read}, head FROM buckets WHERE {bucket}"
         self.upsert_bucket = (
-            f"INSERT INTO buckets ({_BUCKET_COLUMNS}) VALUES"
-            f" ({', '.join(p(n) for n in range(1, 10))})"
+            f"INSERT INTO buckets ({_BUCKET_COLUMNS}, head) VALUES"
+            f" ({', '.join(p(n) for n in range(1, 11))})"
             " ON CONFLICT (device, job) DO UPDATE SET data = excluded.data,"
             " version = excluded.version, keys = excluded.keys, size = excluded.size,"
             " updated_at = excluded.updated_at, expires = excluded.expires,"
-            " next_expiry = excluded.next_expiry"
+            " next_expiry = excluded.next_expiry, head = excluded.head"
         )
         self.update_bucket = (
             f"UPDATE buckets SET data = {p(3)}, version = {p(4)}, keys = {p(5)}, size = {p(6)},"
             f" updated_at = {p(7)}, expires = {p(8)}, next_expiry = {p(9)} WHERE {bucket}"
         )
+        self.select_head = f"SELECT head FROM buckets WHERE {bucket}"
+        self.set_head = f"UPDATE buckets SET head = {p(3)} WHERE {bucket}"
         self.select_expiries = f"SELECT expires FROM buckets WHERE {bucket}"
         self.add_activity = (
             f"INSERT INTO activity VALUES ({p(1)}, {p(2)}) ON CONFLICT (minute)"
@@ -182,8 +221,8 @@ class SQL:
         )
         self.latest_written = (
             "SELECT b.device, b.job, h.version, h.at, h.actor, h.changes FROM"
-            f" (SELECT device, job, version FROM buckets ORDER BY updated_at DESC LIMIT {p(1)}) b"
-            " JOIN history h ON h.device = b.device AND h.job = b.job AND h.version = b.version"
+            f" (SELECT device, job, version, head FROM buckets ORDER BY updated_at DESC"
+            f" LIMIT {p(1)}) b JOIN history h ON h.id = b.head AND h.version = b.version"
             " ORDER BY h.at DESC"
         )
         self.due = (
@@ -191,25 +230,67 @@ class SQL:
             f" ORDER BY next_expiry LIMIT {p(2)}"
         )
         self.insert_history = (
-            f"INSERT INTO history VALUES ({', '.join(p(n) for n in range(1, 8))})"
-            " ON CONFLICT (device, job, version) DO UPDATE SET at = excluded.at,"
-            " actor = excluded.actor, changes = excluded.changes, data = excluded.data"
+            "INSERT INTO history (device, job, version, at, actor, changes, data, delta, prev)"
+            f" VALUES ({', '.join(p(n) for n in range(1, 10))})"
         )
-        self.forget_contents = (
-            f"UPDATE history SET data = NULL WHERE {bucket} AND version <= {p(3)}"
-            " AND data IS NOT NULL"
-        )
+
+        def chain(more: str, *columns: str) -> str:
+            """The bucket's history rows from the newest, one ``prev`` at a time while the
+            row just read satisfies ``more`` (over ``c.version``, ``c.n``, its place from the
+            newest, 1-based, ``c.kept``, whether it keeps contents, and ``c.whole``, whether
+            a full copy). A row whose id was reused after its entry was dropped is told by
+            its bucket and version, and ends the chain."""
+            row = "h.id, h.version, h.prev, h.data IS NOT NULL OR h.delta IS NOT NULL,"
+            row += " h.data IS NOT NULL"
+            return (
+                "WITH RECURSIVE chain(id, version, prev, kept, whole, n) AS"
+                f" (SELECT {row}, 1 FROM buckets b JOIN history h ON h.id = b.head"
+                f" WHERE b.device = {p(1)} AND b.job = {p(2)}"
+                f" UNION ALL SELECT {row}, c.n + 1 FROM chain c JOIN history h"
+                f" ON h.id = c.prev AND h.device = {p(1)} AND h.job = {p(2)}"
+                f" AND h.version < c.version WHERE {more})"
+            )
+
+        # The newest ``limit`` entries, and below them the deltas down to a full copy, which
+        # tell whether the last ones are kept: in version order, with (has a full copy,
+        # has a delta) for ``history.kept_flags``.
         self.select_history = (
-            "SELECT version, at, actor, changes, data IS NOT NULL FROM history"
-            f" WHERE {bucket} ORDER BY version DESC LIMIT {p(3)}"
+            f"{chain(f'(c.n < {p(3)} OR (c.kept AND NOT c.whole))')} SELECT h.version, h.at,"
+            " h.actor, h.changes, h.data IS NOT NULL, h.delta IS NOT NULL FROM chain c"
+            " JOIN history h ON h.id = c.id ORDER BY c.version"
         )
-        self.select_kept = (
-            f"SELECT data, at FROM history WHERE {bucket} AND version = {p(3)} AND data IS NOT NULL"
+        # A version and the rows below it down to a full copy, in version order, for
+        # ``history.contents``.
+        self.select_past = (
+            f"{chain(f'(c.version > {p(3)} OR (c.kept AND NOT c.whole))')} SELECT h.version,"
+            " h.changes, h.data, h.delta, h.at FROM chain c JOIN history h ON h.id = c.id"
+            f" WHERE c.version <= {p(3)} ORDER BY c.version"
         )
-        self.drop_history = f"DELETE FROM history WHERE {bucket} AND version <= {p(3)}"
+        # A change's delta holds the values a watcher reports (a full copy holds them too).
         self.changes_after = (
-            "SELECT version, at, actor, changes, data FROM history"
-            f" WHERE {bucket} AND version > {p(3)} ORDER BY version LIMIT {p(4)}"
+            f"{chain(f'c.version > {p(3)}')} SELECT h.version, h.at, h.actor, h.changes,"
+            " COALESCE(h.delta, h.data) FROM chain c JOIN history h ON h.id = c.id"
+            f" WHERE c.version > {p(3)} ORDER BY c.version LIMIT {p(4)}"
+        )
+        # Contents are forgotten down to the first older row that has none already.
+        self.forget_contents = (
+            "UPDATE history SET data = NULL, delta = NULL WHERE id IN"
+            f" ({chain(f'(c.version > {p(3)} OR c.kept)')} SELECT id FROM chain"
+            f" WHERE version <= {p(3)} AND kept)"
+        )
+        everything = chain("1 = 1")
+        self.drop_history = (
+            f"DELETE FROM history WHERE id IN ({everything} SELECT id FROM chain"
+            f" WHERE version <= {p(3)})"
+        )
+        self.forget_history = f"DELETE FROM history WHERE id IN ({everything} SELECT id FROM chain)"
+        self.delete_device_history = (
+            "DELETE FROM history WHERE id IN (WITH RECURSIVE chain(id, version, prev, job) AS"
+            " (SELECT h.id, h.version, h.prev, h.job FROM buckets b JOIN history h"
+            f" ON h.id = b.head WHERE b.device = {p(1)} UNION ALL"
+            " SELECT h.id, h.version, h.prev, h.job FROM chain c JOIN history h"
+            f" ON h.id = c.prev AND h.device = {p(1)} AND h.job = c.job"
+            " AND h.version < c.version) SELECT id FROM chain)"
         )
         self.bucket_version = f"SELECT version FROM buckets WHERE {bucket}"
         self.written_since = (
@@ -219,8 +300,6 @@ class SQL:
         self.device_bytes_besides = (
             f"SELECT COALESCE(SUM(size), 0) FROM buckets WHERE device = {p(1)} AND job <> {p(2)}"
         )
-        self.forget_history = f"DELETE FROM history WHERE {bucket}"
-        self.delete_device_history = f"DELETE FROM history WHERE device = {p(1)}"
         self.delete_device = f"DELETE FROM buckets WHERE device = {p(1)}"
         devices = (
             "SELECT device, SUM(CASE WHEN job = '' THEN keys ELSE 0 END), SUM(size),"
@@ -262,7 +341,7 @@ class SQL:
         self.delete_token = f"DELETE FROM tokens WHERE id = {p(1)}"
         self.export_tokens = "SELECT id, device, hash, created_at FROM tokens ORDER BY id"
         self.export_history = (
-            "SELECT device, job, version, at, actor, changes, data FROM history"
+            "SELECT device, job, version, at, actor, changes, data, delta FROM history"
             " ORDER BY device, job, version"
         )
         self.export_buckets = (
@@ -285,15 +364,16 @@ class SQL:
             f"INSERT INTO settings VALUES ('key_check', {p(1)})"
             " ON CONFLICT (name) DO UPDATE SET value = excluded.value"
         )
+        # Every stored text that may be sealed: (table, column).
+        sealed = (("buckets", "data"), ("history", "data"), ("history", "delta"))
         self.unsealed = {
-            table: f"SELECT {d.row_id}, device, job, data, version FROM {table}"
-            " WHERE data IS NOT NULL"
-            f" AND data NOT LIKE {p(1)} LIMIT {p(2)}{d.lock}"
-            for table in ("buckets", "history")
+            (table, column): f"SELECT {d.row_id}, device, job, {column}, version FROM {table}"
+            f" WHERE {column} IS NOT NULL AND {column} NOT LIKE {p(1)} LIMIT {p(2)}{d.lock}"
+            for table, column in sealed
         }
         self.reseal = {
-            table: f"UPDATE {table} SET data = {p(2)} WHERE {d.row_id} = {p(1)}"
-            for table in ("buckets", "history")
+            (table, column): f"UPDATE {table} SET {column} = {p(2)} WHERE {d.row_id} = {p(1)}"
+            for table, column in sealed
         }
 
 

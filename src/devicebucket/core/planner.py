@@ -71,6 +71,7 @@ class StoredBucket:
     updated_at: float | None
     data: JSONObject | None = None
     expires: Expiries | None = None  # its keys' expiry instants (``core.expiry``)
+    head: int | None = None  # the backend's id of its newest history row (never planned)
 
 
 EMPTY: Final = StoredBucket("{}", 0, None)  # never changed: the planner reads it only
@@ -112,12 +113,15 @@ class BucketRow:
 
 @dataclass(slots=True)
 class HistoryRow:
-    """The row of the ``history`` table that records a write (its contents are the bucket's)."""
+    """The row of the ``history`` table that records a write (``core.history``): its
+    contents are a delta, and, where ``full``, the whole bucket's text too."""
 
     version: int
     at: float
     actor: str
     changes: str  # ``model.encode_changes``: key names only, never values
+    delta: str | None = None  # the new values of the keys added or changed, as JSON
+    full: bool = False
 
 
 @dataclass(slots=True)
@@ -219,10 +223,18 @@ def _plan(
         changes = _with_expiry_changes(changes, old_expires or {}, expires or {})
     version = stored.version + 1
     keep = limits.history_versions
-    history = HistoryRow(version, now, actor, encode_changes(changes)) if keep else None
-    # Contents are forgotten every ``keep`` versions, so at least the last ``keep`` (at most
-    # twice as many) stay restorable, and most writes forget nothing.
-    forget = version - keep if keep and version % keep == 0 else None
+    history = None
+    forget = None
+    if keep:
+        # A delta each version, the whole bucket every ``keep`` versions. Contents older
+        # than the full copy before this one are forgotten then: so the last ``keep``
+        # versions (at most twice as many) stay restorable, and most writes forget nothing.
+        every = version % keep == 0
+        # A restore or a clear is a full copy too (a delta could not give its key order).
+        full = every or not isinstance(operation, (Merge, Delete))
+        delta = None if full else _delta(changes, operation, data)
+        history = HistoryRow(version, now, actor, encode_changes(changes), delta, full)
+        forget = version - keep - 1 if every and version > keep else None
     # The entries themselves (who, when, which keys) are dropped a hundred at a time past the
     # last ``history_entries``.
     entries = limits.history_entries
@@ -233,6 +245,18 @@ def _plan(
     grows = limits.device_quota_bytes > 0 and size > len(stored.text)
     written = Written(changes, data, actor, now)
     return WritePlan(row, data, history, forget, drop, grows, written, expires)
+
+
+def _delta(changes: KeyChanges, operation: Operation, data: JSONObject) -> str:
+    """A merge's or a deletion's delta (``core.history``): the new values of the keys it
+    changed, then of those it added in the order it added them, so that applied to the
+    version before it gives this one, key order included."""
+    delta = {k: data[k] for k in changes.changed}
+    if changes.added:
+        added = set(changes.added)
+        patch = operation.patch if isinstance(operation, Merge) else {}
+        delta.update((k, data[k]) for k in patch if k in added)
+    return encode(delta)
 
 
 def _touched(operation: Operation, data: JSONObject) -> Iterable[str]:

@@ -1,0 +1,78 @@
+"""How the history keeps a bucket's past contents without copying the bucket on every write.
+
+Each history row records who wrote, when and which keys (``model.encode_changes``), and, while
+the version is kept, one of two texts: a **delta**, the new values of the keys the version
+added or changed, or a **full copy** of the bucket. A write stores a delta, and a full copy
+every ``history_versions`` versions (``planner``). A version's contents are the nearest full
+copy at or below it with the deltas after it applied in order (version 1 applies its delta to
+the empty bucket); a version is kept while that chain is whole. A watcher needs no rebuilding:
+a change's delta holds exactly the values it reports.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from .values import JSONObject, decode
+
+__all__ = ["Past", "Rebuild", "contents", "kept_flags"]
+
+
+@dataclass(slots=True)
+class Past:
+    """A history row as the rebuild reads it (texts opened)."""
+
+    version: int
+    changes: str  # ``model.encode_changes``
+    full: str | None  # the bucket's text at this version
+    delta: str | None  # the new values of the keys this version added or changed
+
+
+class Rebuild:
+    """One bucket's past contents, rebuilt a row at a time in ascending version order."""
+
+    def __init__(self) -> None:
+        self.state: JSONObject | None = None
+        self.last = 0
+
+    def next(self, row: Past) -> JSONObject | None:
+        """The contents at ``row``'s version (None where not kept). The dict is only valid
+        until the next row: copy it to keep it (a shallow copy will do, values are replaced
+        whole)."""
+        state = self.state
+        follows = state is not None and self.last == row.version - 1
+        if row.full is not None:
+            state = decode(row.full)
+        elif row.delta is None or not (follows or row.version == 1):
+            state = None
+        else:
+            if row.version == 1 or state is None:  # version 1 changes the empty bucket
+                state = {}
+            for key in json.loads(row.changes)[2]:  # the keys it removed
+                state.pop(key, None)
+            state.update(decode(row.delta))
+        self.state, self.last = state, row.version
+        return state
+
+
+def contents(rows: Iterable[Past]) -> Iterator[tuple[int, JSONObject | None]]:
+    """Each row's version and contents (None where not kept), for one bucket's rows in
+    ascending version order (each dict valid until the next, as :meth:`Rebuild.next`)."""
+    rebuild = Rebuild()
+    for row in rows:
+        yield row.version, rebuild.next(row)
+
+
+def kept_flags(rows: Iterable[tuple[int, bool, bool]]) -> dict[int, bool]:
+    """Which versions are kept, from ``(version, has a full copy, has a delta)`` in ascending
+    order: the same rule as :func:`contents`, without decoding anything."""
+    flags: dict[int, bool] = {}
+    whole = False
+    last = 0
+    for version, full, delta in rows:
+        whole = full or (delta and (version == 1 or (whole and last == version - 1)))
+        flags[version] = whole
+        last = version
+    return flags
