@@ -1,4 +1,4 @@
-"""Where a durable write's history cost goes: four table layouts in bare sqlite3, same run.
+"""Where a durable write's history cost goes: five table layouts in bare sqlite3, same run.
 
     .venv/bin/python bench/history_layouts.py [--devices 1000] [--blocks 30]
 
@@ -13,7 +13,9 @@ between the layouts, so all see the same disk. The layouts:
 * ``chained``: the history row without the index: ``INTEGER PRIMARY KEY`` rows appended at
   the table's end, chained through ``prev``, the bucket row holding the newest's id;
 * ``tail``: the bucket row carries its newest history entries (who, when, which keys, the
-  old values of the keys changed) and moves them, 16 at a time, into the indexed table.
+  old values of the keys changed) and moves them, 16 at a time, into the indexed table;
+* ``deltas``: ``chained`` rows that keep the new values of the keys written, and the whole
+  bucket every 20th version (what the store does since schema 8, ``core.history``).
 
 It prints writes/s and the ratio to ``none`` for each. The layouts are sketches of storage,
 not devicebucket's code: they show what each costs before the store is changed.
@@ -41,6 +43,10 @@ LAYOUTS: dict[str, list[str]] = {
     "chained": [
         "CREATE TABLE history (id INTEGER PRIMARY KEY, device TEXT, job TEXT, version INT,"
         " at REAL, actor TEXT, changes TEXT, data TEXT, prev INT)"
+    ],
+    "deltas": [
+        "CREATE TABLE history (id INTEGER PRIMARY KEY, device TEXT, job TEXT, version INT,"
+        " at REAL, actor TEXT, changes TEXT, data TEXT, delta TEXT, prev INT)"
     ],
     "tail": [
         "CREATE TABLE history (device TEXT, job TEXT, version INT, at REAL, actor TEXT,"
@@ -96,6 +102,17 @@ def write(conn: sqlite3.Connection, layout: str, device: str, n: int) -> None:
             "INSERT INTO history (device, job, version, at, actor, changes, data, prev)"
             " VALUES (?, '', ?, ?, 'local via library', ?, ?, ?)",
             (device, version, now, changes, text, row[2]),
+        ).lastrowid
+        conn.execute(
+            "UPDATE buckets SET data = ?, version = ?, head = ? WHERE device = ? AND job = ''",
+            (text, version, head, device),
+        )
+    elif layout == "deltas":
+        full = text if version % 20 == 0 else None
+        head = conn.execute(
+            "INSERT INTO history (device, job, version, at, actor, changes, data, delta, prev)"
+            " VALUES (?, '', ?, ?, 'local via library', ?, ?, ?, ?)",
+            (device, version, now, changes, full, json.dumps({"counter": n}), row[2]),
         ).lastrowid
         conn.execute(
             "UPDATE buckets SET data = ?, version = ?, head = ? WHERE device = ? AND job = ''",
