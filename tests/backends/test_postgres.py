@@ -22,6 +22,7 @@ from devicebucket.backends.postgres import MIGRATIONS, PostgresStore
 from ..conftest import PG_URL, drop_schema, pg_schema_url, require_postgres, requires
 from ..entry.test_serve import clients
 from ..servers import ADMIN, ServeProcess
+from . import schema7
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -340,31 +341,18 @@ async def test_the_history_moves_to_chained_rows_whole() -> None:
             for statement in statements:
                 await conn.execute(statement)
             await conn.execute("INSERT INTO devicebucket_migrations (version) VALUES ($1)", number)
-        for device, versions in (("a", 3), ("b", 2)):
-            await conn.execute(
-                "INSERT INTO buckets VALUES ($1, '', $2, $3, 1, 7, 5.0, NULL, NULL)",
-                device,
-                f'{{"v":{versions}}}',
-                versions,
-            )
-            for v in range(versions, 0, -1):  # out of order: the move orders them
-                await conn.execute(
-                    "INSERT INTO history VALUES ($1, '', $2, $3, 'me', '[[],[\"v\"],[]]', $4)",
-                    device,
-                    v,
-                    float(v),
-                    f'{{"v":{v}}}' if v > 1 else None,
-                )
+        await conn.executemany(
+            "INSERT INTO buckets VALUES ($1, '', $2, $3, 1, 7, 5.0, NULL, NULL)", schema7.BUCKETS
+        )
+        await conn.executemany(
+            f"INSERT INTO history VALUES ($1, '', $2, $3, 'me', '{schema7.CHANGES}', $4)",
+            schema7.HISTORY,
+        )
     finally:
         await conn.close()
     store = PostgresStore(url)
     try:
-        assert [c.version for c in await store.history("a")] == [3, 2, 1]
-        assert [c.kept for c in await store.history("a")] == [True, True, False]
-        assert (await store.at_version("a", 2)).data == {"v": 2}
-        assert [c.version for c in await store.history("b")] == [2, 1]
-        assert (await store.merge("a", {"v": 4})).version == 4  # chained onto the moved rows
-        assert [c.version for c in await store.history("a")] == [4, 3, 2, 1]
+        await schema7.check_moved(store)
     finally:
         await store.close()
         await drop_schema(schema)

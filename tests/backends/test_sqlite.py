@@ -12,6 +12,8 @@ import pytest
 from devicebucket import Agent, Limits, NotFoundError, SQLiteStore, StoreUnavailableError
 from devicebucket.backends.statements import MIGRATION_STEPS, SQL, SQLITE
 
+from . import schema7
+
 
 async def test_file_is_in_wal_mode_with_tables(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "nested" / "dir" / "s.db", create_dirs=True)
@@ -88,26 +90,14 @@ async def test_the_history_moves_to_chained_rows_whole(tmp_path: Path) -> None:
     path = tmp_path / "v7.db"
     with closing(sqlite3.connect(path)) as conn:
         conn.executescript(";".join(s for step in SQL(SQLITE).steps[:7] for s in step))
-        for device, versions in (("a", 3), ("b", 2)):
-            conn.execute(
-                "INSERT INTO buckets VALUES (?, '', ?, ?, 1, 7, 5.0, NULL, NULL)",
-                (device, f'{{"v":{versions}}}', versions),
-            )
-            for v in range(versions, 0, -1):  # out of order: the move orders them
-                data = f'{{"v":{v}}}' if v > 1 else None
-                conn.execute(
-                    "INSERT INTO history VALUES (?, '', ?, ?, 'me', '[[],[\"v\"],[]]', ?)",
-                    (device, v, float(v), data),
-                )
+        buckets = "INSERT INTO buckets VALUES (?, '', ?, ?, 1, 7, 5.0, NULL, NULL)"
+        conn.executemany(buckets, schema7.BUCKETS)
+        history = f"INSERT INTO history VALUES (?, '', ?, ?, 'me', '{schema7.CHANGES}', ?)"
+        conn.executemany(history, schema7.HISTORY)
         conn.execute("PRAGMA user_version = 7")
         conn.commit()
     store = SQLiteStore(path)
-    assert [c.version for c in await store.history("a")] == [3, 2, 1]
-    assert [c.kept for c in await store.history("a")] == [True, True, False]
-    assert (await store.at_version("a", 2)).data == {"v": 2}
-    assert [c.version for c in await store.history("b")] == [2, 1]
-    assert (await store.merge("a", {"v": 4})).version == 4  # chained onto the moved rows
-    assert [c.version for c in await store.history("a")] == [4, 3, 2, 1]
+    await schema7.check_moved(store)
     await store.close()
 
 

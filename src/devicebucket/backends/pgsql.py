@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
 from ..core.errors import InvalidValueError, StoreUnavailableError
+from ..core.planner import WritePlan
 from .statements import POSTGRES, SQL
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "VERSIONS_OF",
     "Connection",
     "LoopPools",
+    "history_values",
     "migrate",
     "pool_size",
     "split_url",
@@ -86,6 +88,21 @@ UPDATE_IF_WITH_HISTORY = (
     f"WITH bucket AS ({_UPDATE} AND version = $15 RETURNING version, head)"
     f" {_HISTORY_ROW} RETURNING id"
 )
+
+
+def history_values(
+    plan: WritePlan, stored: str, head: int | None, seal: Callable[[str, str, str, int], str]
+) -> tuple[Any, ...]:
+    """The history row's parameters ($10-$14 of ``UPDATE_WITH_HISTORY`` and its kin) for a
+    plan whose bucket text is ``stored`` (``seal``: the store's, for the delta); none when
+    the history is off."""
+    h = plan.history
+    if h is None:
+        return ()
+    delta = None if h.delta is None else seal(plan.row.device, plan.row.job, h.delta, h.version)
+    return (h.actor, h.changes, head, stored if h.full else None, delta)
+
+
 # The versions of the buckets watched (``PostgresStore._versions``).
 VERSIONS_OF = (
     "SELECT b.device, b.job, b.version FROM unnest($1::text[], $2::text[]) AS w(device, job)"
