@@ -274,8 +274,9 @@ class Live(ABC):
         self, device: str, job: str | None, after: int, limit: int
     ) -> list[HistoryEntry]:
         """Up to ``limit`` history entries after version ``after``, in version order, each
-        with its version's contents (text) where kept. Without a history: none (a watcher
-        then gets a Resync for each change)."""
+        with a text that holds the values of the keys its version set, where kept (its delta
+        or the whole bucket: ``core.history``). Without a history: none (a watcher then gets
+        a Resync for each change)."""
         return []
 
     async def _sweep(self, limit: int) -> int:

@@ -1,8 +1,8 @@
 """Live changes: what a watcher of a bucket receives, and how one process hands each change to
 its watchers.
 
-A change is read from the history (who, when, which keys, and that version's contents, from
-which the values of the keys it set are taken); a notification only says "bucket B is at
+A change is read from the history (who, when, which keys, and the values of the keys it set,
+from the version's delta or whole copy: ``core.history``); a notification only says "bucket B is at
 version V now". So whatever path a notification takes (a write in this process, or the
 watched store's look for writes made by other processes and servers), and whether it
 arrives once, twice or never, a watcher gets every version after the one it saw, once, in
@@ -77,7 +77,8 @@ class Resync:
 
 
 Event: TypeAlias = BucketChange | Resync
-HistoryEntry: TypeAlias = tuple[Change, str | None]  # a change and its version's contents
+# A change and a text holding the values of the keys it set (a delta or the whole bucket).
+HistoryEntry: TypeAlias = tuple[Change, str | None]
 ReadChanges: TypeAlias = Callable[[str, str | None, int, int], Awaitable[list[HistoryEntry]]]
 ReadBucket: TypeAlias = Callable[[str, str | None], Awaitable[Snapshot]]
 
