@@ -24,6 +24,13 @@ async def test_file_is_in_wal_mode_with_tables(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA user_version").fetchone() == (len(MIGRATION_STEPS),)
         indexes = conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
         assert ("buckets_by_job",) in indexes
+        # The history is appended to, and chained: no index of its own for a write to move.
+        on_history = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'history'"
+        assert conn.execute(on_history).fetchall() == []
+        head = conn.execute("SELECT head FROM buckets").fetchone()[0]
+        assert conn.execute(
+            "SELECT version, prev FROM history WHERE id = ?", (head,)
+        ).fetchone() == (1, None)
         assert conn.execute("SELECT device, job, version FROM buckets").fetchall() == [("d", "", 1)]
 
 
