@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Iterator
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 
 from devicebucket import SQLiteStore
 from devicebucket.core.limits import Limits
+from devicebucket.core.watching import BucketChange
 from devicebucket.web.app import create_app
 from devicebucket.web.streams import HEARTBEAT_ENV, WATCHERS_ENV
 
@@ -190,6 +192,24 @@ async def test_an_idle_stream_gets_heartbeats(live: Live) -> None:
             async for line in response.aiter_lines():
                 if line.startswith(":"):
                     break  # a comment line, from a server with nothing to say
+
+
+async def test_the_http_store_watch_reads_on_across_heartbeats(live: Live) -> None:
+    """A heartbeat (a comment line) that follows an event with an id is not an event: the
+    HTTP client store's watch once failed on it, 15 s into any watch that had seen one."""
+    from devicebucket import HTTPStore
+
+    live.write({"n": 1})
+    store = HTTPStore(live.url, token=ADMIN)
+    async with store, aclosing(store.watch("pixel-1", since=0)) as watch:
+        first = await anext(watch)
+        await asyncio.sleep(2.5)  # the server's heartbeat (1 s here) comes meanwhile
+        live.write({"n": 2})
+        async with asyncio.timeout(10):
+            second = await anext(watch)
+    assert (first.version, second.version) == (1, 2)
+    assert isinstance(second, BucketChange)
+    assert second.changed == {"n": 2}
 
 
 async def test_metrics_count_watchers_and_events(live: Live) -> None:

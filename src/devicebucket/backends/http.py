@@ -347,6 +347,10 @@ class HTTPStore(PagedListings, Store):
                 await source.response.aread()
                 self._raise_for(source.response)
             async for sent in source.aiter_sse():
+                if not sent.data:
+                    # Not an event (the SSE spec dispatches none without data): httpx-sse
+                    # yields one for the blank line after a heartbeat once an id was seen.
+                    continue
                 data = sent.json()
                 if sent.event == "error":
                     raise self._unavailable(str(data.get("error", "")))
