@@ -234,20 +234,20 @@ class SQL:
             f" VALUES ({', '.join(p(n) for n in range(1, 10))})"
         )
 
-        def chain(more: str, *columns: str) -> str:
-            """The bucket's history rows from the newest, one ``prev`` at a time while the
-            row just read satisfies ``more`` (over ``c.version``, ``c.n``, its place from the
-            newest, 1-based, ``c.kept``, whether it keeps contents, and ``c.whole``, whether
-            a full copy). A row whose id was reused after its entry was dropped is told by
-            its bucket and version, and ends the chain."""
-            row = "h.id, h.version, h.prev, h.data IS NOT NULL OR h.delta IS NOT NULL,"
+        def chain(more: str, seed: str = f"b.device = {p(1)} AND b.job = {p(2)}") -> str:
+            """The history rows of the buckets ``seed`` selects (by default the one bucket),
+            from each one's newest, one ``prev`` at a time while the row just read satisfies
+            ``more`` (over ``c.version``, ``c.n``, its place from the newest, 1-based,
+            ``c.kept``, whether it keeps contents, and ``c.whole``, whether a full copy). A
+            row whose id was reused after its entry was dropped is told by its bucket and
+            version, and ends the chain."""
+            row = "h.id, h.job, h.version, h.prev, h.data IS NOT NULL OR h.delta IS NOT NULL,"
             row += " h.data IS NOT NULL"
             return (
-                "WITH RECURSIVE chain(id, version, prev, kept, whole, n) AS"
-                f" (SELECT {row}, 1 FROM buckets b JOIN history h ON h.id = b.head"
-                f" WHERE b.device = {p(1)} AND b.job = {p(2)}"
+                "WITH RECURSIVE chain(id, job, version, prev, kept, whole, n) AS"
+                f" (SELECT {row}, 1 FROM buckets b JOIN history h ON h.id = b.head WHERE {seed}"
                 f" UNION ALL SELECT {row}, c.n + 1 FROM chain c JOIN history h"
-                f" ON h.id = c.prev AND h.device = {p(1)} AND h.job = {p(2)}"
+                f" ON h.id = c.prev AND h.device = {p(1)} AND h.job = c.job"
                 f" AND h.version < c.version WHERE {more})"
             )
 
@@ -285,12 +285,8 @@ class SQL:
         )
         self.forget_history = f"DELETE FROM history WHERE id IN ({everything} SELECT id FROM chain)"
         self.delete_device_history = (
-            "DELETE FROM history WHERE id IN (WITH RECURSIVE chain(id, version, prev, job) AS"
-            " (SELECT h.id, h.version, h.prev, h.job FROM buckets b JOIN history h"
-            f" ON h.id = b.head WHERE b.device = {p(1)} UNION ALL"
-            " SELECT h.id, h.version, h.prev, h.job FROM chain c JOIN history h"
-            f" ON h.id = c.prev AND h.device = {p(1)} AND h.job = c.job"
-            " AND h.version < c.version) SELECT id FROM chain)"
+            "DELETE FROM history WHERE id IN"
+            f" ({chain('1 = 1', seed=f'b.device = {p(1)}')} SELECT id FROM chain)"
         )
         self.bucket_version = f"SELECT version FROM buckets WHERE {bucket}"
         self.written_since = (

@@ -42,19 +42,25 @@ class Rebuild:
         until the next row: copy it to keep it (a shallow copy will do, values are replaced
         whole)."""
         state = self.state
-        follows = state is not None and self.last == row.version - 1
         if row.full is not None:
             state = decode(row.full)
-        elif row.delta is None or not (follows or row.version == 1):
+        elif not _kept(row.version, False, row.delta is not None, state is not None, self.last):
             state = None
         else:
             if row.version == 1 or state is None:  # version 1 changes the empty bucket
                 state = {}
             for key in json.loads(row.changes)[2]:  # the keys it removed
                 state.pop(key, None)
+            assert row.delta is not None
             state.update(decode(row.delta))
         self.state, self.last = state, row.version
         return state
+
+
+def _kept(version: int, full: bool, delta: bool, below_kept: bool, below: int) -> bool:
+    """Whether a version is kept: it has a full copy, or a delta on top of a kept version
+    just below it (``below``, whether ``below_kept``) or of the empty bucket (version 1)."""
+    return full or (delta and (version == 1 or (below_kept and below == version - 1)))
 
 
 def contents(rows: Iterable[Past]) -> Iterator[tuple[int, JSONObject | None]]:
@@ -69,10 +75,9 @@ def kept_flags(rows: Iterable[tuple[int, bool, bool]]) -> dict[int, bool]:
     """Which versions are kept, from ``(version, has a full copy, has a delta)`` in ascending
     order: the same rule as :func:`contents`, without decoding anything."""
     flags: dict[int, bool] = {}
-    whole = False
+    kept = False
     last = 0
     for version, full, delta in rows:
-        whole = full or (delta and (version == 1 or (whole and last == version - 1)))
-        flags[version] = whole
+        kept = flags[version] = _kept(version, full, delta, kept, last)
         last = version
     return flags
