@@ -14,11 +14,13 @@ import asyncpg
 
 from ..core.errors import InvalidValueError, StoreUnavailableError
 from ..core.planner import WritePlan
+from .sql import history_texts
 from .statements import POSTGRES, SQL
 
 __all__ = [
     "CONNECTION_ERRORS",
     "INSERT_BUCKET",
+    "INSERT_HISTORY_ID",
     "INSERT_WITH_HISTORY",
     "LOCK_ID",
     "MIGRATIONS",
@@ -99,10 +101,11 @@ def history_values(
     h = plan.history
     if h is None:
         return ()
-    delta = None if h.delta is None else seal(plan.row.device, plan.row.job, h.delta, h.version)
-    return (h.actor, h.changes, head, stored if h.full else None, delta)
+    return (h.actor, h.changes, head, *history_texts(plan, stored, seal))
 
 
+# A history row an import writes, its id returned to chain the bucket's next row onto.
+INSERT_HISTORY_ID = f"{PG.insert_history} RETURNING id"
 # The versions of the buckets watched (``PostgresStore._versions``).
 VERSIONS_OF = (
     "SELECT b.device, b.job, b.version FROM unnest($1::text[], $2::text[]) AS w(device, job)"

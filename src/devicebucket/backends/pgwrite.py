@@ -155,18 +155,15 @@ class OptimisticWrites:
         device, key = plan.row.device, plan.row.job
         values = plan.row.values(self._seal(device, key, plan.row.text, plan.row.version))
         history = pgsql.history_values(plan, values[2], head, self._seal)
-        if exists and not history:
-            await conn.execute(_SQL.update_bucket, *values)
-        else:
-            if exists:
-                statement = pgsql.UPDATE_WITH_HISTORY
-            else:
-                statement = pgsql.INSERT_WITH_HISTORY if history else pgsql.INSERT_BUCKET
-            written = await conn.fetchval(statement, *values, *history)
-            if written is None:
-                return False, head
-            if history:
-                head = written
+        if exists:  # the row is locked: the update applies (and, with a history, gives its id)
+            statement = pgsql.UPDATE_WITH_HISTORY if history else _SQL.update_bucket
+        else:  # nothing when another writer created the bucket first
+            statement = pgsql.INSERT_WITH_HISTORY if history else pgsql.INSERT_BUCKET
+        written = await conn.fetchval(statement, *values, *history)
+        if written is None and not exists:
+            return False, head
+        if history:
+            head = written
         if plan.forget_through is not None:
             await conn.execute(_SQL.forget_contents, device, key, plan.forget_through)
         if plan.drop_through is not None:

@@ -317,18 +317,15 @@ class PostgresStore(OptimisticWrites, SQLStore):
                 bucket = (row[0], row[1])
                 if bucket not in heads:
                     heads[bucket] = await conn.fetchval(_SQL.select_head, *bucket)
-                insert = f"{_SQL.insert_history} RETURNING id"
-                heads[bucket] = await conn.fetchval(insert, *row, heads[bucket])
+                heads[bucket] = await conn.fetchval(pgsql.INSERT_HISTORY_ID, *row, heads[bucket])
             await conn.executemany(_SQL.set_head, [(*b, h) for b, h in heads.items()])
 
     async def _reseal(self, limit: int) -> int:
         assert self.keys is not None
         count = 0
         async with self._connection() as conn, conn.transaction():
-            for column in _SQL.unsealed:
-                rows = await conn.fetch(
-                    _SQL.unsealed[column], f"{self.keys.prefix}%", limit - count
-                )
+            for column, unsealed in _SQL.unsealed.items():
+                rows = await conn.fetch(unsealed, f"{self.keys.prefix}%", limit - count)
                 await conn.executemany(_SQL.reseal[column], self._resealed(rows))
                 count += len(rows)
         return count

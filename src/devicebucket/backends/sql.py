@@ -18,17 +18,29 @@ from ..core.expiry import decode_expiries, expired
 from ..core.history import Past, Rebuild, contents, kept_flags
 from ..core.limits import Limits
 from ..core.model import BucketRecord, Change, HistoryRecord, decode_change
-from ..core.planner import Checked, JobRow, plan_history, plan_import
+from ..core.planner import Checked, JobRow, WritePlan, plan_history, plan_import
 from ..core.sessions import Session
 from ..core.store import Store
 from ..core.values import decode, encode
 from ..core.watching import HistoryEntry, Hub, Listen
 from .statements import SQL, Row
 
-__all__ = ["POLL_SECONDS", "SQLStore"]
+__all__ = ["POLL_SECONDS", "SQLStore", "history_texts"]
 
 #: How often a store that anyone watches looks for writes made by other processes and servers.
 POLL_SECONDS: Final = 0.02
+
+
+def history_texts(
+    plan: WritePlan, stored: str, seal: Callable[[str, str, str, int], str]
+) -> tuple[str | None, str | None]:
+    """What the history row of a plan (which has one) stores: the full copy, which is the
+    bucket's text as stored (``stored``), where the row keeps one, and the delta, sealed
+    (``seal``: the store's)."""
+    h = plan.history
+    assert h is not None
+    delta = None if h.delta is None else seal(plan.row.device, plan.row.job, h.delta, h.version)
+    return (stored if h.full else None), delta
 
 
 class SQLStore(Store):

@@ -392,10 +392,8 @@ class SQLiteStore(SQLStore, BatchCommit):
         assert self.keys is not None
         count = 0
         with self._changing() as conn:
-            for column in _SQL.unsealed:
-                rows = conn.execute(
-                    _SQL.unsealed[column], (f"{self.keys.prefix}%", limit - count)
-                ).fetchall()
+            for column, unsealed in _SQL.unsealed.items():
+                rows = conn.execute(unsealed, (f"{self.keys.prefix}%", limit - count)).fetchall()
                 conn.executemany(_SQL.reseal[column], self._resealed(rows))
                 count += len(rows)
         return count

@@ -18,6 +18,7 @@ from ..core.model import Snapshot
 from ..core.planner import StoredBucket, WritePlan, check_quota, plan_write
 from ..core.values import decode
 from .groupcommit import Pending, ThreadState, answer
+from .sql import history_texts
 from .sqlitefile import transaction
 from .statements import SQL, SQLITE
 
@@ -130,10 +131,9 @@ class BatchCommit:
         stored = self._seal(row.device, row.job, row.text, row.version)
         if plan.history is not None:
             h = plan.history
-            delta = None if h.delta is None else self._seal(row.device, row.job, h.delta, h.version)
             history = (row.device, row.job, h.version, h.at, h.actor, h.changes)
-            full = stored if h.full else None
-            head = conn.execute(_SQL.insert_history, (*history, full, delta, head)).lastrowid
+            texts = history_texts(plan, stored, self._seal)
+            head = conn.execute(_SQL.insert_history, (*history, *texts, head)).lastrowid
         conn.execute(_SQL.upsert_bucket, (*row.values(stored), head))
         if plan.forget_through is not None:
             conn.execute(_SQL.forget_contents, (row.device, row.job, plan.forget_through))
