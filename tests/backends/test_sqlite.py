@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -237,3 +238,24 @@ async def test_a_new_store_and_its_wal_are_readable_by_the_owner_only(tmp_path: 
     for name in ("private.db", "private.db-wal", "private.db-shm"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o600, name
     await store.close()
+
+
+def test_a_forked_child_writes_on_a_connection_of_its_own(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    asyncio.run(store.merge("d", {"parent": 1}))  # the parent's connection, its cache warm
+    parents = store._state.conn
+    pid = os.fork()
+    if pid == 0:  # the child: same store object, same thread
+        code = 1
+        try:
+            asyncio.run(store.merge("d", {"child": 1}))
+            code = 0 if store._state.conn not in (None, parents) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert store._state.conn is parents
+    # The parent's write after the child's sees it (its cache is not trusted across it).
+    asyncio.run(store.merge("d", {"parent": 2}))
+    assert asyncio.run(store.get("d")).data == {"parent": 2, "child": 1}
+    asyncio.run(store.close())
