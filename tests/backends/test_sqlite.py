@@ -50,6 +50,20 @@ async def test_concurrent_writes_share_one_commit(tmp_path: Path) -> None:
     await store.close()
 
 
+async def test_writers_started_as_tasks_share_one_commit(tmp_path: Path) -> None:
+    # A writer commits at once only when nothing else is ready to run: tasks that are ready
+    # join its batch, however they were started.
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.merge("d", {"n": 0})
+    statements: list[str] = []
+    store._conn().set_trace_callback(statements.append)
+    tasks = [asyncio.create_task(store.merge("d", {f"k{i}": i})) for i in range(8)]
+    await asyncio.gather(*tasks)
+    assert statements.count("COMMIT") == 1
+    assert (await store.get("d")).version == 9
+    await store.close()
+
+
 async def test_batches_are_capped(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "s.db", max_batch=16)
     await store.merge("warm", {"a": 1})

@@ -45,6 +45,22 @@ async def test_merge_is_shallow_and_keeps_other_keys(store: Store) -> None:
     assert (await store.get("pixel-1")).data == after.data
 
 
+async def test_what_a_write_answers_is_the_callers_own(store: Store) -> None:
+    first = await store.merge("d", {"list": [1, [2]], "obj": {"k": {"deep": "v"}}})
+    answered = first.data
+    answered["list"][1].append(3)
+    answered["obj"]["k"]["deep"] = "changed"
+    answered["new"] = True
+    assert first.data is answered  # the caller's copy, made once
+    stored = {"list": [1, [2]], "obj": {"k": {"deep": "v"}}}
+    assert (await store.get("d")).data == stored
+    second = await store.merge("d", {"x": 1})
+    assert second.data == {**stored, "x": 1}
+    second.data["obj"]["k"] = None
+    assert (await store.merge("d", {"y": 2})).data == {**stored, "x": 1, "y": 2}
+    assert (await store.get("d")).data == {**stored, "x": 1, "y": 2}
+
+
 async def test_none_is_stored_as_null_not_deleted(store: Store) -> None:
     await store.merge("pixel-1", {"a": 1})
     after = await store.merge("pixel-1", {"a": None})

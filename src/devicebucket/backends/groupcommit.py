@@ -2,7 +2,9 @@
 
 The first writer to arrive leads: it yields to the loop, so every writer that is ready joins
 its batch, and yields again while the batch keeps growing (adaptive group commit); then it
-commits the batch and answers the others. A lone writer yields once.
+commits the batch and answers the others. It yields only while something else is ready to
+run: a lone writer commits at once, and a batch whose writers have all joined commits
+without a last empty lap of the loop.
 """
 
 from __future__ import annotations
@@ -78,10 +80,10 @@ async def group_commit(
         mine.future = asyncio.get_running_loop().create_future()
         return await mine.future
     state.leading = True
+    loop = asyncio.get_running_loop()
     try:
-        joined = 1
-        await asyncio.sleep(0)
-        while joined < len(state.pending) < max_batch:
+        joined = 0
+        while joined < len(state.pending) < max_batch and _others_ready(loop):
             joined = len(state.pending)
             await asyncio.sleep(0)
     finally:
@@ -95,6 +97,14 @@ async def group_commit(
         raise mine.result
     assert mine.result is not None
     return mine.result
+
+
+def _others_ready(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether anything but the leader may run before the loop next polls for I/O: a
+    writer that could join. Told by CPython's queue of callbacks due now (``_ready``); on a
+    loop without one (uvloop), assumed."""
+    ready = getattr(loop, "_ready", None)
+    return ready is None or len(ready) > 0
 
 
 def answer(batch: Sequence[Pending], results: Sequence[Snapshot | BaseException]) -> None:

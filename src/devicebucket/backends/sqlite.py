@@ -7,8 +7,8 @@ How it is fast and safe at once:
 * Writes are grouped per event loop (group commit, ``groupcommit``). The first writer leads: it
   yields to the loop, so every writer that is ready joins its batch, and yields again while
   the batch keeps growing; then it runs the batch in one ``BEGIN IMMEDIATE`` transaction
-  with one fsync (``synchronous=FULL``) and answers the others. A lone writer pays one loop
-  iteration more than bare sqlite3.
+  with one fsync (``synchronous=FULL``) and answers the others. A lone writer, with nothing
+  else ready to run, commits at once.
   Each write in the batch reads, merges, checks and writes in order, so later writes see
   earlier ones, and a rejected write changes nothing while the rest of its batch commits.
 * Processes and threads coordinate through SQLite's own write lock (``busy_timeout``).

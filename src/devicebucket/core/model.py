@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Final, TypeAlias
 
 from .operations import KeyChanges
-from .values import decode
+from .values import copy_json, decode
 
 __all__ = [
     "DEVICE_SORTS",
@@ -34,10 +35,11 @@ class Snapshot:
 
     ``text`` is the bucket's canonical JSON (``values.encode``) where a store has it at hand,
     so a server can answer without encoding again. ``data`` is the bucket as a dict, a
-    fresh copy owned by the caller; given only the text, it is decoded on first access.
+    fresh copy owned by the caller; given only the text, it is decoded on first access, and
+    given the store's own dict of it (``source``, never changed afterwards), copied from it.
     """
 
-    __slots__ = ("_data", "text", "updated_at", "version", "written")
+    __slots__ = ("_data", "_source", "text", "updated_at", "version", "written")
 
     def __init__(
         self,
@@ -46,10 +48,12 @@ class Snapshot:
         updated_at: float | None = None,
         text: str | None = None,
         written: Written | None = None,
+        source: dict[str, Any] | None = None,
     ) -> None:
         if data is None and text is None:
             raise ValueError("a Snapshot needs its data or its JSON text")
         self._data = data
+        self._source = source
         self.version = version
         self.updated_at = updated_at
         self.text = text
@@ -58,8 +62,11 @@ class Snapshot:
     @property
     def data(self) -> dict[str, Any]:
         if self._data is None:
-            assert self.text is not None
-            self._data = decode(self.text)
+            if self._source is not None:
+                self._data, self._source = copy_json(self._source), None
+            else:
+                assert self.text is not None
+                self._data = decode(self.text)
         return self._data
 
     def __eq__(self, other: object) -> bool:
@@ -129,6 +136,7 @@ class Change:
 _ENCODE_CHANGES: Final = json.JSONEncoder(ensure_ascii=False).encode
 
 
+@lru_cache(maxsize=1024)  # writers mostly touch the same few sets of keys, again and again
 def encode_changes(changes: KeyChanges) -> str:
     """How a change's key names are stored: ``[added, changed, removed]`` as JSON."""
     return _ENCODE_CHANGES([changes.added, changes.changed, changes.removed])

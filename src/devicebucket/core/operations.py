@@ -100,9 +100,17 @@ def key_changes(before: JSONObject, after: JSONObject) -> KeyChanges:
 
 def operation_changes(current: JSONObject, operation: Operation) -> KeyChanges:
     """The keys ``operation`` touches, found in time proportional to the operation."""
-    if isinstance(operation, Merge):  # only the patch's keys can change
-        patch = operation.patch
-        return key_changes({k: current[k] for k in patch if k in current}, patch)
+    if isinstance(operation, Merge):  # only the patch's keys can change: one pass over them
+        added: list[str] = []
+        changed: list[str] = []
+        for key, value in operation.patch.items():
+            if key not in current:
+                added.append(key)
+            elif not _same(current[key], value):
+                changed.append(key)
+        added.sort()
+        changed.sort()
+        return KeyChanges(tuple(added), tuple(changed))
     if isinstance(operation, Delete):
         return KeyChanges(removed=tuple(sorted({k for k in operation.keys if k in current})))
     if isinstance(operation, Replace):

@@ -147,7 +147,7 @@ class WritePlan:
 
     def snapshot(self) -> Snapshot:
         row = self.row
-        return Snapshot(None, row.version, row.updated_at, row.text, self.written)
+        return Snapshot(None, row.version, row.updated_at, row.text, self.written, self.data)
 
     def stored(self) -> StoredBucket:
         """The bucket as this plan leaves it (a shallow copy of its dict: operations
