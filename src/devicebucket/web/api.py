@@ -220,7 +220,8 @@ class Api:
     async def patch_bucket(self, request: Request, token: Token | None) -> Response:
         args = await self.write_args(request, token)
         data = await self.json_object(request)
-        raw = request.query_params.get("expire_in")
+        # (the query string parsed only when there is one: a write's is mostly empty)
+        raw = request.query_params.get("expire_in") if request.scope["query_string"] else None
         if raw is not None:
             try:
                 args["expire_in"] = _DECODER.decode(raw)
