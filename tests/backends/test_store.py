@@ -61,6 +61,14 @@ async def test_what_a_write_answers_is_the_callers_own(store: Store) -> None:
     assert (await store.get("d")).data == {**stored, "x": 1, "y": 2}
 
 
+async def test_numbers_of_every_size_read_back_exactly(store: Store) -> None:
+    numbers = {"big": 2**70, "i64": -(2**63), "u64": 2**64 - 1, "small": 1.25e-5, "one": 1.0}
+    assert (await store.merge("d", numbers)).data == numbers
+    assert (await store.merge("d", {"more": 1})).data == {**numbers, "more": 1}
+    assert (await store.get("d")).data == {**numbers, "more": 1}
+    assert (await store.merge("d", {"small": 1.25e-5})).version == 2  # the same value: no change
+
+
 async def test_none_is_stored_as_null_not_deleted(store: Store) -> None:
     await store.merge("pixel-1", {"a": 1})
     after = await store.merge("pixel-1", {"a": None})

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from devicebucket import InvalidSchemaError, InvalidValueError, Limits, SchemaViolationError
 from devicebucket.core.ids import check_id
 from devicebucket.core.masking import is_secret_key, secret_key_patterns
 from devicebucket.core.schema import check_schema, schema_text, validate_against_schema
-from devicebucket.core.values import json_path, normalize_data
+from devicebucket.core.values import copy_json, decode, encode, json_path, normalize_data
 
 
 @pytest.mark.parametrize("good", ["a", "pixel-7-01", "emu_5554", "user@host:profile.1", "x" * 256])
@@ -48,6 +50,37 @@ def test_normalize_makes_plain_types() -> None:
     assert out == {"k": [3, 1.5, True, None]}
     assert type(next(iter(out))) is str
     assert type(out["k"][0]) is int
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"s": 'é\n\u2028\x00\x7f"\\', "f": 1.5, "one": 1.0, "t": True, "n": None, "l": [{}]},
+        {"i64": -(2**63), "u64": 2**64 - 1, "tiny": 2.5e-300, "huge": -1.5e300},
+        {"beyond 64 bits": 2**70, "below": -(2**70), "nested": [{"x": 10**30}]},
+    ],
+    ids=["text and scalars", "64-bit edges", "ints beyond 64 bits"],
+)
+def test_the_canonical_text_is_compact_and_reads_back_exactly(data: dict[str, object]) -> None:
+    text = encode(data)
+    stdlib = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    assert json.loads(text) == json.loads(stdlib) == data
+    assert text == stdlib  # the same text, character for character
+    assert decode(text) == data
+
+
+def test_a_small_float_is_written_as_javascript_writes_it() -> None:
+    assert encode({"f": 1e-8, "g": 1.25e-05}) == '{"f":1e-8,"g":0.0000125}'
+    assert decode('{"f":1e-08,"g":1.25e-05}') == {"f": 1e-8, "g": 1.25e-5}  # as stored before
+
+
+def test_a_copy_of_json_shares_no_container() -> None:
+    data = {"a": [1, {"b": [2]}], "c": {"d": "e"}, "f": 1}
+    copied = copy_json(data)
+    assert copied == data
+    copied["a"][1]["b"].append(3)
+    copied["c"]["d"] = "changed"
+    assert data == {"a": [1, {"b": [2]}], "c": {"d": "e"}, "f": 1}
 
 
 SCHEMA = {

@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Final, TypeAlias
 
+import orjson
+
 from .errors import InvalidValueError
 from .limits import Limits
 
@@ -165,7 +167,16 @@ _ENCODE: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), all
 
 
 def encode(data: JSONObject) -> str:
-    """The canonical JSON text of a bucket, as stored."""
+    """The canonical JSON text of a bucket, as stored: compact, with every character as it is
+    (not ``\\u`` escaped). orjson writes it, ten times as fast as the standard library,
+    which writes what orjson refuses (an int beyond 64 bits) the same way. The two differ
+    only in how a float below 0.001 or so is written (``1e-8``, ``0.0000125``, as JavaScript
+    writes them; the standard library's ``1e-08``, ``1.25e-05``): a bucket stored before,
+    holding such a float, reads as changed by its next write."""
+    try:
+        return orjson.dumps(data).decode()
+    except orjson.JSONEncodeError:
+        pass
     try:
         return _ENCODE(data)
     except ValueError as exc:  # e.g. an int with more digits than Python will print
