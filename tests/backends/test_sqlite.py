@@ -273,3 +273,37 @@ def test_a_forked_child_writes_on_a_connection_of_its_own(tmp_path: Path) -> Non
     asyncio.run(store.merge("d", {"parent": 2}))
     assert asyncio.run(store.get("d")).data == {"parent": 2, "child": 1}
     asyncio.run(store.close())
+
+
+async def test_a_loop_of_writes_lets_timers_and_io_run(tmp_path: Path) -> None:
+    # A lone writer commits without a lap of the event loop, but never for long: a loop
+    # of writes that nothing else interleaves must not stall the loop's timers and I/O.
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.merge("d", {"n": 0})
+    loop = asyncio.get_running_loop()
+    fired = loop.create_future()
+    loop.call_later(0.005, fired.set_result, None)
+    served = loop.create_future()
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(await reader.read(4))
+        await writer.drain()
+        served.set_result(None)
+        writer.close()
+
+    server = await asyncio.start_server(echo, "127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname()[:2])
+    writer.write(b"ping")
+    writes = 0
+    deadline = loop.time() + 10
+    while not (fired.done() and served.done()) and loop.time() < deadline:
+        await store.merge("d", {"n": writes})
+        writes += 1
+    assert fired.done(), "a timer waited behind every write"
+    assert served.done(), "a connection was never served while the writes went on"
+    assert await reader.read() == b"ping"
+    writer.close()
+    await writer.wait_closed()
+    server.close()
+    await server.wait_closed()
+    await store.close()

@@ -4,7 +4,9 @@ The first writer to arrive leads: it yields to the loop, so every writer that is
 its batch, and yields again while the batch keeps growing (adaptive group commit); then it
 commits the batch and answers the others. It yields only while something else is ready to
 run: a lone writer commits at once, and a batch whose writers have all joined commits
-without a last empty lap of the loop.
+without a last empty lap of the loop. A lap is never skipped for long, though
+(``MAX_SECONDS_WITHOUT_LAP``): a loop of writes with nothing else ready would otherwise never
+let the event loop poll for I/O or run its timers.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from ..core.model import Snapshot
 from ..core.operations import Operation
@@ -50,6 +54,7 @@ class ThreadState(threading.local):
         self.schemas: dict[str, str | None] = {}
         self.data_version: int | None = None
         self.watched_version: int | None = None  # PRAGMA data_version, as watchers last saw
+        self.lapped_at = 0.0  # when a leader last let the loop run (``time.monotonic``)
 
     def drop_cache(self) -> None:
         self.cache.clear()
@@ -83,8 +88,9 @@ async def group_commit(
     loop = asyncio.get_running_loop()
     try:
         joined = 0
-        while joined < len(state.pending) < max_batch and _others_ready(loop):
+        while joined < len(state.pending) < max_batch and _lap_due(loop, state):
             joined = len(state.pending)
+            state.lapped_at = time.monotonic()
             await asyncio.sleep(0)
     finally:
         try:
@@ -99,12 +105,20 @@ async def group_commit(
     return mine.result
 
 
-def _others_ready(loop: asyncio.AbstractEventLoop) -> bool:
-    """Whether anything but the leader may run before the loop next polls for I/O: a
-    writer that could join. Told by CPython's queue of callbacks due now (``_ready``); on a
-    loop without one (uvloop), assumed."""
+#: The longest a thread's writers go without a lap of the event loop: its timers and I/O wait
+#: no longer than this behind a loop of writes that nothing else interleaves.
+MAX_SECONDS_WITHOUT_LAP: Final = 0.001
+
+
+def _lap_due(loop: asyncio.AbstractEventLoop, state: ThreadState) -> bool:
+    """Whether the leader should let the loop run before it commits: something else is
+    ready to run (a writer that could join; told by CPython's queue of callbacks due now,
+    ``_ready``, and assumed on a loop without one, such as uvloop), or the thread's writers
+    have not let the loop poll for I/O and timers for ``MAX_SECONDS_WITHOUT_LAP``."""
     ready = getattr(loop, "_ready", None)
-    return ready is None or len(ready) > 0
+    if ready is None or len(ready) > 0:
+        return True
+    return time.monotonic() - state.lapped_at >= MAX_SECONDS_WITHOUT_LAP
 
 
 def answer(batch: Sequence[Pending], results: Sequence[Snapshot | BaseException]) -> None:

@@ -8,7 +8,8 @@ How it is fast and safe at once:
   yields to the loop, so every writer that is ready joins its batch, and yields again while
   the batch keeps growing; then it runs the batch in one ``BEGIN IMMEDIATE`` transaction
   with one fsync (``synchronous=FULL``) and answers the others. A lone writer, with nothing
-  else ready to run, commits at once.
+  else ready to run, commits at once (yet lets the loop poll for I/O at least every
+  millisecond).
   Each write in the batch reads, merges, checks and writes in order, so later writes see
   earlier ones, and a rejected write changes nothing while the rest of its batch commits.
 * Processes and threads coordinate through SQLite's own write lock (``busy_timeout``).
