@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from devicebucket import InvalidSchemaError, InvalidValueError, Limits, SchemaViolationError
 from devicebucket.core.ids import check_id
@@ -72,6 +75,51 @@ def test_the_canonical_text_is_compact_and_reads_back_exactly(data: dict[str, ob
 def test_a_small_float_is_written_as_javascript_writes_it() -> None:
     assert encode({"f": 1e-8, "g": 1.25e-05}) == '{"f":1e-8,"g":0.0000125}'
     assert decode('{"f":1e-08,"g":1.25e-05}') == {"f": 1e-8, "g": 1.25e-5}  # as stored before
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(st.dictionaries(st.text(), _JSON, max_size=6))
+def test_a_bucket_reads_back_as_the_standard_library_reads_it(data: dict[str, object]) -> None:
+    for text in (encode(data), json.dumps(data, ensure_ascii=False, separators=(",", ":"))):
+        read = decode(text)
+        assert read == json.loads(text) == data
+        assert json.dumps(read) == json.dumps(data)  # the types too: 1, 1.0 and True differ
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"n":18446744073709551616}',  # orjson would read a float
+        '{"n":-9223372036854775809}',
+        '{"f":1e-08,"g":1.25e-05}',  # a small float as the standard library spelled it
+        '{"a":1,"a":2}',
+        '{"s":"\\ud800"}',
+        '{"s":"\\u00e9", "t": [1.0, 1, true]}',
+    ],
+)
+def test_a_text_orjson_would_read_otherwise_reads_as_before(text: str) -> None:
+    read = decode(text)
+    assert read == json.loads(text)
+    assert json.dumps(read) == json.dumps(json.loads(text))
+
+
+def test_a_stored_text_that_is_not_an_object_is_refused() -> None:
+    for text in ("[1]", "null", "1", '"x"'):
+        with pytest.raises(ValueError, match="not a JSON object"):
+            decode(text)
+    with pytest.raises(json.JSONDecodeError, match="Expecting property name"):
+        decode("{bad")  # the standard library's error, as before
+    assert math.isnan(decode('{"v":NaN}')["v"])  # the standard library's reading, as before
 
 
 def test_a_copy_of_json_shares_no_container() -> None:

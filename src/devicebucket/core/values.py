@@ -202,8 +202,20 @@ def copy_json(value: Any) -> Any:
 
 
 def decode(text: str | bytes) -> JSONObject:
-    """Parse a stored bucket."""
-    value = _DECODE(text) if type(text) is str else json.loads(text)
+    """Parse a stored bucket. orjson reads it where what it read writes back to the very
+    same text (``encode``): twice as fast as the standard library, which reads the rest
+    (an int beyond 64 bits, which orjson would read as a float; a text stored in the
+    standard library's own spelling of a small float; anything orjson refuses)."""
+    value: Any = None
+    if type(text) is str:
+        try:
+            value = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            value = None
+        if value is None or orjson.dumps(value) != text.encode():
+            value = _DECODE(text)
+    else:
+        value = json.loads(text)
     if type(value) is not dict:
         raise ValueError("stored bucket is not a JSON object")
     return value
