@@ -89,28 +89,29 @@ def _same(a: Any, b: Any) -> bool:
     return not isinstance(a, (dict, list)) or json.dumps(a) == json.dumps(b)
 
 
+def _set_keys(before: JSONObject, after: JSONObject) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The keys of ``after`` that ``before`` lacks, and those whose value it changes, each
+    sorted: one pass over ``after``."""
+    added: list[str] = []
+    changed: list[str] = []
+    for key, value in after.items():
+        if key not in before:
+            added.append(key)
+        elif not _same(before[key], value):
+            changed.append(key)
+    return tuple(sorted(added)), tuple(sorted(changed))
+
+
 def key_changes(before: JSONObject, after: JSONObject) -> KeyChanges:
     """The top-level keys that differ between two bucket contents."""
-    return KeyChanges(
-        tuple(sorted(k for k in after if k not in before)),
-        tuple(sorted(k for k in after if k in before and not _same(before[k], after[k]))),
-        tuple(sorted(k for k in before if k not in after)),
-    )
+    added, changed = _set_keys(before, after)
+    return KeyChanges(added, changed, tuple(sorted(k for k in before if k not in after)))
 
 
 def operation_changes(current: JSONObject, operation: Operation) -> KeyChanges:
     """The keys ``operation`` touches, found in time proportional to the operation."""
-    if isinstance(operation, Merge):  # only the patch's keys can change: one pass over them
-        added: list[str] = []
-        changed: list[str] = []
-        for key, value in operation.patch.items():
-            if key not in current:
-                added.append(key)
-            elif not _same(current[key], value):
-                changed.append(key)
-        added.sort()
-        changed.sort()
-        return KeyChanges(tuple(added), tuple(changed))
+    if isinstance(operation, Merge):  # only the patch's keys can change
+        return KeyChanges(*_set_keys(current, operation.patch))
     if isinstance(operation, Delete):
         return KeyChanges(removed=tuple(sorted({k for k in operation.keys if k in current})))
     if isinstance(operation, Replace):
