@@ -288,6 +288,46 @@ def test_body_over_the_limit_is_413(api: Api) -> None:
     assert api.call("GET", "/v1/devices/big/bucket", ADMIN).json() == {}
 
 
+def _chunked(*parts: bytes) -> Iterator[bytes]:
+    """A body httpx sends chunked (no Content-Length): the server gets it piece by piece."""
+    yield from parts
+
+
+def test_a_body_sent_in_chunks_is_read_whole(api: Api) -> None:
+    parts = (b'{"chunked": "', b"a" * 70_000, b"b" * 70_000, b'", "n": 2}')
+    response = httpx.patch(
+        api.url + "/v1/devices/chunks/bucket",
+        content=_chunked(*parts),
+        headers={"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {"chunked": "a" * 70_000 + "b" * 70_000, "n": 2}
+    assert "content-length" not in response.request.headers  # it did go in chunks
+
+
+def test_a_chunked_body_over_the_limit_is_413_and_stores_nothing(api: Api) -> None:
+    parts = [b'{"a": "'] + [b"x" * 65_536] * 18 + [b'"}']  # ~1.1 MB, past the 1 MB bucket
+    response = httpx.patch(
+        api.url + "/v1/devices/big-chunks/bucket",
+        content=_chunked(*parts),
+        headers={"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert response.status_code == 413
+    assert "over the limit" in response.json()["error"]
+    assert api.call("GET", "/v1/devices/big-chunks/bucket", ADMIN).json() == {}
+
+
+def test_a_bucket_answer_has_the_headers_of_starlettes_response(api: Api) -> None:
+    api.call("PATCH", "/v1/devices/headers/bucket", ADMIN, {"n": 1})
+    response = api.call("GET", "/v1/devices/headers/bucket", ADMIN)
+    assert response.headers["etag"] == '"1"'
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["content-length"] == str(len(response.content))
+    assert response.json() == {"n": 1}
+
+
 def test_wrong_method_is_405_with_allow(api: Api) -> None:
     response = api.call("PUT", "/v1/devices/x/bucket", ADMIN)
     assert response.status_code == 405

@@ -32,6 +32,7 @@ from ..wire.routes import ROUTES, Access, Endpoint
 from ..wire.shapes import change_json, device_json, job_json, rfc3339, token_json
 from .auth import ENV_ADMIN_ID, TokenAuth
 from .forms import read_bounded
+from .headers import header
 from .metrics import Metrics
 from .openapi import openapi_document
 from .responses import (
@@ -64,7 +65,7 @@ _DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def _if_match(request: Request) -> int | None:
-    raw = request.headers.get("if-match")
+    raw = header(request, b"if-match")
     if raw is None or raw.strip() == "*":
         return None
     tag = raw.strip().removeprefix("W/").strip('"')
@@ -180,7 +181,7 @@ class Api:
             credential = LOCAL
         else:
             credential = token_credential(token.id, token.is_admin)
-        return actor(credential, request.headers.get("x-devicebucket-actor", "")[:200] or "http")
+        return actor(credential, (header(request, b"x-devicebucket-actor") or "")[:200] or "http")
 
     # --- buckets -------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from starlette.requests import HTTPConnection
 from ..core.store import Store
 from ..core.tokens import Token, hash_token
 from ..wire.routes import Access
+from .headers import header
 from .ratelimit import FailureLimit
 from .responses import HTTPError
 
@@ -49,13 +50,14 @@ _INVALID: Final = "the bearer token is not valid or was revoked"
 
 def _bearer(conn: HTTPConnection) -> str | None:
     """The secret of an ``Authorization: Bearer`` header, if there is one."""
-    scheme, _, presented = conn.headers.get("authorization", "").partition(" ")
+    scheme, _, presented = (header(conn, b"authorization") or "").partition(" ")
     presented = presented.strip()
     return presented if scheme.lower() == "bearer" and presented else None
 
 
 def _address(conn: HTTPConnection) -> str:
-    return conn.client.host if conn.client else "unknown"
+    client = conn.scope.get("client")  # (host, port), as ``conn.client`` reads it
+    return str(client[0]) if client else "unknown"
 
 
 def check_admin_token(admin_token: str | None) -> None:

@@ -13,7 +13,9 @@ from typing import Final
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import FormData, UploadFile
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
+
+from .headers import header
 
 __all__ = [
     "MAX_FIELDS",
@@ -48,15 +50,24 @@ class FormRefusedError(Exception):
 async def read_bounded(request: Request, limit: int) -> bytes | None:
     """The request's body, or None as soon as it is known to be over ``limit`` bytes (by its
     declared length, before any of it is read, or while it streams); the rest is not read."""
-    length = request.headers.get("content-length")
+    length = header(request, b"content-length")
     if length is not None and (not length.isdigit() or int(length) > limit):
         return None
+    # The ASGI messages themselves, as ``request.stream()`` reads them, without the cost of
+    # its async generator (a third of a small write's reading).
     body = bytearray()
-    async for chunk in request.stream():
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk: bytes = message.get("body", b"")
+        if not body and not message.get("more_body", False):  # the whole body at once
+            return chunk if len(chunk) <= limit else None
         body += chunk
         if len(body) > limit:
             return None
-    return bytes(body)
+        if not message.get("more_body", False):
+            return bytes(body)
 
 
 async def read_form(request: Request, limit: int) -> FormData:

@@ -12,7 +12,7 @@ from ..core.model import Snapshot
 from ..core.values import encode
 from ..wire.errors import error_answer
 
-__all__ = ["HTTPError", "bucket_response", "error_response", "json_response"]
+__all__ = ["BucketResponse", "HTTPError", "bucket_response", "error_response", "json_response"]
 
 
 class HTTPError(Exception):
@@ -56,4 +56,22 @@ def bucket_response(snapshot: Snapshot) -> Response:
 
 
 def bucket_text_response(text: str, version: int) -> Response:
-    return Response(text.encode(), 200, {"ETag": f'"{version}"'}, media_type="application/json")
+    return BucketResponse(text.encode(), version)
+
+
+class BucketResponse(Response):
+    """A bucket's JSON and its version as the ETag: the headers ``Response(body, 200,
+    {"ETag": ...}, media_type="application/json")`` has, in its order, built directly (the
+    API's most frequent answer; Starlette's general ``init_headers`` costs a GET 1 µs)."""
+
+    media_type = "application/json"
+
+    def __init__(self, body: bytes, version: int) -> None:
+        self.status_code = 200
+        self.background = None
+        self.body = body
+        self.raw_headers = [
+            (b"etag", b'"%d"' % version),
+            (b"content-length", b"%d" % len(body)),
+            (b"content-type", b"application/json"),
+        ]
