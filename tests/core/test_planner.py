@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from devicebucket import ConflictError, InvalidValueError, JobConflictError, Limits
@@ -78,3 +80,18 @@ def test_job_registration_rule() -> None:
     with pytest.raises(JobConflictError):
         plan_job(new, "j", None, "true", False, 7.0)
     assert plan_job(new, "j", None, "true", True, 7.0).schema == "true"
+
+
+def test_a_delta_rebuilds_the_version_key_order_included() -> None:
+    before = StoredBucket('{"a":1,"b":2,"c":3}', 1, 1.0)
+    # Every key of the patch new or changed (the patch is the delta), then one that is not.
+    for patch, delta in (
+        ({"z": 9, "a": 5}, '{"z":9,"a":5}'),
+        ({"z": 9, "b": 2, "a": 5}, '{"a":5,"z":9}'),
+    ):
+        planned = plan(before, Merge(patch))
+        assert planned.history.delta == delta  # type: ignore[attr-defined]
+        rebuilt = {"a": 1, "b": 2, "c": 3}
+        rebuilt.update(json.loads(delta))
+        assert list(rebuilt.items()) == list(planned.data.items())  # type: ignore[attr-defined]
+        assert planned.row.text == '{"a":5,"b":2,"c":3,"z":9}'  # type: ignore[attr-defined]

@@ -136,10 +136,18 @@ class Change:
 _ENCODE_CHANGES: Final = json.JSONEncoder(ensure_ascii=False).encode
 
 
-@lru_cache(maxsize=1024)  # writers mostly touch the same few sets of keys, again and again
 def encode_changes(changes: KeyChanges) -> str:
     """How a change's key names are stored: ``[added, changed, removed]`` as JSON."""
-    return _ENCODE_CHANGES([changes.added, changes.changed, changes.removed])
+    return _encode_key_names(changes.added, changes.changed, changes.removed)
+
+
+@lru_cache(maxsize=1024)  # writers mostly touch the same few sets of keys, again and again
+def _encode_key_names(
+    added: tuple[str, ...], changed: tuple[str, ...], removed: tuple[str, ...]
+) -> str:
+    # (cached by the three tuples: hashing them is C's work, where a KeyChanges' generated
+    # __hash__ and __eq__ are Python's)
+    return _ENCODE_CHANGES([added, changed, removed])
 
 
 def decode_change(version: int, at: float, actor: str, changes: str, kept: object) -> Change:

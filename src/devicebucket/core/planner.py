@@ -251,6 +251,13 @@ def _delta(changes: KeyChanges, operation: Operation, data: JSONObject) -> str:
     """A merge's or a deletion's delta (``core.history``): the new values of the keys it
     changed, then of those it added in the order it added them, so that applied to the
     version before it gives this one, key order included."""
+    if isinstance(operation, Merge) and len(changes.added) + len(changes.changed) == len(
+        operation.patch
+    ):
+        # Every key of the patch is new or changed (a write mostly is): the patch is the
+        # delta. Applied, its changed keys keep their places and its added ones come last,
+        # in its order, as above.
+        return encode(operation.patch)
     delta = {k: data[k] for k in changes.changed}
     if changes.added:
         added = set(changes.added)
