@@ -307,3 +307,48 @@ async def test_a_loop_of_writes_lets_timers_and_io_run(tmp_path: Path) -> None:
     server.close()
     await server.wait_closed()
     await store.close()
+
+
+async def test_a_batchs_history_rows_keep_every_bucket_restorable(tmp_path: Path) -> None:
+    # One batch writes the same buckets again and again: its history rows are inserted
+    # together, and each forgetting of old contents (every 2 versions here) sees them all.
+    store = SQLiteStore(tmp_path / "s.db", limits=Limits(history_versions=2))
+    await store.merge("warm", {"a": 1})
+    statements: list[str] = []
+    store._conn().set_trace_callback(statements.append)
+    writes = [store.merge(f"d{n % 3}", {"n": n, f"k{n}": n}) for n in range(30)]
+    await asyncio.gather(*writes)
+    assert statements.count("COMMIT") == 1
+    for device in range(3):
+        name = f"d{device}"
+        contents: dict[str, int] = {}
+        versions = []
+        for n in range(device, 30, 3):
+            contents = {**contents, "n": n, f"k{n}": n}
+            versions.append(dict(contents))
+        history = await store.history(name)
+        assert [c.version for c in history] == list(range(10, 0, -1))
+        for version in (9, 10):  # the last two are kept, key order included
+            past = await store.at_version(name, version)
+            assert list(past.data.items()) == list(versions[version - 1].items())
+        with pytest.raises(NotFoundError):
+            await store.at_version(name, 2)
+    with closing(sqlite3.connect(tmp_path / "s.db")) as conn:
+        ids = [row[0] for row in conn.execute("SELECT id FROM history ORDER BY id")]
+        assert ids == list(range(1, 32))  # as SQLite numbers rows: in the order written
+    await store.close()
+
+
+async def test_history_rows_of_two_connections_never_share_an_id(tmp_path: Path) -> None:
+    # Each connection numbers its batch's history rows from the last it wrote: another
+    # connection's commit makes it look again.
+    one, two = SQLiteStore(tmp_path / "s.db"), SQLiteStore(tmp_path / "s.db")
+    for n in range(4):
+        await one.merge("d", {"n": n})
+        await asyncio.gather(two.merge("d", {"m": n}), two.merge("e", {"m": n}))
+        await one.merge("e", {"n": n})
+    for device in ("d", "e"):
+        assert [c.version for c in await one.history(device)] == list(range(8, 0, -1))
+        assert (await two.at_version(device, 8)).data == {"n": 3, "m": 3}
+    await one.close()
+    await two.close()

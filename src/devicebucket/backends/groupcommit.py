@@ -55,12 +55,14 @@ class ThreadState(threading.local):
         self.data_version: int | None = None
         self.watched_version: int | None = None  # PRAGMA data_version, as watchers last saw
         self.lapped_at = 0.0  # when a leader last let the loop run (``time.monotonic``)
+        self.history_id: int | None = None  # the id of the history row last written
 
     def drop_cache(self) -> None:
         self.cache.clear()
         self.schemas.clear()
         self.cache_bytes = 0
         self.data_version = None
+        self.history_id = None
 
     def remember(self, key: tuple[str, str], entry: StoredBucket) -> None:
         """Keep a bucket as this connection last wrote it (its ``data`` is never handed out)."""

@@ -1,7 +1,8 @@
 """How the SQLite store applies a batch of writes (``groupcommit``) in one transaction: each
 write reads its bucket (from the connection's cache where it is good), is planned
 (``planner.plan_write``) and executed in order, so later writes see earlier ones, and a
-rejected write changes nothing while the rest of its batch commits."""
+rejected write changes nothing while the rest of its batch commits. The batch's history rows
+are inserted together (``HistoryRows``)."""
 
 from __future__ import annotations
 
@@ -60,15 +61,17 @@ class BatchCommit:
                     state.data_version = data_version
                 now = time.time()
                 results = []
+                history = HistoryRows(state)
                 for pending in batch:
                     try:
-                        results.append(self._apply(conn, state, pending, now))
+                        results.append(self._apply(conn, state, pending, now, history))
                     except (sqlite3.Error, OSError):
                         raise  # the transaction itself failed: every write in it failed
                     except Exception as exc:
                         # A write fails before it executes anything (the planner decides
                         # first), so the rest of the batch commits without it.
                         results.append(exc)
+                history.insert(conn)
         except (sqlite3.Error, OSError) as exc:
             state.drop_cache()
             results = [self._fail(exc) for _ in batch]
@@ -78,7 +81,12 @@ class BatchCommit:
         answer(batch, results)
 
     def _apply(
-        self, conn: sqlite3.Connection, state: ThreadState, pending: Pending, now: float
+        self,
+        conn: sqlite3.Connection,
+        state: ThreadState,
+        pending: Pending,
+        now: float,
+        history: HistoryRows,
     ) -> Snapshot:
         """Read the bucket (from the cache where it is good), plan the write, execute it."""
         key = (pending.device, pending.job)
@@ -112,7 +120,7 @@ class BatchCommit:
                 stored.data = data
                 state.remember(key, stored)
             return Snapshot(None, stored.version, stored.updated_at, stored.text)
-        head = self._execute(conn, plan, stored.head)
+        head = self._execute(conn, plan, stored.head, history)
         row = plan.row
         state.remember(
             key,
@@ -120,10 +128,12 @@ class BatchCommit:
         )
         return plan.snapshot()
 
-    def _execute(self, conn: sqlite3.Connection, plan: WritePlan, head: int | None) -> int | None:
+    def _execute(
+        self, conn: sqlite3.Connection, plan: WritePlan, head: int | None, history: HistoryRows
+    ) -> int | None:
         """Execute a plan on a bucket whose newest history row is ``head``; the new head."""
         if plan.swept is not None:  # expired keys' removal: a version of its own, first
-            head = self._execute(conn, plan.swept, head)
+            head = self._execute(conn, plan.swept, head, history)
         row = plan.row
         if plan.check_quota:
             others = conn.execute(_SQL.device_bytes_besides, (row.device, row.job)).fetchone()
@@ -131,14 +141,17 @@ class BatchCommit:
         stored = self._seal(row.device, row.job, row.text, row.version)
         if plan.history is not None:
             h = plan.history
-            history = (row.device, row.job, h.version, h.at, h.actor, h.changes)
             texts = history_texts(plan, stored, self._seal)
-            head = conn.execute(_SQL.insert_history, (*history, *texts, head)).lastrowid
+            head = history.add(
+                conn, (row.device, row.job, h.version, h.at, h.actor, h.changes, *texts, head)
+            )
         conn.execute(_SQL.upsert_bucket, (*row.values(stored), head))
-        if plan.forget_through is not None:
-            conn.execute(_SQL.forget_contents, (row.device, row.job, plan.forget_through))
-        if plan.drop_through is not None:
-            conn.execute(_SQL.drop_history, (row.device, row.job, plan.drop_through))
+        if plan.forget_through is not None or plan.drop_through is not None:
+            history.insert(conn)  # the chains they walk hold every row first
+            if plan.forget_through is not None:
+                conn.execute(_SQL.forget_contents, (row.device, row.job, plan.forget_through))
+            if plan.drop_through is not None:
+                conn.execute(_SQL.drop_history, (row.device, row.job, plan.drop_through))
         return head
 
     @staticmethod
@@ -147,3 +160,31 @@ class BatchCommit:
             row = conn.execute(_SQL.job_schema, (job,)).fetchone()
             state.schemas[job] = None if row is None else row[0]
         return state.schemas[job]
+
+
+class HistoryRows:
+    """A batch's history rows, inserted together (one ``executemany``) before anything reads
+    the history and before the commit. Each gets its id here, as SQLite would give it (the
+    table's largest, plus one), so its bucket row can point at it at once. The connection
+    remembers the last id it gave (``ThreadState.history_id``) for as long as it remembers
+    its buckets: until another connection commits or a transaction fails."""
+
+    __slots__ = ("rows", "state")
+
+    def __init__(self, state: ThreadState) -> None:
+        self.state = state
+        self.rows: list[tuple[object, ...]] = []
+
+    def add(self, conn: sqlite3.Connection, values: tuple[object, ...]) -> int:
+        """Queue a row (``insert_history``'s values); its id."""
+        last = self.state.history_id
+        if last is None:
+            last = conn.execute(_SQL.last_history_id).fetchone()[0]
+        self.state.history_id = new = last + 1
+        self.rows.append((new, *values))
+        return new
+
+    def insert(self, conn: sqlite3.Connection) -> None:
+        if self.rows:
+            conn.executemany(_SQL.insert_history_rows, self.rows)
+            self.rows.clear()

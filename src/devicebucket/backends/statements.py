@@ -233,6 +233,12 @@ class SQL:
             "INSERT INTO history (device, job, version, at, actor, changes, data, delta, prev)"
             f" VALUES ({', '.join(p(n) for n in range(1, 10))})"
         )
+        # The same with the id given (the SQLite store's batches give their rows' ids).
+        self.insert_history_rows = (
+            "INSERT INTO history (id, device, job, version, at, actor, changes, data, delta,"
+            f" prev) VALUES ({', '.join(p(n) for n in range(1, 11))})"
+        )
+        self.last_history_id = "SELECT COALESCE(MAX(id), 0) FROM history"
 
         def chain(more: str, seed: str = f"b.device = {p(1)} AND b.job = {p(2)}") -> str:
             """The history rows of the buckets ``seed`` selects (by default the one bucket),
