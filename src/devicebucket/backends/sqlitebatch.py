@@ -16,7 +16,7 @@ from ..core.errors import StoreUnavailableError
 from ..core.expiry import decode_expiries
 from ..core.limits import Limits
 from ..core.model import Snapshot
-from ..core.planner import StoredBucket, WritePlan, check_quota, plan_write
+from ..core.planner import HistoryRow, StoredBucket, WritePlan, check_quota, plan_write
 from ..core.values import decode
 from .groupcommit import Pending, ThreadState, answer
 from .sql import history_texts
@@ -141,10 +141,8 @@ class BatchCommit:
         stored = self._seal(row.device, row.job, row.text, row.version)
         if plan.history is not None:
             h = plan.history
-            texts = history_texts(plan, stored, self._seal)
-            head = history.add(
-                conn, (row.device, row.job, h.version, h.at, h.actor, h.changes, *texts, head)
-            )
+            data, delta = history_texts(plan, stored, self._seal)
+            head = history.add(conn, row.device, row.job, h, data, delta, head)
         conn.execute(_SQL.upsert_bucket, (*row.values(stored), head))
         if plan.forget_through is not None or plan.drop_through is not None:
             history.insert(conn)  # the chains they walk hold every row first
@@ -175,13 +173,23 @@ class HistoryRows:
         self.state = state
         self.rows: list[tuple[object, ...]] = []
 
-    def add(self, conn: sqlite3.Connection, values: tuple[object, ...]) -> int:
-        """Queue a row (``insert_history``'s values); its id."""
-        last = self.state.history_id
+    def add(
+        self,
+        conn: sqlite3.Connection,
+        device: str,
+        job: str,
+        h: HistoryRow,
+        data: str | None,
+        delta: str | None,
+        prev: int | None,
+    ) -> int:
+        """Queue the row of ``h`` (its texts as stored, the row before it); its id."""
+        state = self.state
+        last = state.history_id
         if last is None:
             last = conn.execute(_SQL.last_history_id).fetchone()[0]
-        self.state.history_id = new = last + 1
-        self.rows.append((new, *values))
+        state.history_id = new = last + 1
+        self.rows.append((new, device, job, h.version, h.at, h.actor, h.changes, data, delta, prev))
         return new
 
     def insert(self, conn: sqlite3.Connection) -> None:
