@@ -61,12 +61,13 @@ async def read_bounded(request: Request, limit: int) -> bytes | None:
         if message["type"] == "http.disconnect":
             raise ClientDisconnect()
         chunk: bytes = message.get("body", b"")
-        if not body and not message.get("more_body", False):  # the whole body at once
+        more = message.get("more_body", False)
+        if not body and not more:  # the whole body at once
             return chunk if len(chunk) <= limit else None
         body += chunk
         if len(body) > limit:
             return None
-        if not message.get("more_body", False):
+        if not more:
             return bytes(body)
 
 
