@@ -286,6 +286,28 @@ async def test_device_page_searches_sorts_filters_and_counts(store: Store) -> No
     assert (await store.device_page(search="nothing")).total == 0
 
 
+async def test_sorted_device_pages_follow_writes_deletes_and_imports(store: Store) -> None:
+    for n, device in enumerate(("d1", "d2", "d3")):
+        await store.merge(device, {f"k{i}": "v" for i in range(n + 1)})
+
+    async def by_keys() -> tuple[list[str], int]:
+        page = await store.device_page(sort="keys", descending=True)
+        return [d.device for d in page.devices], page.total
+
+    assert await by_keys() == (["d3", "d2", "d1"], 3)  # a first sorted page
+    await store.merge("d1", {f"x{i}": 1 for i in range(5)})
+    assert await by_keys() == (["d1", "d3", "d2"], 3)  # a write since
+    await store.delete_device("d3")
+    assert await by_keys() == (["d1", "d2"], 2)
+    await store.import_records([BucketRecord("d9", None, {f"k{i}": 1 for i in range(9)}, 1, 1.0)])
+    assert await by_keys() == (["d9", "d1", "d2"], 3)
+    newest = await store.device_page(sort="updated_at", descending=True, limit=1)
+    assert [d.device for d in newest.devices] == ["d1"]  # the import's time is its own (1.0)
+    await store.merge("d2", {"big": "x" * 500}, job="signup")
+    by_size = await store.device_page(sort="size", descending=True, limit=1, search="D")
+    assert ([d.device for d in by_size.devices], by_size.total) == (["d2"], 3)
+
+
 async def test_device_is_found_by_id(store: Store) -> None:
     for device in ("pixel-1", "a-pixel-1", "pixel-10"):
         await store.merge(device, {"a": 1})

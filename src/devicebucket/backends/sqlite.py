@@ -51,6 +51,7 @@ from .queries import device_page_sql
 from .sql import SQLStore
 from .sqlitebatch import BatchCommit
 from .sqlitefile import connect, migrate, transaction
+from .sqlitesummary import DeviceSummary
 from .statements import SQL, SQLITE, Row, device_info, job_row
 
 __all__ = ["SQLiteStore"]
@@ -89,6 +90,7 @@ class SQLiteStore(SQLStore, BatchCommit):
         self._connections: list[sqlite3.Connection] = []
         self._migrated = False
         self._closed = False
+        self._summary = DeviceSummary()
 
     # --- connections ---------------------------------------------------------------------
 
@@ -245,8 +247,12 @@ class SQLiteStore(SQLStore, BatchCommit):
         sql = device_page_sql(search, job, sort, descending, offset, limit, SQLITE)
         with self._errors():
             conn = self._conn()
-            ids = [row[0] for row in conn.execute(sql.page, sql.page_args)]
-            total = conn.execute(sql.count, sql.count_args).fetchone()[0]
+            if sort != "device" and job is None and self.limits.history_versions:
+                # Sorted by a total: an index scan of this process's summary (sqlitesummary).
+                ids, total = self._summary.page(conn, search, sort, descending, offset, limit)
+            else:
+                ids = [row[0] for row in conn.execute(sql.page, sql.page_args)]
+                total = conn.execute(sql.count, sql.count_args).fetchone()[0]
             query = _SQL.devices_in.format(marks=",".join("?" * len(ids)))
             found = {row[0]: device_info(row) for row in conn.execute(query, ids)}
         return DevicePage([found[device] for device in ids if device in found], total)
@@ -342,6 +348,7 @@ class SQLiteStore(SQLStore, BatchCommit):
         return planned.to_job()
 
     async def _delete_device(self, device: str) -> int:
+        self._summary.invalidate()  # its history goes too: the summary cannot see it go
         with self._changing() as conn:
             conn.execute(_SQL.delete_device_history, (device,))
             return conn.execute(_SQL.delete_device, (device,)).rowcount
@@ -364,6 +371,7 @@ class SQLiteStore(SQLStore, BatchCommit):
         tokens: list[tuple[Any, ...]],
         history: list[tuple[Any, ...]],
     ) -> None:
+        self._summary.invalidate()  # buckets written without history rows
         with self._changing() as conn:
             conn.executemany(_SQL.upsert_job, jobs)
             conn.executemany(_SQL.forget_history, [r[:2] for r in buckets])

@@ -1,0 +1,150 @@
+"""The dashboard's device list sorted by key count, size or last update, as an index scan.
+
+Those sorts need each device's totals over all its buckets: an aggregate over every device
+(about 100 ms at 100,000 devices). Keeping totals in the file would add a row and its index
+entries to every write. Instead each process keeps them in memory, in a table of its own
+(an in-memory SQLite database) with an index per sort, built once from the buckets. Before
+each page it is brought up to date from the history rows written since it last looked: a
+new row's id is above every id then in the table, so the rows past the newest it saw name
+every device written since, by any process. A write pays nothing for it. Where that row is
+gone or another (rows deleted, and their ids given again), it is rebuilt.
+
+What the history cannot show (a device deleted by another process, its rows gone from the
+middle, or buckets imported without history) is caught by a full rebuild once
+``REBUILD_SECONDS`` have passed since the last: until then that device leaves the page (a
+page lists live buckets) but not the count. This process's own deletes and imports rebuild
+at its next page. With the history off the store does not use it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Final
+
+__all__ = ["REBUILD_SECONDS", "DeviceSummary"]
+
+#: The longest the table goes without a rebuild from the buckets.
+REBUILD_SECONDS: Final = 60.0
+
+_TOTALS: Final = (
+    "SELECT device, SUM(CASE WHEN job = '' THEN keys ELSE 0 END), SUM(size), MAX(updated_at)"
+    " FROM buckets"
+)
+_MARK: Final = "SELECT id, device, job, version, at FROM history"
+_NEWEST: Final = f"{_MARK} ORDER BY id DESC LIMIT 1"
+_ROW: Final = f"{_MARK} WHERE id = ?"
+_CHANGED: Final = "SELECT DISTINCT device FROM history WHERE id > ?"
+_CHUNK: Final = 500  # devices per IN (...) list
+_SORTS: Final = {"keys": "keys", "size": "size", "updated_at": "updated_at"}
+
+
+class DeviceSummary:
+    """Each device's key count, size and last update, kept in memory for sorted pages."""
+
+    def __init__(self, rebuild_seconds: float = REBUILD_SECONDS) -> None:
+        self.rebuild_seconds = rebuild_seconds
+        self._lock = threading.Lock()
+        self._table: sqlite3.Connection | None = None
+        self._mark: tuple[int, str, str, int, float] | None = None  # the newest row seen
+        self._built_at = 0.0
+
+    def invalidate(self) -> None:
+        """Rebuild at the next page (this process deleted or imported buckets)."""
+        self._built_at = 0.0
+
+    def page(
+        self,
+        conn: sqlite3.Connection,
+        search: str,
+        sort: str,
+        descending: bool,
+        offset: int,
+        limit: int,
+    ) -> tuple[list[str], int]:
+        """The ids of one page sorted by ``sort`` (``keys``, ``size`` or ``updated_at``;
+        ties by id), and how many devices match ``search`` (a lower-case substring)."""
+        column = _SORTS[sort]
+        direction = "DESC" if descending else "ASC"
+        index = f"by_{column}_{direction.lower()}"
+        where = " WHERE instr(lower(device), ?1) > 0" if search else ""
+        needle = (search.lower(),) if search else ()
+        with self._lock:
+            table = self._refreshed(conn)
+            table.execute(
+                f"CREATE INDEX IF NOT EXISTS {index} ON totals ({column} {direction}, device)"
+            )
+            found = table.execute(
+                f"SELECT device FROM totals INDEXED BY {index}{where}"
+                f" ORDER BY {column} {direction}, device LIMIT ?2 OFFSET ?3",
+                (search.lower(), limit, offset),  # ?1 unused without a search
+            )
+            ids = [row[0] for row in found]
+            total = table.execute(f"SELECT COUNT(*) FROM totals{where}", needle).fetchone()[0]
+            return ids, int(total)
+
+    def _refreshed(self, conn: sqlite3.Connection) -> sqlite3.Connection:
+        """The table, up to date with what ``conn`` sees (read in one transaction)."""
+        with _reading(conn):
+            newest = conn.execute(_NEWEST).fetchone()
+            mark, table = self._mark, self._table
+            if (
+                table is None
+                or time.monotonic() - self._built_at >= self.rebuild_seconds
+                # The row last seen is gone or another: rows were deleted, and their ids
+                # may have been given again (SQLite gives the largest id plus one).
+                or (mark is not None and conn.execute(_ROW, (mark[0],)).fetchone() != mark)
+            ):
+                table = self._table = _build(conn.execute(f"{_TOTALS} GROUP BY device"))
+                self._built_at = time.monotonic()
+            elif newest != mark:
+                after = 0 if mark is None else mark[0]
+                _update(table, conn, [row[0] for row in conn.execute(_CHANGED, (after,))])
+            self._mark = newest
+        return table
+
+
+@contextmanager
+def _reading(conn: sqlite3.Connection) -> Iterator[None]:
+    """One read transaction: the last id and the totals from the same snapshot."""
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        conn.execute("COMMIT")
+
+
+def _build(rows: Iterable[tuple[str, int, int, float]]) -> sqlite3.Connection:
+    table = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    table.execute(
+        "CREATE TABLE totals (device TEXT PRIMARY KEY, keys INTEGER NOT NULL,"
+        " size INTEGER NOT NULL, updated_at REAL NOT NULL) WITHOUT ROWID"
+    )
+    with _writing(table):
+        table.executemany("INSERT INTO totals VALUES (?, ?, ?, ?)", rows)
+    return table
+
+
+def _update(table: sqlite3.Connection, conn: sqlite3.Connection, devices: list[str]) -> None:
+    """Read these devices' totals again; a device with no bucket left leaves the table."""
+    with _writing(table):
+        for start in range(0, len(devices), _CHUNK):
+            chunk = devices[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            table.executemany("DELETE FROM totals WHERE device = ?", ((d,) for d in chunk))
+            rows = conn.execute(f"{_TOTALS} WHERE device IN ({marks}) GROUP BY device", chunk)
+            table.executemany("INSERT INTO totals VALUES (?, ?, ?, ?)", rows)
+
+
+@contextmanager
+def _writing(table: sqlite3.Connection) -> Iterator[None]:
+    table.execute("BEGIN")
+    try:
+        yield
+    except BaseException:
+        table.execute("ROLLBACK")
+        raise
+    table.execute("COMMIT")
