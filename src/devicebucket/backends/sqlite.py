@@ -200,6 +200,7 @@ class SQLiteStore(SQLStore, BatchCommit):
         for conn in connections:
             conn.close()
         self._state.conn = None
+        self._summary.close()
 
     # --- reads ---------------------------------------------------------------------------
 

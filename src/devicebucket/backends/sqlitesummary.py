@@ -52,6 +52,12 @@ class DeviceSummary:
         self._mark: tuple[int, str, str, int, float] | None = None  # the newest row seen
         self._built_at = 0.0
 
+    def close(self) -> None:
+        with self._lock:
+            if self._table is not None:
+                self._table.close()
+            self._table, self._mark = None, None
+
     def invalidate(self) -> None:
         """Rebuild at the next page (this process deleted or imported buckets)."""
         self._built_at = 0.0
@@ -98,6 +104,8 @@ class DeviceSummary:
                 # may have been given again (SQLite gives the largest id plus one).
                 or (mark is not None and conn.execute(_ROW, (mark[0],)).fetchone() != mark)
             ):
+                if table is not None:
+                    table.close()
                 table = self._table = _build(conn.execute(f"{_TOTALS} GROUP BY device"))
                 self._built_at = time.monotonic()
             elif newest != mark:
