@@ -326,6 +326,8 @@ async def test_device_is_found_by_id(store: Store) -> None:
         ({"limit": 0}, "limit"),
         ({"job": "bad job"}, "job id"),
         ({"search": "x" * 257}, "search"),
+        ({"search": "pixel-\ud800"}, "search must be valid Unicode"),
+        ({"search": "\udfff", "sort": "keys"}, "search must be valid Unicode"),
     ],
 )
 async def test_device_page_refuses_bad_arguments(

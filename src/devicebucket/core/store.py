@@ -261,8 +261,10 @@ class Store(Live, ABC):
         """A page of devices for browsing: ids containing ``search`` (case-insensitive), only
         those with a bucket of ``job`` if given, ordered by ``sort`` (one of DEVICE_SORTS, ties
         by id), ``limit`` of them from ``offset``; with the number that matched."""
-        if not isinstance(search, str) or len(search) > 256:
-            raise InvalidValueError("search must be a string of at most 256 characters")
+        if not isinstance(search, str) or len(search) > 256 or not is_valid_text(search):
+            raise InvalidValueError(
+                "search must be valid Unicode text (no lone surrogate) of at most 256 characters"
+            )
         if job is not None:
             check_id(job, "job id")
         if sort not in DEVICE_SORTS:
