@@ -3,6 +3,7 @@ agree with the aggregate over the buckets, whichever store wrote, deleted or imp
 
 from __future__ import annotations
 
+import asyncio
 import random
 import sqlite3
 from contextlib import closing
@@ -138,5 +139,26 @@ async def test_with_the_history_off_pages_come_from_the_aggregate(tmp_path: Path
             expected = aggregate(path, "", sort, bool(descending))
             assert await summarized(store, "", sort, bool(descending)) == expected
         assert store._summary._table is None  # never built
+    finally:
+        await store.close()
+
+
+async def test_a_page_leaves_the_event_loop_free_while_its_queries_run(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    try:
+        await store.merge("a", {"k": 1})
+        ran: list[str] = []
+
+        async def other(sort: str) -> None:
+            ran.append(sort)
+
+        for sort in ("device", "keys"):
+            task = asyncio.create_task(other(sort))
+            page = await store.device_page(sort=sort)
+            # The task ran while the page was found: the page awaited a worker thread. A
+            # page found on the loop's own thread returns before the task has started.
+            assert ran.count(sort) == 1
+            assert [d.device for d in page.devices] == ["a"]
+            await task
     finally:
         await store.close()
