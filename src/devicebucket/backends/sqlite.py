@@ -259,8 +259,8 @@ class SQLiteStore(SQLStore, BatchCommit):
         sql = device_page_sql(search, job, sort, descending, offset, limit, SQLITE)
         with self._errors():
             conn = self._conn()
-            if sort != "device" and job is None and self.limits.history_versions:
-                # Sorted by a total: an index scan of this process's summary (sqlitesummary).
+            if job is None and self.limits.history_versions:
+                # An index scan of this process's totals of every device (sqlitesummary).
                 ids, total = self._summary.page(conn, search, sort, descending, offset, limit)
             else:
                 ids = [row[0] for row in conn.execute(sql.page, sql.page_args)]

@@ -31,15 +31,15 @@ __all__ = ["REBUILD_SECONDS", "DeviceSummary"]
 REBUILD_SECONDS: Final = 60.0
 
 _TOTALS: Final = (
-    "SELECT device, SUM(CASE WHEN job = '' THEN keys ELSE 0 END), SUM(size), MAX(updated_at)"
-    " FROM buckets"
+    "SELECT device, SUM(CASE WHEN job = '' THEN keys ELSE 0 END), SUM(size), MAX(updated_at),"
+    " lower(device) FROM buckets"
 )
 _MARK: Final = "SELECT id, device, job, version, at FROM history"
 _NEWEST: Final = f"{_MARK} ORDER BY id DESC LIMIT 1"
 _ROW: Final = f"{_MARK} WHERE id = ?"
 _CHANGED: Final = "SELECT DISTINCT device FROM history WHERE id > ?"
 _CHUNK: Final = 500  # devices per IN (...) list
-_SORTS: Final = {"keys": "keys", "size": "size", "updated_at": "updated_at"}
+_SORTS: Final = {s: s for s in ("device", "keys", "size", "updated_at")}
 
 
 class DeviceSummary:
@@ -71,21 +71,25 @@ class DeviceSummary:
         offset: int,
         limit: int,
     ) -> tuple[list[str], int]:
-        """The ids of one page sorted by ``sort`` (``keys``, ``size`` or ``updated_at``;
-        ties by id), and how many devices match ``search`` (a lower-case substring)."""
+        """The ids of one page sorted by ``sort`` (``device``, ``keys``, ``size`` or
+        ``updated_at``; ties by id), and how many devices match ``search`` (a substring,
+        case-insensitive)."""
         column = _SORTS[sort]
         direction = "DESC" if descending else "ASC"
-        index = f"by_{column}_{direction.lower()}"
-        where = " WHERE instr(lower(device), ?1) > 0" if search else ""
+        where = " WHERE instr(folded, ?1) > 0" if search else ""
         needle = (search.lower(),) if search else ()
         with self._lock:
             table = self._refreshed(conn)
-            table.execute(
-                f"CREATE INDEX IF NOT EXISTS {index} ON totals ({column} {direction}, device)"
-            )
+            if column == "device":  # the table's own key
+                scan, order = "totals", f"device {direction}"
+            else:
+                index = f"by_{column}_{direction.lower()}"
+                table.execute(
+                    f"CREATE INDEX IF NOT EXISTS {index} ON totals ({column} {direction}, device)"
+                )
+                scan, order = f"totals INDEXED BY {index}", f"{column} {direction}, device"
             found = table.execute(
-                f"SELECT device FROM totals INDEXED BY {index}{where}"
-                f" ORDER BY {column} {direction}, device LIMIT ?2 OFFSET ?3",
+                f"SELECT device FROM {scan}{where} ORDER BY {order} LIMIT ?2 OFFSET ?3",
                 (search.lower(), limit, offset),  # ?1 unused without a search
             )
             ids = [row[0] for row in found]
@@ -125,14 +129,14 @@ def _reading(conn: sqlite3.Connection) -> Iterator[None]:
         conn.execute("COMMIT")
 
 
-def _build(rows: Iterable[tuple[str, int, int, float]]) -> sqlite3.Connection:
+def _build(rows: Iterable[tuple[str, int, int, float, str]]) -> sqlite3.Connection:
     table = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
     table.execute(
         "CREATE TABLE totals (device TEXT PRIMARY KEY, keys INTEGER NOT NULL,"
-        " size INTEGER NOT NULL, updated_at REAL NOT NULL) WITHOUT ROWID"
+        " size INTEGER NOT NULL, updated_at REAL NOT NULL, folded TEXT NOT NULL) WITHOUT ROWID"
     )
     with _writing(table):
-        table.executemany("INSERT INTO totals VALUES (?, ?, ?, ?)", rows)
+        table.executemany("INSERT INTO totals VALUES (?, ?, ?, ?, ?)", rows)
     return table
 
 
@@ -144,7 +148,7 @@ def _update(table: sqlite3.Connection, conn: sqlite3.Connection, devices: list[s
             marks = ",".join("?" * len(chunk))
             table.executemany("DELETE FROM totals WHERE device = ?", ((d,) for d in chunk))
             rows = conn.execute(f"{_TOTALS} WHERE device IN ({marks}) GROUP BY device", chunk)
-            table.executemany("INSERT INTO totals VALUES (?, ?, ?, ?)", rows)
+            table.executemany("INSERT INTO totals VALUES (?, ?, ?, ?, ?)", rows)
 
 
 @contextmanager
