@@ -256,13 +256,13 @@ class SQLiteStore(SQLStore, BatchCommit):
     def _device_page_now(
         self, search: str, job: str | None, sort: str, descending: bool, offset: int, limit: int
     ) -> DevicePage:
-        sql = device_page_sql(search, job, sort, descending, offset, limit, SQLITE)
         with self._errors():
             conn = self._conn()
             if job is None and self.limits.history_versions:
                 # An index scan of this process's totals of every device (sqlitesummary).
                 ids, total = self._summary.page(conn, search, sort, descending, offset, limit)
             else:
+                sql = device_page_sql(search, job, sort, descending, offset, limit, SQLITE)
                 ids = [row[0] for row in conn.execute(sql.page, sql.page_args)]
                 total = conn.execute(sql.count, sql.count_args).fetchone()[0]
             query = _SQL.devices_in.format(marks=",".join("?" * len(ids)))
@@ -360,10 +360,11 @@ class SQLiteStore(SQLStore, BatchCommit):
         return planned.to_job()
 
     async def _delete_device(self, device: str) -> int:
-        self._summary.invalidate()  # its history goes too: the summary cannot see it go
         with self._changing() as conn:
             conn.execute(_SQL.delete_device_history, (device,))
-            return conn.execute(_SQL.delete_device, (device,)).rowcount
+            deleted: int = conn.execute(_SQL.delete_device, (device,)).rowcount
+        self._summary.invalidate()  # its history went too: the summary cannot see it go
+        return deleted
 
     async def _issue_token(self, device: str | None) -> tuple[Token, str]:
         ident, secret = new_token()
@@ -383,7 +384,6 @@ class SQLiteStore(SQLStore, BatchCommit):
         tokens: list[tuple[Any, ...]],
         history: list[tuple[Any, ...]],
     ) -> None:
-        self._summary.invalidate()  # buckets written without history rows
         with self._changing() as conn:
             conn.executemany(_SQL.upsert_job, jobs)
             conn.executemany(_SQL.forget_history, [r[:2] for r in buckets])
@@ -397,6 +397,7 @@ class SQLiteStore(SQLStore, BatchCommit):
                     heads[bucket] = None if found is None else found[0]
                 heads[bucket] = conn.execute(_SQL.insert_history, (*row, heads[bucket])).lastrowid
             conn.executemany(_SQL.set_head, [(*b, h) for b, h in heads.items()])
+        self._summary.invalidate()  # buckets written without history rows
 
     def _cursor(self, conn: sqlite3.Connection, query: str) -> Iterator[Any]:
         """The rows of ``query``, 500 at a time."""

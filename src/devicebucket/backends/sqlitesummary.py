@@ -51,6 +51,8 @@ class DeviceSummary:
         self._table: sqlite3.Connection | None = None
         self._mark: tuple[int, str, str, int, float] | None = None  # the newest row seen
         self._built_at = 0.0
+        self._generation = 0  # one more at each ``invalidate``
+        self._built_in = -1  # the generation the table was built in
 
     def close(self) -> None:
         with self._lock:
@@ -59,8 +61,9 @@ class DeviceSummary:
             self._table, self._mark = None, None
 
     def invalidate(self) -> None:
-        """Rebuild at the next page (this process deleted or imported buckets)."""
-        self._built_at = 0.0
+        """Rebuild at the next page: this process deleted or imported buckets, and has
+        committed. (A build under way on another thread, from before, does not count.)"""
+        self._generation += 1
 
     def page(
         self,
@@ -98,11 +101,13 @@ class DeviceSummary:
 
     def _refreshed(self, conn: sqlite3.Connection) -> sqlite3.Connection:
         """The table, up to date with what ``conn`` sees (read in one transaction)."""
+        generation = self._generation  # before the read: a later invalidation comes next time
         with _reading(conn):
             newest = conn.execute(_NEWEST).fetchone()
             mark, table = self._mark, self._table
             if (
                 table is None
+                or self._built_in != generation
                 or time.monotonic() - self._built_at >= self.rebuild_seconds
                 # The row last seen is gone or another: rows were deleted, and their ids
                 # may have been given again (SQLite gives the largest id plus one).
@@ -111,7 +116,7 @@ class DeviceSummary:
                 if table is not None:
                     table.close()
                 table = self._table = _build(conn.execute(f"{_TOTALS} GROUP BY device"))
-                self._built_at = time.monotonic()
+                self._built_at, self._built_in = time.monotonic(), generation
             elif newest != mark:
                 after = 0 if mark is None else mark[0]
                 _update(table, conn, [row[0] for row in conn.execute(_CHANGED, (after,))])
