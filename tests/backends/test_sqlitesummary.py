@@ -165,3 +165,27 @@ async def test_a_page_leaves_the_event_loop_free_while_its_queries_run(tmp_path:
             await task
     finally:
         await store.close()
+
+
+async def test_pages_found_at_once_on_several_threads_agree_with_the_aggregate(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path)
+    try:
+        for n in range(40):
+            await store.merge(f"pixel-{n:02d}", {f"k{i}": i for i in range(n % 9 + 1)})
+
+        async def writes() -> None:
+            for n in range(120):
+                await store.merge(f"pixel-{n % 40:02d}", {f"w{n % 5}": "x" * n})
+
+        sorts = [sort for sort, _ in SORTS] * 4
+        pages = asyncio.gather(*(store.device_page(sort=sort, limit=100) for sort in sorts))
+        found, _ = await asyncio.gather(pages, writes())
+        assert [page.total for page in found] == [40] * len(sorts)  # found while writes went on
+        for sort, descending in SORTS:  # and after them, each write counted
+            expected = aggregate(path, "", sort, bool(descending))
+            assert await summarized(store, "", sort, bool(descending)) == expected
+    finally:
+        await store.close()
