@@ -1,6 +1,6 @@
-"""The dashboard's device list sorted by key count, size or last update, as an index scan.
+"""The dashboard's device list, by id or by key count, size or last update, as an index scan.
 
-Those sorts need each device's totals over all its buckets: an aggregate over every device
+The sorts by a total need each device's totals over all its buckets: an aggregate over every device
 (about 100 ms at 100,000 devices). Keeping totals in the file would add a row and its index
 entries to every write. Instead each process keeps them in memory, in a table of its own
 (an in-memory SQLite database) with an index per sort, built once from the buckets. Before
@@ -25,25 +25,29 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Final
 
+from ..core.model import DEVICE_SORTS
+from .queries import SORT_EXPRESSIONS
+from .sqlitefile import transaction
+
 __all__ = ["REBUILD_SECONDS", "DeviceSummary"]
 
 #: The longest the table goes without a rebuild from the buckets.
 REBUILD_SECONDS: Final = 60.0
 
+# A device's totals as the aggregate pages sort by them (``queries``), and its id lower-cased.
 _TOTALS: Final = (
-    "SELECT device, SUM(CASE WHEN job = '' THEN keys ELSE 0 END), SUM(size), MAX(updated_at),"
-    " lower(device) FROM buckets"
+    f"SELECT device, {SORT_EXPRESSIONS['keys']}, {SORT_EXPRESSIONS['size']},"
+    f" {SORT_EXPRESSIONS['updated_at']}, lower(device) FROM buckets"
 )
 _MARK: Final = "SELECT id, device, job, version, at FROM history"
 _NEWEST: Final = f"{_MARK} ORDER BY id DESC LIMIT 1"
 _ROW: Final = f"{_MARK} WHERE id = ?"
 _CHANGED: Final = "SELECT DISTINCT device FROM history WHERE id > ?"
 _CHUNK: Final = 500  # devices per IN (...) list
-_SORTS: Final = {s: s for s in ("device", "keys", "size", "updated_at")}
 
 
 class DeviceSummary:
-    """Each device's key count, size and last update, kept in memory for sorted pages."""
+    """Each device's key count, size and last update, kept in memory for device pages."""
 
     def __init__(self, rebuild_seconds: float = REBUILD_SECONDS) -> None:
         self.rebuild_seconds = rebuild_seconds
@@ -77,7 +81,9 @@ class DeviceSummary:
         """The ids of one page sorted by ``sort`` (``device``, ``keys``, ``size`` or
         ``updated_at``; ties by id), and how many devices match ``search`` (a substring,
         case-insensitive)."""
-        column = _SORTS[sort]
+        if sort not in DEVICE_SORTS:  # it names a column below
+            raise ValueError(f"no such sort: {sort!r}")
+        column = sort
         direction = "DESC" if descending else "ASC"
         where = " WHERE instr(folded, ?1) > 0" if search else ""
         needle = (search.lower(),) if search else ()
@@ -140,28 +146,17 @@ def _build(rows: Iterable[tuple[str, int, int, float, str]]) -> sqlite3.Connecti
         "CREATE TABLE totals (device TEXT PRIMARY KEY, keys INTEGER NOT NULL,"
         " size INTEGER NOT NULL, updated_at REAL NOT NULL, folded TEXT NOT NULL) WITHOUT ROWID"
     )
-    with _writing(table):
+    with transaction(table):
         table.executemany("INSERT INTO totals VALUES (?, ?, ?, ?, ?)", rows)
     return table
 
 
 def _update(table: sqlite3.Connection, conn: sqlite3.Connection, devices: list[str]) -> None:
     """Read these devices' totals again; a device with no bucket left leaves the table."""
-    with _writing(table):
+    with transaction(table):
         for start in range(0, len(devices), _CHUNK):
             chunk = devices[start : start + _CHUNK]
             marks = ",".join("?" * len(chunk))
             table.executemany("DELETE FROM totals WHERE device = ?", ((d,) for d in chunk))
             rows = conn.execute(f"{_TOTALS} WHERE device IN ({marks}) GROUP BY device", chunk)
             table.executemany("INSERT INTO totals VALUES (?, ?, ?, ?, ?)", rows)
-
-
-@contextmanager
-def _writing(table: sqlite3.Connection) -> Iterator[None]:
-    table.execute("BEGIN")
-    try:
-        yield
-    except BaseException:
-        table.execute("ROLLBACK")
-        raise
-    table.execute("COMMIT")
