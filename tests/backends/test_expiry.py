@@ -12,11 +12,13 @@ from pathlib import Path
 import pytest
 
 from devicebucket import InvalidValueError, Store
+from devicebucket.core.errors import QuotaExceededError
+from devicebucket.core.limits import Limits
 from devicebucket.backends.copying import copy_store
 from devicebucket.core.model import BucketRecord
 from devicebucket.core.watching import BucketChange
 
-from ..conftest import open_test_store
+from ..conftest import STORE_KINDS, open_test_store
 
 
 async def until_expired(store: Store, device: str, key: str, job: str | None = None) -> None:
@@ -173,3 +175,25 @@ async def test_an_export_leaves_out_keys_whose_expiry_has_come(store: Store) -> 
     records = [r async for r in store.export(history=False)]
     (bucket,) = [r for r in records if isinstance(r, BucketRecord)]
     assert (bucket.data, bucket.expires) == ({"keep": 1}, None)
+
+
+@pytest.mark.parametrize("kind", STORE_KINDS)
+async def test_a_write_over_the_quota_after_an_expiry_changes_nothing(
+    kind: str, tmp_path: Path
+) -> None:
+    """The write is refused whole, the due removal with it; the next write sweeps."""
+    async with open_test_store(kind, tmp_path, Limits(device_quota_bytes=1_000)) as store:
+        await store.merge("d", {"otp": "1" * 400, "keep": 1}, expire_in={"otp": 0.3})
+        await until_expired(store, "d", "otp")
+        with pytest.raises(QuotaExceededError):
+            await store.merge("d", {"big": "2" * 1_000})
+        assert [c.version for c in await store.history("d")] == [1]
+        written = await store.merge("d", {"small": 3})
+        assert (written.data, written.version) == ({"keep": 1, "small": 3}, 3)
+        changes = await store.history("d")
+        assert [(c.version, c.actor == "expiry") for c in changes] == [
+            (3, False),
+            (2, True),
+            (1, False),
+        ]
+        assert (await store.at_version("d", 2)).data == {"keep": 1}

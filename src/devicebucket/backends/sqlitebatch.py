@@ -131,13 +131,15 @@ class BatchCommit:
     def _execute(
         self, conn: sqlite3.Connection, plan: WritePlan, head: int | None, history: HistoryRows
     ) -> int | None:
-        """Execute a plan on a bucket whose newest history row is ``head``; the new head."""
-        if plan.swept is not None:  # expired keys' removal: a version of its own, first
-            head = self._execute(conn, plan.swept, head, history)
+        """Execute a plan on a bucket whose newest history row is ``head``; the new head.
+        A write refused by the quota executes nothing, not even the removal of expired keys
+        that comes first (the next write makes it)."""
         row = plan.row
         if plan.check_quota:
             others = conn.execute(_SQL.device_bytes_besides, (row.device, row.job)).fetchone()
             check_quota(plan, others[0], self.limits)
+        if plan.swept is not None:  # expired keys' removal: a version of its own, first
+            head = self._execute(conn, plan.swept, head, history)
         stored = self._seal(row.device, row.job, row.text, row.version)
         if plan.history is not None:
             h = plan.history
