@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from devicebucket import InvalidValueError, Store
+from devicebucket.backends.copying import copy_store
 from devicebucket.core.errors import QuotaExceededError
 from devicebucket.core.limits import Limits
-from devicebucket.backends.copying import copy_store
 from devicebucket.core.model import BucketRecord
 from devicebucket.core.watching import BucketChange
 

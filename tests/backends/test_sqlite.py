@@ -12,6 +12,7 @@ import pytest
 
 from devicebucket import Agent, Limits, NotFoundError, SQLiteStore, StoreUnavailableError
 from devicebucket.backends.statements import MIGRATION_STEPS, SQL, SQLITE
+from devicebucket.core.errors import QuotaExceededError
 
 from . import schema7
 
@@ -159,6 +160,42 @@ async def test_write_cache_sees_commits_of_other_connections(tmp_path: Path) -> 
         raw.execute("""UPDATE buckets SET data = '{"raw":1}', version = 9 WHERE device = 'd'""")
     assert (await one.merge("d", {"y": 2})).data == {"raw": 1, "y": 2}
     assert (await one.get("d")).version == 10
+    await one.close()
+    await two.close()
+
+
+async def test_the_quota_sees_other_buckets_written_in_a_batch_and_elsewhere(
+    tmp_path: Path,
+) -> None:
+    """A connection remembers what a device's other buckets hold; each write to one of them
+    (in its own batch, or by another connection) counts all the same."""
+    limits = Limits(device_quota_bytes=3_000)
+    one, two = (
+        SQLiteStore(tmp_path / "s.db", limits=limits),
+        SQLiteStore(tmp_path / "s.db", limits=limits),
+    )
+    for job in ("a", "b"):
+        await one.register_job(job)
+    await one.merge("d", {"x": "1" * 500}, job="a")
+    results = await asyncio.gather(  # one batch, in this order
+        one.merge("d", {"x": "1" * 1_000}, job="a"),  # a's others read: 0 bytes
+        one.merge("d", {"x": "2" * 1_500}, job="b"),  # b grows: a's others are 1,508 bytes
+        one.merge("d", {"x": "1" * 1_600}, job="a"),  # 1,608 + 1,508 > 3,000
+        return_exceptions=True,
+    )
+    assert [type(r).__name__ for r in results] == ["Snapshot", "Snapshot", "QuotaExceededError"]
+    assert (await one.merge("d", {"x": "1" * 1_400}, job="a")).version == 3  # 2,916 bytes
+    results = await asyncio.gather(
+        one.merge("d", {"x": "1" * 1_450}, job="a"),  # a's others read: 1,508 bytes
+        one.merge("d", {"x": "2" * 100}, job="b"),  # b shrinks (no quota to check)
+        one.merge("d", {"x": "1" * 2_000}, job="a"),  # 2,008 + 108 bytes
+    )
+    assert [r.version for r in results] == [4, 2, 5]
+    await one.merge("d", {"x": "1" * 1_000}, job="a")
+    await two.merge("d", {"x": "2" * 1_900}, job="b")  # another connection: 2,916 bytes
+    with pytest.raises(QuotaExceededError):
+        await one.merge("d", {"x": "1" * 1_100}, job="a")
+    assert (await one.get("d", job="a")).data == {"x": "1" * 1_000}
     await one.close()
     await two.close()
 

@@ -42,7 +42,8 @@ _CACHE_BYTES = 16 * 1024 * 1024
 
 
 class ThreadState(threading.local):
-    """Per thread: its connection, its event loop's pending write batch, its write cache."""
+    """Per thread: its connection, its event loop's pending write batch, its write cache
+    (the buckets it last wrote, and what their devices' other buckets hold)."""
 
     def __init__(self) -> None:
         self.conn: sqlite3.Connection | None = None
@@ -56,6 +57,9 @@ class ThreadState(threading.local):
         self.watched_version: int | None = None  # PRAGMA data_version, as watchers last saw
         self.lapped_at = 0.0  # when a leader last let the loop run (``time.monotonic``)
         self.history_id: int | None = None  # the id of the history row last written
+        # Per device: a job, and the bytes of the device's buckets besides that job's (for
+        # its quota), as this connection last read or wrote them.
+        self.others: dict[str, tuple[str, int]] = {}
 
     def drop_cache(self) -> None:
         self.cache.clear()
@@ -63,6 +67,7 @@ class ThreadState(threading.local):
         self.cache_bytes = 0
         self.data_version = None
         self.history_id = None
+        self.others.clear()
 
     def remember(self, key: tuple[str, str], entry: StoredBucket) -> None:
         """Keep a bucket as this connection last wrote it (its ``data`` is never handed out)."""

@@ -27,6 +27,7 @@ __all__ = ["BatchCommit"]
 
 _SQL: Final = SQL(SQLITE)
 _NO_ROW: Final = ("{}", 0, None, None, None, None)
+_MAX_OTHERS: Final = 100_000  # devices whose other buckets' bytes a connection remembers
 
 
 class BatchCommit:
@@ -136,8 +137,7 @@ class BatchCommit:
         that comes first (the next write makes it)."""
         row = plan.row
         if plan.check_quota:
-            others = conn.execute(_SQL.device_bytes_besides, (row.device, row.job)).fetchone()
-            check_quota(plan, others[0], self.limits)
+            check_quota(plan, self._others(conn, row.device, row.job), self.limits)
         if plan.swept is not None:  # expired keys' removal: a version of its own, first
             head = self._execute(conn, plan.swept, head, history)
         stored = self._seal(row.device, row.job, row.text, row.version)
@@ -146,6 +146,9 @@ class BatchCommit:
             data, delta = history_texts(plan, stored, self._seal)
             head = history.add(conn, row.device, row.job, h, data, delta, head)
         conn.execute(_SQL.upsert_bucket, (*row.values(stored), head))
+        known = self._state.others.get(row.device)
+        if known is not None and known[0] != row.job:  # this bucket is among its others
+            del self._state.others[row.device]
         if plan.forget_through is not None or plan.drop_through is not None:
             history.insert(conn)  # the chains they walk hold every row first
             if plan.forget_through is not None:
@@ -153,6 +156,19 @@ class BatchCommit:
             if plan.drop_through is not None:
                 conn.execute(_SQL.drop_history, (row.device, row.job, plan.drop_through))
         return head
+
+    def _others(self, conn: sqlite3.Connection, device: str, job: str) -> int:
+        """The bytes of ``device``'s buckets besides its bucket ``job``: read once, then known
+        as long as the connection's cache is (``ThreadState.others``)."""
+        others = self._state.others
+        known = others.get(device)
+        if known is not None and known[0] == job:
+            return known[1]
+        total: int = conn.execute(_SQL.device_bytes_besides, (device, job)).fetchone()[0]
+        if len(others) >= _MAX_OTHERS:
+            others.clear()
+        others[device] = (job, total)
+        return total
 
     @staticmethod
     def _schema(conn: sqlite3.Connection, state: ThreadState, job: str) -> str | None:
