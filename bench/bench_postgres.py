@@ -6,6 +6,8 @@
 1. Concurrency: get and set ops/s and p50/p99 at 1, 8 and 64 concurrent clients on 1,000
    devices with ~1 KB buckets. Bare asyncpg runs the same statements: a ``SELECT`` for get;
    ``BEGIN``, ``SELECT … FOR UPDATE``, merge in Python, ``UPDATE``, ``COMMIT`` for set.
+   The two alternate in slices of half a second (at ``--seconds 3``), so both see the
+   same machine.
 2. Scale: get and set through the store at 8 clients with 1,000 / 100,000 / 1,000,000
    devices of ~1 KB, and 1,000 devices of ~100 KB.
 
@@ -54,9 +56,14 @@ class Result:
 
 
 async def drive(
-    op: Callable[[int], Awaitable[object]], clients: int, seconds: float, devices: int
+    op: Callable[[int], Awaitable[object]],
+    clients: int,
+    seconds: float,
+    devices: int,
+    result: Result | None = None,
 ) -> Result:
-    result = Result()
+    """``clients`` concurrent clients doing ``op`` for ``seconds``, added to ``result``."""
+    result = Result() if result is None else result
     deadline = time.perf_counter() + seconds
 
     async def client() -> None:
@@ -68,9 +75,31 @@ async def drive(
 
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(clients)))
-    result.seconds = time.perf_counter() - started
+    result.seconds += time.perf_counter() - started
     result.ops = len(result.latencies)
     return result
+
+
+#: Slices each side of a concurrency row runs in, alternating: both see the same machine.
+SLICES = 6
+
+
+async def drive_pair(
+    ours: Callable[[int], Awaitable[object]],
+    bare: Callable[[int], Awaitable[object]],
+    clients: int,
+    seconds: float,
+) -> tuple[Result, Result]:
+    """Ours and bare for ``seconds`` each, in alternate slices (ours first, then bare first),
+    so a disk or CPU that changes speed during the run slows both alike."""
+    mine, theirs = Result(), Result()
+    for n in range(SLICES):
+        first, second = (
+            ((ours, mine), (bare, theirs)) if n % 2 == 0 else ((bare, theirs), (ours, mine))
+        )
+        for op, result in (first, second):
+            await drive(op, clients, seconds / SLICES, 1000, result)
+    return mine, theirs
 
 
 async def load(url: str, schema: str, devices: int, size: int) -> None:
@@ -171,8 +200,7 @@ async def main(url: str, seconds: float, million: bool) -> None:
         print("|---|---:|---:|---:|---:|---:|---:|---:|")
         for clients in (1, 8, 64):
             for name, ours, bare in (("get", ours_get, bare_get), ("set", ours_set, bare_set)):
-                mine = await drive(ours, clients, seconds, 1000)
-                theirs = await drive(bare, clients, seconds, 1000)
+                mine, theirs = await drive_pair(ours, bare, clients, seconds)
                 print(row(f"{name}, {clients} clients", mine, theirs), flush=True)
 
         print("\n## Scale: the store at 8 clients\n")
