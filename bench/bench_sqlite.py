@@ -1,6 +1,6 @@
 """The embedded store through the agent API, next to bare sqlite3 doing the same work.
 
-    .venv/bin/python bench/bench_sqlite.py [--devices 1000] [--rounds 3]
+    .venv/bin/python bench/bench_sqlite.py [--devices 1000] [--rounds 3] [--past-versions 0]
 
 For 1,000 devices with ~1 KB buckets it reports ops/s and p50/p99 latency of
 * get: ``agent.utils.deviceBucket.get()`` vs. bare ``SELECT`` + ``json.loads``;
@@ -8,6 +8,10 @@ For 1,000 devices with ~1 KB buckets it reports ops/s and p50/p99 latency of
   read-merge-write in a ``BEGIN IMMEDIATE`` transaction with ``synchronous=FULL``;
 * set by 64 concurrent writers (group commit), against the single-writer figure and against
   the same code with the history off (``history_versions=0``), in alternate blocks.
+
+The buckets start at version 1-4 when the writes are timed. ``--past-versions 45`` writes
+each one 45 times more first, so that the timed writes run where the history forgets the
+contents of old versions, as it does on a bucket that has lived a while.
 
 Then, in the same run, Deno KV (npm ``@deno/kv``, its Node binding, on a local SQLite file)
 does the same work: ``bench/denokv/bench.mjs``. It runs when ``node`` and ``npm`` are there
@@ -127,7 +131,7 @@ def bare_set(conn: sqlite3.Connection, device: str, patch: Mapping[str, object])
 
 
 async def run(
-    devices: int, rounds: int, workdir: Path, limits: Limits
+    devices: int, rounds: int, workdir: Path, limits: Limits, past_versions: int = 0
 ) -> list[tuple[Result, Result | None]]:
     ids = [f"pixel-{i:05d}" for i in range(devices)]
     store = SQLiteStore(workdir / "devicebucket.db", limits=limits)
@@ -138,6 +142,15 @@ async def run(
         await bucket.set(PAYLOAD)
         await Agent(off_store, device).utils.deviceBucket.set(PAYLOAD)
         bare_set(conn, device, PAYLOAD)
+    for store_ in (store, off_store):  # older versions, 64 writes at a time
+        writes = [(d, n) for n in range(past_versions) for d in ids]
+        for start in range(0, len(writes), 64):
+            await asyncio.gather(
+                *(
+                    Agent(store_, d).utils.deviceBucket.set({"past": n})
+                    for d, n in writes[start : start + 64]
+                )
+            )
 
     rows: list[tuple[Result, Result | None]] = []
     gets = [bucket.get for bucket in agents] * rounds
@@ -236,10 +249,17 @@ def main() -> None:
         default=Limits().history_versions,
         help="restorable versions per bucket (0: history off)",
     )
+    parser.add_argument(
+        "--past-versions",
+        type=int,
+        default=0,
+        help="write each bucket this many times more before the timed rows (at 45, they run"
+        " where the history forgets old contents on every 20th version of a bucket)",
+    )
     args = parser.parse_args()
     limits = Limits(history_versions=args.history_versions)
     with tempfile.TemporaryDirectory(prefix="devicebucket-bench-") as tmp:
-        rows = asyncio.run(run(args.devices, args.rounds, Path(tmp), limits))
+        rows = asyncio.run(run(args.devices, args.rounds, Path(tmp), limits, args.past_versions))
         peer = deno_kv(args.devices, args.rounds, Path(tmp))
     print(f"history: {args.history_versions or 'off'}")
     print(report(rows, args.devices))
