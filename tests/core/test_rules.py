@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from devicebucket import InvalidSchemaError, InvalidValueError, Limits, SchemaViolationError
+from devicebucket.core import ids
 from devicebucket.core.ids import check_id
 from devicebucket.core.masking import is_secret_key, secret_key_patterns
 from devicebucket.core.schema import check_schema, schema_text, validate_against_schema
@@ -19,6 +20,20 @@ from devicebucket.core.values import copy_json, decode, encode, json_path, norma
 @pytest.mark.parametrize("good", ["a", "pixel-7-01", "emu_5554", "user@host:profile.1", "x" * 256])
 def test_valid_ids(good: str) -> None:
     assert check_id(good) == good
+
+
+def test_ids_found_valid_are_remembered_within_a_bound() -> None:
+    for n in range(ids._MAX_VALID + 1_000):
+        assert check_id(f"pixel-{n}") == f"pixel-{n}"
+        assert len(ids._VALID) <= ids._MAX_VALID  # a client's many ids cost bounded memory
+    assert check_id("pixel-1") == "pixel-1"  # forgotten, then found valid again
+
+    class Id(str):
+        pass
+
+    for bad in ("pixel 1", "..", Id("pixel-1")):  # never let through by a remembered one
+        with pytest.raises(InvalidValueError):
+            check_id(bad)
 
 
 def test_json_path_quotes_only_what_needs_it() -> None:

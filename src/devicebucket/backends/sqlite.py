@@ -60,6 +60,18 @@ __all__ = ["SQLiteStore"]
 
 _SQL = SQL(SQLITE)
 
+#: This process's id, set again in a forked child (so that a read need not ask the kernel).
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; elsewhere a process never forks
+    os.register_at_fork(after_in_child=_forked)
+
 
 class SQLiteStore(SQLStore, BatchCommit):
     """A store in one SQLite file. Safe to share between coroutines, threads and processes."""
@@ -128,10 +140,10 @@ class SQLiteStore(SQLStore, BatchCommit):
     def _conn(self) -> sqlite3.Connection:
         state = self._state
         conn = state.conn
-        if conn is None or state.pid != os.getpid():
+        if conn is None or state.pid != _pid:
             # A connection must never cross a fork: open a new one in the child.
             conn = state.conn = self._connect()
-            state.pid = os.getpid()
+            state.pid = _pid
             state.drop_cache()
         return conn
 
