@@ -116,6 +116,8 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
     env = {**os.environ, "DEVICEBUCKET_ADMIN_TOKEN": TOKEN}
+    slices = max(1, args.seconds // SLICE_SECONDS)
+    seconds = max(1, args.seconds // slices)
     with tempfile.TemporaryDirectory(prefix="devicebucket-http-") as tmp:
         workdir = Path(tmp)
         ours_url = f"http://127.0.0.1:{free_port()}"
@@ -163,8 +165,6 @@ def main() -> None:
             for method in ("GET", "PATCH"):
                 # Alternate slices of a few seconds, as bench_sqlite alternates blocks: both
                 # servers see the same machine, whatever its disk and CPU do meanwhile.
-                slices = max(1, args.seconds // SLICE_SECONDS)
-                seconds = max(1, args.seconds // slices)
                 mine, theirs = [], []
                 for n in range(slices):
                     order = [(ours_url, mine), (bare_url, theirs)]
@@ -178,8 +178,8 @@ def main() -> None:
                 process.terminate()
                 process.wait(timeout=30)
     print(
-        f"wrk -t1 -c{args.connections}, {args.seconds} s a server in turns of"
-        f" {max(1, args.seconds // max(1, args.seconds // SLICE_SECONDS))} s,"
+        f"wrk -t1 -c{args.connections}, {slices * seconds} s a server in turns of"
+        f" {seconds} s,"
         f" {args.devices:,} devices with ~1 KB buckets, one uvicorn process each\n"
     )
     print(

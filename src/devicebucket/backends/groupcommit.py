@@ -39,6 +39,7 @@ class Pending:
 
 
 _CACHE_BYTES = 16 * 1024 * 1024
+_MAX_OTHERS = 100_000  # devices whose other buckets' bytes a connection remembers
 
 
 class ThreadState(threading.local):
@@ -68,6 +69,12 @@ class ThreadState(threading.local):
         self.data_version = None
         self.history_id = None
         self.others.clear()
+
+    def remember_others(self, device: str, job: str, others: int) -> None:
+        """Keep the bytes of ``device``'s buckets besides its bucket ``job``."""
+        if len(self.others) >= _MAX_OTHERS:
+            self.others.clear()
+        self.others[device] = (job, others)
 
     def remember(self, key: tuple[str, str], entry: StoredBucket) -> None:
         """Keep a bucket as this connection last wrote it (its ``data`` is never handed out)."""

@@ -27,7 +27,6 @@ __all__ = ["BatchCommit"]
 
 _SQL: Final = SQL(SQLITE)
 _NO_ROW: Final = ("{}", 0, None, None, None, None)
-_MAX_OTHERS: Final = 100_000  # devices whose other buckets' bytes a connection remembers
 
 
 class BatchCommit:
@@ -160,14 +159,11 @@ class BatchCommit:
     def _others(self, conn: sqlite3.Connection, device: str, job: str) -> int:
         """The bytes of ``device``'s buckets besides its bucket ``job``: read once, then known
         as long as the connection's cache is (``ThreadState.others``)."""
-        others = self._state.others
-        known = others.get(device)
+        known = self._state.others.get(device)
         if known is not None and known[0] == job:
             return known[1]
         total: int = conn.execute(_SQL.device_bytes_besides, (device, job)).fetchone()[0]
-        if len(others) >= _MAX_OTHERS:
-            others.clear()
-        others[device] = (job, total)
+        self._state.remember_others(device, job, total)
         return total
 
     @staticmethod

@@ -1,13 +1,13 @@
 """The dashboard's device list, by id or by key count, size or last update, as an index scan.
 
-The sorts by a total need each device's totals over all its buckets: an aggregate over every device
-(about 100 ms at 100,000 devices). Keeping totals in the file would add a row and its index
-entries to every write. Instead each process keeps them in memory, in a table of its own
-(an in-memory SQLite database) with an index per sort, built once from the buckets. Before
-each page it is brought up to date from the history rows written since it last looked: a
-new row's id is above every id then in the table, so the rows past the newest it saw name
-every device written since, by any process. A write pays nothing for it. Where that row is
-gone or another (rows deleted, and their ids given again), it is rebuilt.
+The sorts by a total need each device's totals over all its buckets: an aggregate over every
+device (about 100 ms at 100,000 devices). Keeping totals in the file would add a row and its
+index entries to every write. Instead each process keeps them in memory, in a table of its
+own (an in-memory SQLite database) with an index per sort, built once from the buckets.
+Before each page it is brought up to date from the history rows written since it last
+looked: a new row's id is above every id then in the table, so the rows past the newest it
+saw name every device written since, by any process. A write pays nothing for it. Where that
+row is gone or another (rows deleted, and their ids given again), it is rebuilt.
 
 What the history cannot show (a device deleted by another process, its rows gone from the
 middle, or buckets imported without history) is caught by a full rebuild once
@@ -83,20 +83,19 @@ class DeviceSummary:
         case-insensitive)."""
         if sort not in DEVICE_SORTS:  # it names a column below
             raise ValueError(f"no such sort: {sort!r}")
-        column = sort
         direction = "DESC" if descending else "ASC"
         where = " WHERE instr(folded, ?1) > 0" if search else ""
         needle = (search.lower(),) if search else ()
         with self._lock:
             table = self._refreshed(conn)
-            if column == "device":  # the table's own key
+            if sort == "device":  # the table's own key
                 scan, order = "totals", f"device {direction}"
             else:
-                index = f"by_{column}_{direction.lower()}"
+                index = f"by_{sort}_{direction.lower()}"
                 table.execute(
-                    f"CREATE INDEX IF NOT EXISTS {index} ON totals ({column} {direction}, device)"
+                    f"CREATE INDEX IF NOT EXISTS {index} ON totals ({sort} {direction}, device)"
                 )
-                scan, order = f"totals INDEXED BY {index}", f"{column} {direction}, device"
+                scan, order = f"totals INDEXED BY {index}", f"{sort} {direction}, device"
             found = table.execute(
                 f"SELECT device FROM {scan}{where} ORDER BY {order} LIMIT ?2 OFFSET ?3",
                 (search.lower(), limit, offset),  # ?1 unused without a search
