@@ -1,6 +1,7 @@
 """The embedded store through the agent API, next to bare sqlite3 doing the same work.
 
     .venv/bin/python bench/bench_sqlite.py [--devices 1000] [--rounds 3] [--past-versions 0]
+        [--staggered]
 
 For 1,000 devices with ~1 KB buckets it reports ops/s and p50/p99 latency of
 * get: ``agent.utils.deviceBucket.get()`` vs. bare ``SELECT`` + ``json.loads``;
@@ -11,7 +12,11 @@ For 1,000 devices with ~1 KB buckets it reports ops/s and p50/p99 latency of
 
 The buckets start at version 1-4 when the writes are timed. ``--past-versions 45`` writes
 each one 45 times more first, so that the timed writes run where the history forgets the
-contents of old versions, as it does on a bucket that has lived a while.
+contents of old versions, as it does on a bucket that has lived a while. ``--staggered``
+writes the i-th bucket ``i % 20`` times more again (20, or ``--history-versions``), so the
+buckets are spread over the history's cycle of full copies and forgetting, and the timed
+writes meet both as often as a fleet's writes would: with ``--past-versions 100``, every
+bucket has also come ``forget_lag`` rows behind once, so the rows that have are cleared too.
 
 Then, in the same run, Deno KV (npm ``@deno/kv``, its Node binding, on a local SQLite file)
 does the same work: ``bench/denokv/bench.mjs``. It runs when ``node`` and ``npm`` are there
@@ -131,7 +136,12 @@ def bare_set(conn: sqlite3.Connection, device: str, patch: Mapping[str, object])
 
 
 async def run(
-    devices: int, rounds: int, workdir: Path, limits: Limits, past_versions: int = 0
+    devices: int,
+    rounds: int,
+    workdir: Path,
+    limits: Limits,
+    past_versions: int = 0,
+    stagger: int = 0,
 ) -> list[tuple[Result, Result | None]]:
     ids = [f"pixel-{i:05d}" for i in range(devices)]
     store = SQLiteStore(workdir / "devicebucket.db", limits=limits)
@@ -143,7 +153,12 @@ async def run(
         await Agent(off_store, device).utils.deviceBucket.set(PAYLOAD)
         bare_set(conn, device, PAYLOAD)
     for store_ in (store, off_store):  # older versions, 64 writes at a time
-        writes = [(d, n) for n in range(past_versions) for d in ids]
+        writes = [
+            (d, n)
+            for n in range(past_versions + stagger)
+            for i, d in enumerate(ids)
+            if n < past_versions + (i % stagger if stagger else 0)
+        ]
         for start in range(0, len(writes), 64):
             await asyncio.gather(
                 *(
@@ -256,12 +271,21 @@ def main() -> None:
         help="write each bucket this many times more before the timed rows (at 45, they run"
         " where the history forgets old contents on every 20th version of a bucket)",
     )
+    parser.add_argument(
+        "--staggered",
+        action="store_true",
+        help="spread the buckets over the history's cycle (bucket i: i %% 20 versions more)",
+    )
     args = parser.parse_args()
     limits = Limits(history_versions=args.history_versions)
+    stagger = (args.history_versions or Limits().history_versions) if args.staggered else 0
     with tempfile.TemporaryDirectory(prefix="devicebucket-bench-") as tmp:
-        rows = asyncio.run(run(args.devices, args.rounds, Path(tmp), limits, args.past_versions))
+        rows = asyncio.run(
+            run(args.devices, args.rounds, Path(tmp), limits, args.past_versions, stagger)
+        )
         peer = deno_kv(args.devices, args.rounds, Path(tmp))
-    print(f"history: {args.history_versions or 'off'}")
+    print(f"history: {args.history_versions or 'off'}", end="")
+    print(f", {args.past_versions} past versions{' (staggered)' if stagger else ''}")
     print(report(rows, args.devices))
     print()
     print(report_peer(rows, peer))
