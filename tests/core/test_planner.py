@@ -62,6 +62,21 @@ def test_retention_forgets_contents_every_keep_versions() -> None:
     assert off.forget_through is None  # type: ignore[attr-defined]
 
 
+def test_the_bucket_row_says_from_which_version_contents_are_kept() -> None:
+    # The oldest version that keeps contents moves up with each forgetting, to the full copy
+    # before this one, and never down: not with a longer history, nor with none.
+    def kept_from(version: int, before: int = 0, keep: int = 3) -> int:
+        stored = StoredBucket('{"a":1}', version, 1.0, kept_from=before)
+        planned = plan(stored, Merge({"a": 2}), limits=Limits(history_versions=keep))
+        return planned.row.kept_from  # type: ignore[attr-defined,no-any-return]
+
+    assert kept_from(5) == 3  # version 6 forgets what is older than the full copy of 3
+    assert kept_from(6, before=3) == 3
+    assert kept_from(2) == 0  # version 3: nothing forgotten yet
+    assert kept_from(9, before=6, keep=5) == 6  # forgets through 4, the row says 6 still
+    assert kept_from(8, before=6, keep=0) == 6
+
+
 def test_the_plan_refuses_conflicts_size_and_schema() -> None:
     with pytest.raises(ConflictError):
         plan(StoredBucket("{}", 2, 1.0), Merge({"a": 1}), expected_version=1)

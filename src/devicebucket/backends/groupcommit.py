@@ -58,6 +58,9 @@ class ThreadState(threading.local):
         self.watched_version: int | None = None  # PRAGMA data_version, as watchers last saw
         self.lapped_at = 0.0  # when a leader last let the loop run (``time.monotonic``)
         self.history_id: int | None = None  # the id of the history row last written
+        # The history rows up to this id have had their old contents removed, as far as
+        # this connection knows (``sqlitebatch.HistoryRows``); kept when the cache is dropped.
+        self.swept: int | None = None
         # Per device: a job, and the bytes of the device's buckets besides that job's (for
         # its quota), as this connection last read or wrote them.
         self.others: dict[str, tuple[str, int]] = {}

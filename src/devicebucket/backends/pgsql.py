@@ -51,6 +51,7 @@ MIGRATIONS: Final[tuple[list[str], ...]] = (
     PG.steps[5],
     PG.steps[6],
     PG.steps[7],
+    PG.steps[8],
 )
 
 # The bucket and its history row in one statement (one round trip): a data-modifying CTE runs

@@ -82,8 +82,10 @@ class OptimisticWrites:
         next_expiry: float | None,
         expires: str | None,
         head: int | None,
+        *_: object,  # ``kept_from`` and the rest: 0 and NULL here
     ) -> StoredBucket:
-        """A bucket's row as read (no version: there is none), its text opened."""
+        """A bucket's row as read (no version: there is none), its text opened. (The store
+        removes old contents at once: its rows keep ``kept_from`` 0.)"""
         if version is None or data is None:
             return EMPTY
         text = self._open(device, key, data, version)

@@ -187,12 +187,14 @@ class SQLStore(Store):
         self, device: str, job: str | None, after: int, limit: int
     ) -> list[HistoryEntry]:
         rows = await self._rows(self._sql.changes_after, device, job or "", after, limit)
+        lowest = (rows[0][5] or 0) if rows else 0  # the bucket's ``kept_from``
+        texts = [None if r[0] < lowest else r[4] for r in rows]
         return [
             (
-                decode_change(r[0], r[1], r[2], r[3], r[4] is not None),
-                None if r[4] is None else self._open(device, job, r[4], r[0]),
+                decode_change(r[0], r[1], r[2], r[3], text is not None),
+                None if text is None else self._open(device, job, text, r[0]),
             )
-            for r in rows
+            for r, text in zip(rows, texts, strict=True)
         ]
 
     async def _expiries(self, device: str, job: str | None) -> dict[str, float]:
@@ -322,7 +324,7 @@ class SQLStore(Store):
             nonlocal bucket, rebuild
             device, job, version, at, actor, changes = (row[i] for i in range(6))
             if bucket != (device, job):
-                bucket, rebuild = (device, job), Rebuild()
+                bucket, rebuild = (device, job), Rebuild(row[8] or 0)
             data = rebuild.next(self._past(device, job, (version, changes, row[6], row[7])))
             change = decode_change(version, at, actor, changes, data is not None)
             return HistoryRecord(device, job or None, change, None if data is None else dict(data))
@@ -333,7 +335,8 @@ class SQLStore(Store):
 
     async def _history(self, device: str, job: str | None, limit: int) -> list[Change]:
         rows = await self._rows(self._sql.select_history, device, job or "", limit)
-        kept = kept_flags((r[0], bool(r[4]), bool(r[5])) for r in rows)
+        lowest = (rows[0][6] or 0) if rows else 0
+        kept = kept_flags(((r[0], bool(r[4]), bool(r[5])) for r in rows), lowest)
         newest = rows[::-1][:limit]
         return [decode_change(r[0], r[1], r[2], r[3], kept[r[0]]) for r in newest]
 
@@ -343,7 +346,8 @@ class SQLStore(Store):
         rows = await self._rows(self._sql.select_past, device, job or "", version)
         if not rows or rows[-1][0] != version:
             return None
-        *_, (_, data) = contents(self._past(device, job, r) for r in rows)
+        lowest = rows[-1][5] or 0
+        *_, (_, data) = contents((self._past(device, job, r) for r in rows), lowest)
         return None if data is None else (encode(data), rows[-1][4])
 
     @abstractmethod

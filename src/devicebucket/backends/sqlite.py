@@ -86,12 +86,16 @@ class SQLiteStore(SQLStore, BatchCommit):
         wal_autocheckpoint: int = 1000,
         keys: KeyRing | None = None,
         create_dirs: bool = False,
+        forget_lag: int = 65_536,
     ) -> None:
         """The file is created by the first write (a read of a missing file reads an empty
         store and creates nothing); its directory must exist unless ``create_dirs``.
         ``wal_autocheckpoint`` is in pages (SQLite's default, 1,000). A larger value makes
         checkpoints rarer, which helps a server under sustained writes, but a WAL that is
-        still growing costs a metadata flush on every fsync (see docs/benchmarks.md)."""
+        still growing costs a metadata flush on every fsync (see docs/benchmarks.md).
+        ``forget_lag``: the history's old contents, read as removed at once, stay on disk
+        until this many newer history rows are written (``sqlitebatch``), then leave a
+        page at a time; at 0, they leave at once, each row from its own page."""
         super().__init__(limits=limits, keys=keys)
         self.path = Path(path)
         self.url = f"sqlite:///{self.path}"
@@ -99,6 +103,7 @@ class SQLiteStore(SQLStore, BatchCommit):
         self.max_batch = max_batch
         self.wal_autocheckpoint = wal_autocheckpoint
         self.create_dirs = create_dirs
+        self.forget_lag = forget_lag
         self._state = ThreadState()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []

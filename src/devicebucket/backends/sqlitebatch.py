@@ -2,7 +2,15 @@
 write reads its bucket (from the connection's cache where it is good), is planned
 (``planner.plan_write``) and executed in order, so later writes see earlier ones, and a
 rejected write changes nothing while the rest of its batch commits. The batch's history rows
-are inserted together (``HistoryRows``)."""
+are inserted together (``HistoryRows``).
+
+Old contents leave the history a page at a time. A row's contents are read as removed as
+soon as its version falls below its bucket's ``kept_from`` (``core.history``); they leave the
+row later. Once ``forget_lag`` newer rows have been written after it, a batch clears it with
+every other row that has come that far (``SQL.sweep_contents``): rows side by side, on a few
+pages. A row that came that far while its version was still kept is cleared by its bucket's
+next forgetting (``SQL.forget_contents_upto``), on its own page, as every row once was; the
+bucket row's ``kept_id`` tells when there is none such, and that statement is skipped."""
 
 from __future__ import annotations
 
@@ -26,7 +34,10 @@ from .statements import SQL, SQLITE
 __all__ = ["BatchCommit"]
 
 _SQL: Final = SQL(SQLITE)
-_NO_ROW: Final = ("{}", 0, None, None, None, None)
+_NO_ROW: Final = ("{}", 0, None, None, None, None, 0, None, None, 0)
+#: A connection removes old contents once at least this many rows have come ``forget_lag``
+#: rows behind the newest (at every batch with a lag of 0).
+SWEEP_ROWS: Final = 256
 
 
 class BatchCommit:
@@ -34,6 +45,7 @@ class BatchCommit:
 
     limits: Limits
     keys: KeyRing | None
+    forget_lag: int  # rows
     _state: ThreadState
 
     @abstractmethod
@@ -61,7 +73,7 @@ class BatchCommit:
                     state.data_version = data_version
                 now = time.time()
                 results = []
-                history = HistoryRows(state)
+                history = HistoryRows(state, self.forget_lag)
                 for pending in batch:
                     try:
                         results.append(self._apply(conn, state, pending, now, history))
@@ -72,6 +84,8 @@ class BatchCommit:
                         # first), so the rest of the batch commits without it.
                         results.append(exc)
                 history.insert(conn)
+                swept = history.sweep(conn)
+            state.swept = swept
         except (sqlite3.Error, OSError) as exc:
             state.drop_cache()
             results = [self._fail(exc) for _ in batch]
@@ -95,14 +109,23 @@ class BatchCommit:
             # A shallow copy: operations replace top-level values only.
             data = dict(cached.data)
             stored = StoredBucket(
-                cached.text, cached.version, cached.updated_at, data, cached.expires, cached.head
+                cached.text,
+                cached.version,
+                cached.updated_at,
+                data,
+                cached.expires,
+                cached.head,
+                cached.kept_from,
+                cached.kept_id,
+                cached.full_id,
+                cached.full_version,
             )
         else:
             row = conn.execute(_SQL.select_for_write, key).fetchone()
-            text, version, updated_at, _, kept, head = row if row is not None else _NO_ROW
+            text, version, updated_at, _, expires, *ids = row if row is not None else _NO_ROW
             text = self._open(pending.device, pending.job, text, version)
             data = decode(text)  # the planner consumes it: kept for the cache if nothing changes
-            stored = StoredBucket(text, version, updated_at, data, decode_expiries(kept), head)
+            stored = StoredBucket(text, version, updated_at, data, decode_expiries(expires), *ids)
         plan = plan_write(
             stored,
             pending.operation,
@@ -120,41 +143,68 @@ class BatchCommit:
                 stored.data = data
                 state.remember(key, stored)
             return Snapshot(None, stored.version, stored.updated_at, stored.text)
-        head = self._execute(conn, plan, stored.head, history)
-        row = plan.row
-        state.remember(
-            key,
-            StoredBucket(row.text, row.version, row.updated_at, plan.data, plan.expires, head),
-        )
+        state.remember(key, self._execute(conn, plan, stored, history))
         return plan.snapshot()
 
     def _execute(
-        self, conn: sqlite3.Connection, plan: WritePlan, head: int | None, history: HistoryRows
-    ) -> int | None:
-        """Execute a plan on a bucket whose newest history row is ``head``; the new head.
-        A write refused by the quota executes nothing, not even the removal of expired keys
-        that comes first (the next write makes it)."""
+        self, conn: sqlite3.Connection, plan: WritePlan, before: StoredBucket, history: HistoryRows
+    ) -> StoredBucket:
+        """Execute a plan on the bucket ``before`` (its history ids as read); the bucket as it
+        leaves it. A write refused by the quota executes nothing, not even the removal of
+        expired keys that comes first (the next write makes it)."""
         row = plan.row
         if plan.check_quota:
             check_quota(plan, self._others(conn, row.device, row.job), self.limits)
         if plan.swept is not None:  # expired keys' removal: a version of its own, first
-            head = self._execute(conn, plan.swept, head, history)
+            before = self._execute(conn, plan.swept, before, history)
+        after = StoredBucket(
+            row.text,
+            row.version,
+            row.updated_at,
+            plan.data,
+            plan.expires,
+            before.head,
+            row.kept_from,
+            before.kept_id,
+            before.full_id,
+            before.full_version,
+        )
         stored = self._seal(row.device, row.job, row.text, row.version)
-        if plan.history is not None:
-            h = plan.history
+        h = plan.history
+        moved = False  # whether the ids change (most writes leave them)
+        if h is not None:
             data, delta = history_texts(plan, stored, self._seal)
-            head = history.add(conn, row.device, row.job, h, data, delta, head)
-        conn.execute(_SQL.upsert_bucket, (*row.values(stored), head))
+            after.head = history.add(conn, row.device, row.job, h, data, delta, before.head)
+            if h.full and h.version % self.limits.history_versions == 0:
+                after.full_id, after.full_version, moved = after.head, h.version, True
+        through = plan.forget_through
+        swept = 0
+        if through is not None:
+            # The row of the new ``kept_from`` is the full copy before this one, if that
+            # was made at it; else where the rows begin is not known.
+            at_floor = before.full_version == row.kept_from
+            after.kept_id, moved = (before.full_id if at_floor else None), True
+            # Its old contents are cleared here only from rows that came ``forget_lag``
+            # behind the newest while still kept (the sweep left them): none if its oldest
+            # such row, the one of the old ``kept_from``, is younger.
+            swept = history.swept()
+            if before.kept_id is not None and before.kept_id > swept:
+                through = None
+        if moved:
+            ids = (after.head, row.kept_from, after.kept_id, after.full_id, after.full_version)
+            conn.execute(_SQL.upsert_bucket_ids, (*row.values(stored), *ids))
+        else:
+            conn.execute(_SQL.upsert_bucket_head, (*row.values(stored), after.head))
         known = self._state.others.get(row.device)
         if known is not None and known[0] != row.job:  # this bucket is among its others
             del self._state.others[row.device]
-        if plan.forget_through is not None or plan.drop_through is not None:
+        if through is not None or plan.drop_through is not None:
             history.insert(conn)  # the chains they walk hold every row first
-            if plan.forget_through is not None:
-                conn.execute(_SQL.forget_contents, (row.device, row.job, plan.forget_through))
+            if through is not None:
+                conn.execute(_SQL.forget_contents_upto, (row.device, row.job, through, swept))
             if plan.drop_through is not None:
                 conn.execute(_SQL.drop_history, (row.device, row.job, plan.drop_through))
-        return head
+        return after
 
     def _others(self, conn: sqlite3.Connection, device: str, job: str) -> int:
         """The bytes of ``device``'s buckets besides its bucket ``job``: read once, then known
@@ -179,13 +229,18 @@ class HistoryRows:
     the history and before the commit. Each gets its id here, as SQLite would give it (the
     table's largest, plus one), so its bucket row can point at it at once. The connection
     remembers the last id it gave (``ThreadState.history_id``) for as long as it remembers
-    its buckets: until another connection commits or a transaction fails."""
+    its buckets: until another connection commits or a transaction fails.
 
-    __slots__ = ("rows", "state")
+    It also removes old contents from the rows that its rows push ``lag`` rows behind the
+    newest (see the module's docstring)."""
 
-    def __init__(self, state: ThreadState) -> None:
+    __slots__ = ("first", "lag", "rows", "state")
+
+    def __init__(self, state: ThreadState, lag: int) -> None:
         self.state = state
+        self.lag = lag
         self.rows: list[tuple[object, ...]] = []
+        self.first: int | None = None  # the id of the batch's first row
 
     def add(
         self,
@@ -203,8 +258,35 @@ class HistoryRows:
         if last is None:
             last = conn.execute(_SQL.last_history_id).fetchone()[0]
         state.history_id = new = last + 1
+        if self.first is None:
+            self.first = new
         self.rows.append((new, device, job, h.version, h.at, h.actor, h.changes, data, delta, prev))
         return new
+
+    def swept(self) -> int:
+        """The id up to which rows' old contents have been (or are now being) removed by a
+        sweep, or had come ``lag`` rows behind the newest before this connection's window:
+        a bucket's full copy removes old contents from those rows itself. Only once the
+        batch has a row."""
+        assert self.first is not None
+        before = max(self.first - 1 - self.lag, 0)  # how far rows had come before the batch
+        swept = self.state.swept
+        # Ids of dropped rows are given again: a window never starts past the rows' end.
+        return before if swept is None or swept > before else swept
+
+    def sweep(self, conn: sqlite3.Connection) -> int | None:
+        """Clear the contents below their buckets' ``kept_from`` in the rows this connection
+        has pushed ``lag`` behind the newest, once there are enough of them; how far that
+        leaves it."""
+        if self.first is None:
+            return self.state.swept
+        swept = self.swept()
+        assert self.state.history_id is not None
+        through = self.state.history_id - self.lag
+        if through - swept < min(SWEEP_ROWS, max(self.lag, 1)):
+            return swept
+        conn.execute(_SQL.sweep_contents, (swept, through))
+        return through
 
     def insert(self, conn: sqlite3.Connection) -> None:
         if self.rows:

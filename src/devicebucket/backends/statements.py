@@ -165,6 +165,15 @@ MIGRATION_STEPS: Final = (
         AND h.job = buckets.job ORDER BY h.version DESC LIMIT 1);
     DROP INDEX history_chaining
     """,
+    # The oldest version whose history may keep contents (``core.history.floor``): what is
+    # below it is read as removed until the store removes it (SQLite does so a page at a time).
+    # The SQLite store also keeps the ids it needs to find the rows (``sqlitebatch``).
+    """
+    ALTER TABLE buckets ADD COLUMN kept_from {bigint} NOT NULL DEFAULT 0;
+    ALTER TABLE buckets ADD COLUMN kept_id {bigint};
+    ALTER TABLE buckets ADD COLUMN full_id {bigint};
+    ALTER TABLE buckets ADD COLUMN full_version {bigint} NOT NULL DEFAULT 0
+    """,
 )
 
 _BUCKET_COLUMNS: Final = "device, job, data, version, keys, size, updated_at, expires, next_expiry"
@@ -195,15 +204,34 @@ class SQL:
         read = "SELECT data, version, updated_at, next_expiry, expires"
         self.select_bucket = f"{read} FROM buckets WHERE {bucket}"
         # ... and, to write it, the id of its newest history row.
-        self.select_for_write = f"{read}, head FROM buckets WHERE {bucket}"
-        self.upsert_bucket = (
-            f"INSERT INTO buckets ({_BUCKET_COLUMNS}, head) VALUES"
-            f" ({', '.join(p(n) for n in range(1, 11))})"
-            " ON CONFLICT (device, job) DO UPDATE SET data = excluded.data,"
-            " version = excluded.version, keys = excluded.keys, size = excluded.size,"
-            " updated_at = excluded.updated_at, expires = excluded.expires,"
-            " next_expiry = excluded.next_expiry, head = excluded.head"
+        self.select_for_write = (
+            f"{read}, head, kept_from, kept_id, full_id, full_version FROM buckets WHERE {bucket}"
         )
+
+        def upsert(more: str = "", sets: str = "") -> str:
+            columns = f"{_BUCKET_COLUMNS}, head{more}"
+            count = columns.count(",") + 1
+            return (
+                f"INSERT INTO buckets ({columns}) VALUES"
+                f" ({', '.join(p(n) for n in range(1, count + 1))})"
+                " ON CONFLICT (device, job) DO UPDATE SET data = excluded.data,"
+                " version = excluded.version, keys = excluded.keys, size = excluded.size,"
+                " updated_at = excluded.updated_at, expires = excluded.expires,"
+                f" next_expiry = excluded.next_expiry, head = excluded.head{sets}"
+            )
+
+        ids = ("kept_from", "kept_id", "full_id", "full_version")
+        # A bucket imported: its history comes as it was kept, from version 0 on.
+        self.upsert_bucket = upsert(
+            sets=", kept_from = 0, kept_id = NULL, full_id = NULL, full_version = 0"
+        )
+        # As the SQLite store's batches write it: the ids that say where its history's old
+        # contents are (``sqlitebatch``), on the writes that change them, left as they are
+        # by the rest (fewer values to bind and write).
+        self.upsert_bucket_ids = upsert(
+            "".join(f", {c}" for c in ids), "".join(f", {c} = excluded.{c}" for c in ids)
+        )
+        self.upsert_bucket_head = upsert()
         self.update_bucket = (
             f"UPDATE buckets SET data = {p(3)}, version = {p(4)}, keys = {p(5)}, size = {p(6)},"
             f" updated_at = {p(7)}, expires = {p(8)}, next_expiry = {p(9)} WHERE {bucket}"
@@ -257,32 +285,44 @@ class SQL:
                 f" AND h.version < c.version WHERE {more})"
             )
 
+        # Each history read gives the bucket's ``kept_from`` too (``history.floor``).
+        kept_from = f"(SELECT kept_from FROM buckets WHERE {bucket})"
         # The newest ``limit`` entries, and below them the deltas down to a full copy, which
         # tell whether the last ones are kept: in version order, with (has a full copy,
         # has a delta) for ``history.kept_flags``.
         self.select_history = (
             f"{chain(f'(c.n < {p(3)} OR (c.kept AND NOT c.whole))')} SELECT h.version, h.at,"
-            " h.actor, h.changes, h.data IS NOT NULL, h.delta IS NOT NULL FROM chain c"
-            " JOIN history h ON h.id = c.id ORDER BY c.version"
+            f" h.actor, h.changes, h.data IS NOT NULL, h.delta IS NOT NULL, {kept_from} FROM"
+            " chain c JOIN history h ON h.id = c.id ORDER BY c.version"
         )
         # A version and the rows below it down to a full copy, in version order, for
         # ``history.contents``.
         self.select_past = (
             f"{chain(f'(c.version > {p(3)} OR (c.kept AND NOT c.whole))')} SELECT h.version,"
-            " h.changes, h.data, h.delta, h.at FROM chain c JOIN history h ON h.id = c.id"
-            f" WHERE c.version <= {p(3)} ORDER BY c.version"
+            f" h.changes, h.data, h.delta, h.at, {kept_from} FROM chain c JOIN history h"
+            f" ON h.id = c.id WHERE c.version <= {p(3)} ORDER BY c.version"
         )
         # A change's delta holds the values a watcher reports (a full copy holds them too).
         self.changes_after = (
             f"{chain(f'c.version > {p(3)}')} SELECT h.version, h.at, h.actor, h.changes,"
-            " COALESCE(h.delta, h.data) FROM chain c JOIN history h ON h.id = c.id"
-            f" WHERE c.version > {p(3)} ORDER BY c.version LIMIT {p(4)}"
+            f" COALESCE(h.delta, h.data), {kept_from} FROM chain c JOIN history h"
+            f" ON h.id = c.id WHERE c.version > {p(3)} ORDER BY c.version LIMIT {p(4)}"
         )
-        # Contents are forgotten down to the first older row that has none already.
-        self.forget_contents = (
+        # Contents are forgotten down to the first older row that has none already (on
+        # SQLite, only in rows up to the id ``p(4)``: ``sweep_contents`` takes the rest).
+        forget = (
             "UPDATE history SET data = NULL, delta = NULL WHERE id IN"
             f" ({chain(f'(c.version > {p(3)} OR c.kept)')} SELECT id FROM chain"
-            f" WHERE version <= {p(3)} AND kept)"
+            f" WHERE version <= {p(3)} AND kept"
+        )
+        self.forget_contents = f"{forget})"
+        self.forget_contents_upto = f"{forget} AND id <= {p(4)})"
+        # The contents below their bucket's ``kept_from`` in the rows of ids after ``p(1)``
+        # up to ``p(2)``, which lie on a few pages.
+        self.sweep_contents = (
+            f"UPDATE history SET data = NULL, delta = NULL WHERE id > {p(1)} AND id <= {p(2)}"
+            " AND (data IS NOT NULL OR delta IS NOT NULL) AND version < (SELECT b.kept_from"
+            " FROM buckets b WHERE b.device = history.device AND b.job = history.job)"
         )
         everything = chain("1 = 1")
         self.drop_history = (
@@ -343,8 +383,9 @@ class SQL:
         self.delete_token = f"DELETE FROM tokens WHERE id = {p(1)}"
         self.export_tokens = "SELECT id, device, hash, created_at FROM tokens ORDER BY id"
         self.export_history = (
-            "SELECT device, job, version, at, actor, changes, data, delta FROM history"
-            " ORDER BY device, job, version"
+            "SELECT h.device, h.job, h.version, h.at, h.actor, h.changes, h.data, h.delta,"
+            " (SELECT b.kept_from FROM buckets b WHERE b.device = h.device AND b.job = h.job)"
+            " FROM history h ORDER BY h.device, h.job, h.version"
         )
         self.export_buckets = (
             "SELECT device, job, data, version, updated_at, expires FROM buckets"

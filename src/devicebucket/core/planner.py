@@ -17,6 +17,7 @@ from typing import Final
 
 from .errors import InvalidValueError, JobConflictError, QuotaExceededError
 from .expiry import EXPIRY_ACTOR, Expiries, after_write, encode_expiries, expired
+from .history import floor
 from .ids import check_id
 from .limits import Limits
 from .model import (
@@ -72,6 +73,13 @@ class StoredBucket:
     data: JSONObject | None = None
     expires: Expiries | None = None  # its keys' expiry instants (``core.expiry``)
     head: int | None = None  # the backend's id of its newest history row (never planned)
+    kept_from: int = 0  # the oldest version whose history may keep contents
+    # Where the SQLite store removes old contents later (never planned): the id of the
+    # history row of version ``kept_from`` (None: not known), and the id and version of the
+    # newest full copy made every ``history_versions`` versions.
+    kept_id: int | None = None
+    full_id: int | None = None
+    full_version: int = 0
 
 
 EMPTY: Final = StoredBucket("{}", 0, None)  # never changed: the planner reads it only
@@ -93,6 +101,9 @@ class BucketRow:
     updated_at: float
     expires: str | None = None  # ``expiry.encode_expiries``
     next_expiry: float | None = None
+    # The oldest version whose history may keep contents: the rows below it are read as
+    # having none (kept on SQLite, which removes them later; not among ``values``).
+    kept_from: int = 0
 
     def values(
         self, stored: str
@@ -153,7 +164,15 @@ class WritePlan:
         """The bucket as this plan leaves it (a shallow copy of its dict: operations
         replace top-level values only)."""
         row = self.row
-        return StoredBucket(row.text, row.version, row.updated_at, dict(self.data), self.expires)
+        return StoredBucket(
+            row.text,
+            row.version,
+            row.updated_at,
+            dict(self.data),
+            self.expires,
+            None,
+            row.kept_from,
+        )
 
 
 def plan_write(
@@ -225,6 +244,7 @@ def _plan(
     keep = limits.history_versions
     history = None
     forget = None
+    kept_from = stored.kept_from
     if keep:
         # A delta each version, the whole bucket every ``keep`` versions. Contents older
         # than the full copy before this one are forgotten then: so the last ``keep``
@@ -234,13 +254,17 @@ def _plan(
         full = every or not isinstance(operation, (Merge, Delete))
         delta = None if full else _delta(changes, operation, data)
         history = HistoryRow(version, now, actor, encode_changes(changes), delta, full)
-        forget = version - keep - 1 if every and version > keep else None
+        if every and version > keep:
+            forget = floor(version, keep) - 1
+            kept_from = max(kept_from, forget + 1)
     # The entries themselves (who, when, which keys) are dropped a hundred at a time past the
     # last ``history_entries``.
     entries = limits.history_entries
     drop = version - entries if keep and version % _DROP_EVERY == 0 and version > entries else None
     expires_text, next_expiry = encode_expiries(expires)
-    row = BucketRow(device, job, text, version, len(data), size, now, expires_text, next_expiry)
+    row = BucketRow(
+        device, job, text, version, len(data), size, now, expires_text, next_expiry, kept_from
+    )
     # A text of more bytes than the old one has characters may have grown (never otherwise).
     grows = limits.device_quota_bytes > 0 and size > len(stored.text)
     written = Written(changes, data, actor, now)

@@ -1,0 +1,120 @@
+"""How the SQLite store removes old contents from the history (``sqlitebatch``): read as
+removed at once (the bucket row's ``kept_from``), removed from the rows a page at a time once
+``forget_lag`` newer rows are written, or by the bucket's next full copy for a row that came
+that far while still kept."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import aclosing, closing
+from pathlib import Path
+
+import pytest
+
+from devicebucket import Limits, NotFoundError, SQLiteStore
+from devicebucket.core.model import HistoryRecord
+from devicebucket.core.watching import BucketChange, Resync
+
+KEEP = Limits(history_versions=2)
+
+
+def with_contents(path: Path, device: str) -> list[int]:
+    """The versions of ``device``'s history rows that still hold contents, on disk."""
+    with closing(sqlite3.connect(path)) as conn:
+        rows = conn.execute(
+            "SELECT version FROM history WHERE device = ?"
+            " AND (data IS NOT NULL OR delta IS NOT NULL) ORDER BY version",
+            (device,),
+        )
+        return [row[0] for row in rows]
+
+
+async def write(store: SQLiteStore, device: str, versions: range) -> None:
+    for n in versions:
+        await store.merge(device, {"n": n, f"k{n}": n})
+
+
+async def test_old_contents_are_read_as_removed_at_once_and_removed_later(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path, limits=KEEP, forget_lag=40)
+    await write(store, "d", range(1, 11))  # version 10: contents kept from version 8
+    assert with_contents(path, "d")[0] < 8  # older rows still hold theirs, on disk ...
+    # ... read as removed everywhere: the history, a version, a watch, an export.
+    changes = {c.version: c.kept for c in await store.history("d")}
+    assert [v for v, kept in changes.items() if kept] == [10, 9, 8]
+    assert (await store.at_version("d", 8)).data == {f"k{n}": n for n in range(1, 9)} | {"n": 8}
+    with pytest.raises(NotFoundError):
+        await store.at_version("d", 7)
+    async with aclosing(store.watch("d", since=5)) as watch:
+        first = await anext(watch)
+    assert isinstance(first, Resync)
+    assert first.version == 10
+    async with aclosing(store.watch("d", since=7)) as watch:
+        changes_after = [await anext(watch) for _ in range(3)]
+    assert [isinstance(e, BucketChange) for e in changes_after] == [True, True, True]
+    exported = [r async for r in store.export() if isinstance(r, HistoryRecord)]
+    assert [r.change.version for r in exported if r.data is not None] == [8, 9, 10]
+    # Once 40 rows have come 40 behind the newest, a batch removes them from those rows.
+    for n in range(80):
+        await store.merge(f"other-{n}", {"n": n})
+    assert with_contents(path, "d") == [8, 9, 10]
+    assert (await store.at_version("d", 9)).data["n"] == 9
+    await store.close()
+
+
+async def test_another_store_on_the_file_reads_the_writers_rule(tmp_path: Path) -> None:
+    # Which versions keep contents is the rule of the store that wrote them, as when it
+    # removed them at once: one that keeps more does not bring them back.
+    path = tmp_path / "s.db"
+    writer = SQLiteStore(path, limits=KEEP)
+    await write(writer, "d", range(1, 11))
+    reader = SQLiteStore(path, limits=Limits(history_versions=1000))
+    assert [c.version for c in await reader.history("d") if c.kept] == [10, 9, 8]
+    with pytest.raises(NotFoundError):
+        await reader.at_version("d", 7)
+    await writer.close()
+    await reader.close()
+
+
+async def test_a_row_that_came_behind_while_kept_is_removed_by_its_buckets_full_copy(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path, limits=KEEP, forget_lag=20)
+    await write(store, "quiet", range(1, 4))  # versions 1-3, all kept ...
+    for n in range(40):  # ... while 40 rows of others push them behind
+        await store.merge(f"other-{n}", {"n": n})
+    assert with_contents(path, "quiet") == [1, 2, 3]
+    await write(store, "quiet", range(4, 9))  # version 8: kept from 6
+    # Versions 4 and 5 are young (the sweep's, later); 1-3 were removed by the full copies.
+    assert with_contents(path, "quiet") == [4, 5, 6, 7, 8]
+    for n in range(40):
+        await store.merge(f"other-{n}", {"m": n})
+    assert with_contents(path, "quiet") == [6, 7, 8]
+    await store.close()
+
+
+async def test_a_full_copy_leaves_young_rows_to_the_sweep(tmp_path: Path) -> None:
+    # The point of it all: a bucket's full copy does not visit its older rows, one page
+    # each, while they are younger than the lag. Only its first does, not knowing where
+    # they begin.
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path, limits=KEEP, forget_lag=1000)
+    await store.merge("warm", {"a": 1})
+    statements: list[str] = []
+    store._conn().set_trace_callback(statements.append)
+    await write(store, "d", range(1, 13))  # full copies at 2, 4, ..., 12: forgetting from 4
+    removing = [s for s in statements if s.startswith("UPDATE history SET data = NULL")]
+    assert len(removing) == 1
+    assert with_contents(path, "d") == list(range(1, 13))  # all young: the sweep's, later
+    await store.close()
+
+
+async def test_with_no_lag_old_contents_leave_the_rows_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path, limits=KEEP, forget_lag=0)
+    await write(store, "d", range(1, 11))
+    assert with_contents(path, "d") == [8, 9, 10]
+    await store.close()
