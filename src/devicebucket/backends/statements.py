@@ -203,7 +203,7 @@ class SQL:
         # first, so a read decodes them only when one has come).
         read = "SELECT data, version, updated_at, next_expiry, expires"
         self.select_bucket = f"{read} FROM buckets WHERE {bucket}"
-        # ... and, to write it, the id of its newest history row.
+        # ... and, to write it, the ids of its history rows (the newest; ``sqlitebatch``).
         self.select_for_write = (
             f"{read}, head, kept_from, kept_id, full_id, full_version FROM buckets WHERE {bucket}"
         )
