@@ -118,3 +118,38 @@ async def test_with_no_lag_old_contents_leave_the_rows_at_once(tmp_path: Path) -
     await write(store, "d", range(1, 11))
     assert with_contents(path, "d") == [8, 9, 10]
     await store.close()
+
+
+async def test_two_connections_clear_every_row_between_them(tmp_path: Path) -> None:
+    # Each connection sweeps from where it last did up to where its own rows pushed the
+    # rows: the windows of two stores on one file overlap, and leave no row out.
+    path = tmp_path / "s.db"
+    one = SQLiteStore(path, limits=KEEP, forget_lag=30)
+    two = SQLiteStore(path, limits=KEEP, forget_lag=30)
+    for n in range(60):
+        await (one if n % 3 else two).merge("d", {"n": n, f"k{n}": n})
+        await (two if n % 2 else one).merge(f"other-{n % 7}", {"n": n})
+    assert [c.version for c in await two.history("d", limit=1000) if c.kept] == [60, 59, 58]
+    assert (await one.at_version("d", 58)).data["n"] == 57
+    for n in range(30 + 2 * 30):  # the last rows of "d" come 30 behind, then 30 more
+        await one.merge(f"other-{n % 7}", {"m": n})
+    assert with_contents(path, "d") == [58, 59, 60]
+    await one.close()
+    await two.close()
+
+
+async def test_ids_given_again_after_a_deletion_are_cleared_too(tmp_path: Path) -> None:
+    # SQLite gives the ids of deleted rows at the end again, behind where a connection's
+    # sweep had gone: the rows that get them lose their old contents all the same.
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path, limits=KEEP, forget_lag=10)
+    for n in range(20):
+        await store.merge("early", {"n": n})
+    for n in range(60):
+        await store.merge("gone", {"n": n})  # the newest 60 rows, swept up to ~70
+    await store.delete_device("gone")
+    await write(store, "d", range(1, 11))  # ids 21-30 again; kept from version 8
+    for n in range(10 + 2 * 10):
+        await store.merge("early", {"m": n})
+    assert with_contents(path, "d") == [8, 9, 10]
+    await store.close()
