@@ -153,3 +153,16 @@ async def test_ids_given_again_after_a_deletion_are_cleared_too(tmp_path: Path) 
         await store.merge("early", {"m": n})
     assert with_contents(path, "d") == [8, 9, 10]
     await store.close()
+
+
+async def test_big_contents_wait_for_fewer_rows(tmp_path: Path) -> None:
+    # A bucket of large values would otherwise keep ``forget_lag`` rows of them on disk:
+    # the contents a connection writes push rows behind too.
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path, limits=KEEP, forget_lag=100_000, forget_lag_bytes=10_000)
+    for n in range(1, 21):
+        await store.merge("big", {"blob": f"{n:04d}" * 250})  # 1,000 characters a version
+    # Only the newest rows holding up to 10,000 characters (nine of ~1,010) stay on disk.
+    assert with_contents(path, "big") == list(range(12, 21))
+    assert [c.version for c in await store.history("big") if c.kept] == [20, 19, 18]
+    await store.close()

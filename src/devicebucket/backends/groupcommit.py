@@ -15,6 +15,7 @@ import asyncio
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -61,6 +62,10 @@ class ThreadState(threading.local):
         # The history rows up to this id have had their old contents removed, as far as
         # this connection knows (``sqlitebatch.HistoryRows``); kept when the cache is dropped.
         self.swept: int | None = None
+        # This connection's batches whose rows have not come ``forget_lag`` rows behind yet:
+        # (the id of the last, the characters of contents they hold), and their sum.
+        self.young: deque[tuple[int, int]] = deque()
+        self.young_bytes = 0
         # Per device: a job, and the bytes of the device's buckets besides that job's (for
         # its quota), as this connection last read or wrote them.
         self.others: dict[str, tuple[str, int]] = {}

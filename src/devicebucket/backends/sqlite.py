@@ -87,6 +87,7 @@ class SQLiteStore(SQLStore, BatchCommit):
         keys: KeyRing | None = None,
         create_dirs: bool = False,
         forget_lag: int = 65_536,
+        forget_lag_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         """The file is created by the first write (a read of a missing file reads an empty
         store and creates nothing); its directory must exist unless ``create_dirs``.
@@ -94,8 +95,9 @@ class SQLiteStore(SQLStore, BatchCommit):
         checkpoints rarer, which helps a server under sustained writes, but a WAL that is
         still growing costs a metadata flush on every fsync (see docs/benchmarks.md).
         ``forget_lag``: the history's old contents, read as removed at once, stay on disk
-        until this many newer history rows are written (``sqlitebatch``), then leave a
-        page at a time; at 0, they leave at once, each row from its own page."""
+        until this many newer history rows are written (``sqlitebatch``), or rows holding
+        ``forget_lag_bytes`` characters of contents by one connection, then leave a page at
+        a time; at 0, they leave at once, each row from its own page."""
         super().__init__(limits=limits, keys=keys)
         self.path = Path(path)
         self.url = f"sqlite:///{self.path}"
@@ -104,6 +106,7 @@ class SQLiteStore(SQLStore, BatchCommit):
         self.wal_autocheckpoint = wal_autocheckpoint
         self.create_dirs = create_dirs
         self.forget_lag = forget_lag
+        self.forget_lag_bytes = forget_lag_bytes
         self._state = ThreadState()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []

@@ -6,11 +6,13 @@ are inserted together (``HistoryRows``).
 
 Old contents leave the history a page at a time. A row's contents are read as removed as
 soon as its version falls below its bucket's ``kept_from`` (``core.history``); they leave the
-row later. Once ``forget_lag`` newer rows have been written after it, a batch clears it with
-every other row that has come that far (``SQL.sweep_contents``): rows side by side, on a few
-pages. A row that came that far while its version was still kept is cleared by its bucket's
-next forgetting (``SQL.forget_contents_upto``), on its own page, as every row once was; the
-bucket row's ``kept_id`` tells when there is none such, and that statement is skipped."""
+row later. Once ``forget_lag`` newer rows have been written after it (or, by the same
+connection, rows holding ``forget_lag_bytes`` of contents: big buckets wait for fewer), a
+batch clears it with every other row that has come that far (``SQL.sweep_contents``): rows
+side by side, on a few pages. A row that came that far while its version was still kept is
+cleared by its bucket's next forgetting (``SQL.forget_contents_upto``), on its own page, as
+every row once was; the bucket row's ``kept_id`` tells when there is none such, and that
+statement is skipped."""
 
 from __future__ import annotations
 
@@ -36,7 +38,8 @@ __all__ = ["BatchCommit"]
 _SQL: Final = SQL(SQLITE)
 _NO_ROW: Final = ("{}", 0, None, None, None, None, 0, None, None, 0)
 #: A connection removes old contents once at least this many rows have come ``forget_lag``
-#: rows behind the newest (at every batch with a lag of 0).
+#: rows behind the newest (at every batch with a lag of 0), or as soon as the bytes of newer
+#: contents have pushed any behind.
 SWEEP_ROWS: Final = 256
 
 
@@ -46,6 +49,7 @@ class BatchCommit:
     limits: Limits
     keys: KeyRing | None
     forget_lag: int  # rows
+    forget_lag_bytes: int  # characters of contents
     _state: ThreadState
 
     @abstractmethod
@@ -73,7 +77,7 @@ class BatchCommit:
                     state.data_version = data_version
                 now = time.time()
                 results = []
-                history = HistoryRows(state, self.forget_lag)
+                history = HistoryRows(state, self.forget_lag, self.forget_lag_bytes)
                 for pending in batch:
                     try:
                         results.append(self._apply(conn, state, pending, now, history))
@@ -231,16 +235,18 @@ class HistoryRows:
     remembers the last id it gave (``ThreadState.history_id``) for as long as it remembers
     its buckets: until another connection commits or a transaction fails.
 
-    It also removes old contents from the rows that its rows push ``lag`` rows behind the
-    newest (see the module's docstring)."""
+    It also removes old contents from the rows that its rows push ``lag`` rows, or
+    ``lag_bytes`` of contents, behind the newest (see the module's docstring)."""
 
-    __slots__ = ("first", "lag", "rows", "state")
+    __slots__ = ("bytes", "first", "lag", "lag_bytes", "rows", "state")
 
-    def __init__(self, state: ThreadState, lag: int) -> None:
+    def __init__(self, state: ThreadState, lag: int, lag_bytes: int) -> None:
         self.state = state
         self.lag = lag
+        self.lag_bytes = lag_bytes
         self.rows: list[tuple[object, ...]] = []
         self.first: int | None = None  # the id of the batch's first row
+        self.bytes = 0  # the characters of contents its rows hold
 
     def add(
         self,
@@ -260,6 +266,7 @@ class HistoryRows:
         state.history_id = new = last + 1
         if self.first is None:
             self.first = new
+        self.bytes += len(data or delta or "")
         self.rows.append((new, device, job, h.version, h.at, h.actor, h.changes, data, delta, prev))
         return new
 
@@ -269,21 +276,34 @@ class HistoryRows:
         a bucket's full copy removes old contents from those rows itself. Only once the
         batch has a row."""
         assert self.first is not None
-        before = max(self.first - 1 - self.lag, 0)  # how far rows had come before the batch
         swept = self.state.swept
+        if swept is None:  # how far rows had come before this connection's first batch
+            return max(self.first - 1 - self.lag, 0)
         # Ids of dropped rows are given again: a window never starts past the rows' end.
-        return before if swept is None or swept > before else swept
+        return min(swept, self.first - 1)
 
     def sweep(self, conn: sqlite3.Connection) -> int | None:
         """Clear the contents below their buckets' ``kept_from`` in the rows this connection
-        has pushed ``lag`` behind the newest, once there are enough of them; how far that
-        leaves it."""
+        has pushed ``lag`` rows behind the newest, or behind ``lag_bytes`` of contents it
+        wrote since, once there are enough of them; how far that leaves it."""
+        state = self.state
         if self.first is None:
-            return self.state.swept
+            return state.swept
         swept = self.swept()
-        assert self.state.history_id is not None
-        through = self.state.history_id - self.lag
-        if through - swept < min(SWEEP_ROWS, max(self.lag, 1)):
+        last = state.history_id
+        assert last is not None
+        through = last - self.lag
+        young = state.young
+        if self.bytes:
+            young.append((last, self.bytes))
+            state.young_bytes += self.bytes
+        pushed = False  # whether contents' bytes pushed rows behind
+        while young and (young[0][0] <= through or state.young_bytes > self.lag_bytes):
+            batch_last, size = young.popleft()
+            state.young_bytes -= size
+            if batch_last > through:
+                through, pushed = batch_last, True
+        if through <= swept or (not pushed and through - swept < min(SWEEP_ROWS, self.lag)):
             return swept
         conn.execute(_SQL.sweep_contents, (swept, through))
         return through
