@@ -179,6 +179,8 @@ class BatchCommit:
         if h is not None:
             data, delta = history_texts(plan, stored, self._seal)
             after.head = history.add(conn, row.device, row.job, h, data, delta, before.head)
+            if before.version == 0:  # a new bucket: its contents begin at this row
+                after.kept_id, moved = after.head, True
             if h.full and h.version % self.limits.history_versions == 0:
                 after.full_id, after.full_version, moved = after.head, h.version, True
         through = plan.forget_through

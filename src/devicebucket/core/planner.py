@@ -75,8 +75,9 @@ class StoredBucket:
     head: int | None = None  # the backend's id of its newest history row (never planned)
     kept_from: int = 0  # the oldest version whose history may keep contents
     # Where the SQLite store removes old contents later (never planned): the id of the
-    # history row of version ``kept_from`` (None: not known), and the id and version of the
-    # newest full copy made every ``history_versions`` versions.
+    # oldest history row that may keep contents, the bucket's first or that of version
+    # ``kept_from`` (None: not known), and the id and version of the newest full copy made
+    # every ``history_versions`` versions.
     kept_id: int | None = None
     full_id: int | None = None
     full_version: int = 0
