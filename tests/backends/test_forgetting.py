@@ -34,6 +34,21 @@ async def write(store: SQLiteStore, device: str, versions: range) -> None:
         await store.merge(device, {"n": n, f"k{n}": n})
 
 
+async def kept_while_behind(path: Path, device: str) -> SQLiteStore:
+    """A store (20 rows of lag) where ``device`` has versions 1-3, still kept, and 40 rows
+    of other buckets have pushed them behind (what a bucket quiet for long looks like)."""
+    store = SQLiteStore(path, limits=KEEP, forget_lag=20)
+    await write(store, device, range(1, 4))
+    await others(store, 40)
+    return store
+
+
+async def others(store: SQLiteStore, rows: int, key: str = "n", devices: int = 0) -> None:
+    """Write ``rows`` history rows to other buckets (among ``devices`` of them, if given)."""
+    for n in range(rows):
+        await store.merge(f"other-{n % devices if devices else n}", {key: n})
+
+
 async def test_old_contents_are_read_as_removed_at_once_and_removed_later(
     tmp_path: Path,
 ) -> None:
@@ -57,8 +72,7 @@ async def test_old_contents_are_read_as_removed_at_once_and_removed_later(
     exported = [r async for r in store.export() if isinstance(r, HistoryRecord)]
     assert [r.change.version for r in exported if r.data is not None] == [8, 9, 10]
     # Once 40 rows have come 40 behind the newest, a batch removes them from those rows.
-    for n in range(80):
-        await store.merge(f"other-{n}", {"n": n})
+    await others(store, 80)
     assert with_contents(path, "d") == [8, 9, 10]
     assert (await store.at_version("d", 9)).data["n"] == 9
     await store.close()
@@ -82,16 +96,12 @@ async def test_a_row_that_came_behind_while_kept_is_removed_by_its_buckets_full_
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "s.db"
-    store = SQLiteStore(path, limits=KEEP, forget_lag=20)
-    await write(store, "quiet", range(1, 4))  # versions 1-3, all kept ...
-    for n in range(40):  # ... while 40 rows of others push them behind
-        await store.merge(f"other-{n}", {"n": n})
+    store = await kept_while_behind(path, "quiet")
     assert with_contents(path, "quiet") == [1, 2, 3]
     await write(store, "quiet", range(4, 9))  # version 8: kept from 6
     # Versions 4 and 5 are young (the sweep's, later); 1-3 were removed by the full copies.
     assert with_contents(path, "quiet") == [4, 5, 6, 7, 8]
-    for n in range(40):
-        await store.merge(f"other-{n}", {"m": n})
+    await others(store, 40, key="m")
     assert with_contents(path, "quiet") == [6, 7, 8]
     await store.close()
 
@@ -130,8 +140,7 @@ async def test_two_connections_clear_every_row_between_them(tmp_path: Path) -> N
         await (two if n % 2 else one).merge(f"other-{n % 7}", {"n": n})
     assert [c.version for c in await two.history("d", limit=1000) if c.kept] == [60, 59, 58]
     assert (await one.at_version("d", 58)).data["n"] == 57
-    for n in range(30 + 2 * 30):  # the last rows of "d" come 30 behind, then 30 more
-        await one.merge(f"other-{n % 7}", {"m": n})
+    await others(one, 30 + 2 * 30, key="m", devices=7)  # "d" comes 30 behind, then 30 more
     assert with_contents(path, "d") == [58, 59, 60]
     await one.close()
     await two.close()
@@ -173,11 +182,7 @@ async def test_a_bucket_from_before_the_ids_is_cleared_by_its_next_forgetting(
     # A bucket written before schema step 9 has no ``kept_id``: where its rows begin is not
     # known, so its next forgetting walks them, as every forgetting once did.
     path = tmp_path / "s.db"
-    store = SQLiteStore(path, limits=KEEP, forget_lag=20)
-    await write(store, "d", range(1, 4))
-    for n in range(40):
-        await store.merge(f"other-{n}", {"n": n})
-    await store.close()
+    await (await kept_while_behind(path, "d")).close()
     with closing(sqlite3.connect(path)) as conn, conn:
         conn.execute("UPDATE buckets SET kept_id = NULL, full_id = NULL, full_version = 0")
     store = SQLiteStore(path, limits=KEEP, forget_lag=20)
