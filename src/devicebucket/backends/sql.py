@@ -188,14 +188,12 @@ class SQLStore(Store):
     ) -> list[HistoryEntry]:
         rows = await self._rows(self._sql.changes_after, device, job or "", after, limit)
         lowest = (rows[0][5] or 0) if rows else 0  # the bucket's ``kept_from``
-        texts = [None if r[0] < lowest else r[4] for r in rows]
-        return [
-            (
-                decode_change(r[0], r[1], r[2], r[3], text is not None),
-                None if text is None else self._open(device, job, text, r[0]),
-            )
-            for r, text in zip(rows, texts, strict=True)
-        ]
+        entries: list[HistoryEntry] = []
+        for r in rows:
+            kept = r[4] is not None and r[0] >= lowest
+            text = self._open(device, job, r[4], r[0]) if kept else None
+            entries.append((decode_change(r[0], r[1], r[2], r[3], kept), text))
+        return entries
 
     async def _expiries(self, device: str, job: str | None) -> dict[str, float]:
         rows = await self._rows(self._sql.select_expiries, device, job or "")

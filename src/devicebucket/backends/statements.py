@@ -165,7 +165,7 @@ MIGRATION_STEPS: Final = (
         AND h.job = buckets.job ORDER BY h.version DESC LIMIT 1);
     DROP INDEX history_chaining
     """,
-    # The oldest version whose history may keep contents (``core.history.floor``): what is
+    # The oldest version whose history may keep contents (``core.history``): what is
     # below it is read as removed until the store removes it (SQLite does so a page at a time).
     # The SQLite store also keeps the ids it needs to find the rows (``sqlitebatch``).
     """
@@ -285,7 +285,7 @@ class SQL:
                 f" AND h.version < c.version WHERE {more})"
             )
 
-        # Each history read gives the bucket's ``kept_from`` too (``history.floor``).
+        # Each history read gives the bucket's ``kept_from`` too (``core.history``).
         kept_from = f"(SELECT kept_from FROM buckets WHERE {bucket})"
         # The newest ``limit`` entries, and below them the deltas down to a full copy, which
         # tell whether the last ones are kept: in version order, with (has a full copy,

@@ -6,7 +6,7 @@ added or changed, or a **full copy** of the bucket. A write stores a delta, and 
 every ``history_versions`` versions (``planner``). A version's contents are the nearest full
 copy at or below it with the deltas after it applied in order (version 1 applies its delta to
 the empty bucket); a version is kept while that chain is whole and it is not below the
-bucket's ``kept_from``, the :func:`floor` of the write that last forgot (``planner``). A
+bucket's ``kept_from``, which the write that last forgot set (``planner``). A
 watcher needs no rebuilding: a change's delta holds exactly the values it reports.
 
 ``kept_from`` is the rule; the texts below it are removed from the rows when the store gets
@@ -21,15 +21,7 @@ from dataclasses import dataclass
 
 from .values import JSONObject, decode
 
-__all__ = ["Past", "Rebuild", "contents", "floor", "kept_flags"]
-
-
-def floor(version: int, keep: int) -> int:
-    """The oldest version of a bucket at ``version`` that may keep its contents, when the
-    history keeps ``keep`` versions: the full copy ``keep`` versions below the newest full
-    copy. So at least the last ``keep`` versions are kept, at most ``2 * keep``; 0 when
-    nothing is forgotten yet (or the history is off)."""
-    return (version // keep) * keep - keep if keep else 0
+__all__ = ["Past", "Rebuild", "contents", "kept_flags"]
 
 
 @dataclass(slots=True)

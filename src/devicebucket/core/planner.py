@@ -17,7 +17,6 @@ from typing import Final
 
 from .errors import InvalidValueError, JobConflictError, QuotaExceededError
 from .expiry import EXPIRY_ACTOR, Expiries, after_write, encode_expiries, expired
-from .history import floor
 from .ids import check_id
 from .limits import Limits
 from .model import (
@@ -256,8 +255,10 @@ def _plan(
         delta = None if full else _delta(changes, operation, data)
         history = HistoryRow(version, now, actor, encode_changes(changes), delta, full)
         if every and version > keep:
-            forget = floor(version, keep) - 1
-            kept_from = max(kept_from, forget + 1)
+            # ``kept_from``, the bucket row's record of it, moves up to the full copy before
+            # this one (never down: a longer history does not bring contents back).
+            forget = version - keep - 1
+            kept_from = max(kept_from, version - keep)
     # The entries themselves (who, when, which keys) are dropped a hundred at a time past the
     # last ``history_entries``.
     entries = limits.history_entries
