@@ -52,6 +52,7 @@ MIGRATIONS: Final[tuple[list[str], ...]] = (
     PG.steps[6],
     PG.steps[7],
     PG.steps[8],
+    PG.steps[9],
 )
 
 # The bucket and its history row in one statement (one round trip): a data-modifying CTE runs

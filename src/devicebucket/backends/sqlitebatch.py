@@ -26,7 +26,14 @@ from ..core.errors import StoreUnavailableError
 from ..core.expiry import decode_expiries
 from ..core.limits import Limits
 from ..core.model import Snapshot
-from ..core.planner import HistoryRow, StoredBucket, WritePlan, check_quota, plan_write
+from ..core.planner import (
+    DROP_EVERY,
+    HistoryRow,
+    StoredBucket,
+    WritePlan,
+    check_quota,
+    plan_write,
+)
 from ..core.values import decode
 from .groupcommit import Pending, ThreadState, answer
 from .sql import history_texts
@@ -36,7 +43,7 @@ from .statements import SQL, SQLITE
 __all__ = ["BatchCommit"]
 
 _SQL: Final = SQL(SQLITE)
-_NO_ROW: Final = ("{}", 0, None, None, None, None, 0, None, None, 0)
+_NO_ROW: Final = ("{}", 0, None, None, None, None, 0, None, None, 0, None)
 #: A connection removes old contents once at least this many rows have come ``forget_lag``
 #: rows behind the newest (at every batch with a lag of 0), or as soon as the bytes of newer
 #: contents have pushed any behind.
@@ -123,6 +130,7 @@ class BatchCommit:
                 cached.kept_id,
                 cached.full_id,
                 cached.full_version,
+                cached.marks,
             )
         else:
             row = conn.execute(_SQL.select_for_write, key).fetchone()
@@ -172,6 +180,7 @@ class BatchCommit:
             before.kept_id,
             before.full_id,
             before.full_version,
+            before.marks,
         )
         stored = self._seal(row.device, row.job, row.text, row.version)
         h = plan.history
@@ -183,6 +192,8 @@ class BatchCommit:
                 after.kept_id, moved = after.head, True
             if h.full and h.version % self.limits.history_versions == 0:
                 after.full_id, after.full_version, moved = after.head, h.version, True
+            if h.version % DROP_EVERY == 0:
+                after.marks, moved = add_mark(after.marks, h.version, after.head), True
         through = plan.forget_through
         swept = 0
         if through is not None:
@@ -196,20 +207,32 @@ class BatchCommit:
             swept = history.swept()
             if before.kept_id is not None and before.kept_id > swept:
                 through = None
+        drop = plan.drop_through
+        anchor = None  # the mark where the walk that drops old entries begins: at worst
+        if drop is not None:  # this row's own (drops come at versions that are marked)
+            anchor, after.marks = drop_marks(after.marks, drop)
+            moved = True
         if moved:
-            ids = (after.head, row.kept_from, after.kept_id, after.full_id, after.full_version)
+            ids = (
+                after.head,
+                row.kept_from,
+                after.kept_id,
+                after.full_id,
+                after.full_version,
+                after.marks,
+            )
             conn.execute(_SQL.upsert_bucket_ids, (*row.values(stored), *ids))
         else:
             conn.execute(_SQL.upsert_bucket_head, (*row.values(stored), after.head))
         known = self._state.others.get(row.device)
         if known is not None and known[0] != row.job:  # this bucket is among its others
             del self._state.others[row.device]
-        if through is not None or plan.drop_through is not None:
+        if through is not None or drop is not None:
             history.insert(conn)  # the chains they walk hold every row first
             if through is not None:
                 conn.execute(_SQL.forget_contents_upto, (row.device, row.job, through, swept))
-            if plan.drop_through is not None:
-                conn.execute(_SQL.drop_history, (row.device, row.job, plan.drop_through))
+            if anchor is not None:
+                conn.execute(_SQL.drop_history_from, (row.device, row.job, drop, *anchor))
         return after
 
     def _others(self, conn: sqlite3.Connection, device: str, job: str) -> int:
@@ -314,3 +337,30 @@ class HistoryRows:
         if self.rows:
             conn.executemany(_SQL.insert_history_rows, self.rows)
             self.rows.clear()
+
+
+#: The most marks a bucket keeps: past it, every other one goes (the walks grow longer).
+MAX_MARKS: Final = 16
+
+
+def add_mark(marks: str | None, version: int, row_id: int) -> str:
+    """``marks`` (``version:id``, oldest first) with the row ``row_id`` of ``version``."""
+    pairs = (marks.split() if marks else []) + [f"{version}:{row_id}"]
+    if len(pairs) > MAX_MARKS:
+        pairs = pairs[::2]  # the oldest stays: it is the next drop's
+    return " ".join(pairs)
+
+
+def drop_marks(marks: str | None, through: int) -> tuple[tuple[int, int] | None, str | None]:
+    """Where to begin the walk that drops the entries up to version ``through``: the
+    (id, version) of the oldest mark at or above it, None if there is none; and the marks
+    left (those above it)."""
+    anchor = None
+    left = []
+    for pair in marks.split() if marks else ():
+        version, row_id = map(int, pair.split(":"))
+        if version >= through and anchor is None:
+            anchor = (row_id, version)
+        if version > through:
+            left.append(pair)
+    return anchor, " ".join(left) or None

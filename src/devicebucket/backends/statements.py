@@ -174,6 +174,9 @@ MIGRATION_STEPS: Final = (
     ALTER TABLE buckets ADD COLUMN full_id {bigint};
     ALTER TABLE buckets ADD COLUMN full_version {bigint} NOT NULL DEFAULT 0
     """,
+    # Where the SQLite store's walk begins when it drops a bucket's oldest entries: the ids
+    # of its rows at every hundredth version (``sqlitebatch``), not its newest row.
+    "ALTER TABLE buckets ADD COLUMN marks {text}",
 )
 
 _BUCKET_COLUMNS: Final = "device, job, data, version, keys, size, updated_at, expires, next_expiry"
@@ -205,7 +208,8 @@ class SQL:
         self.select_bucket = f"{read} FROM buckets WHERE {bucket}"
         # ... and, to write it, the ids of its history rows (the newest; ``sqlitebatch``).
         self.select_for_write = (
-            f"{read}, head, kept_from, kept_id, full_id, full_version FROM buckets WHERE {bucket}"
+            f"{read}, head, kept_from, kept_id, full_id, full_version, marks FROM buckets"
+            f" WHERE {bucket}"
         )
 
         def upsert(more: str = "", sets: str = "") -> str:
@@ -220,10 +224,10 @@ class SQL:
                 f" next_expiry = excluded.next_expiry, head = excluded.head{sets}"
             )
 
-        ids = ("kept_from", "kept_id", "full_id", "full_version")
+        ids = ("kept_from", "kept_id", "full_id", "full_version", "marks")
         # A bucket imported: its history comes as it was kept, from version 0 on.
         self.upsert_bucket = upsert(
-            sets=", kept_from = 0, kept_id = NULL, full_id = NULL, full_version = 0"
+            sets=", kept_from = 0, kept_id = NULL, full_id = NULL, full_version = 0, marks = NULL"
         )
         # As the SQLite store's batches write it: the ids that say where its history's old
         # contents are (``sqlitebatch``), on the writes that change them, left as they are
@@ -268,18 +272,29 @@ class SQL:
         )
         self.last_history_id = "SELECT COALESCE(MAX(id), 0) FROM history"
 
-        def chain(more: str, seed: str = f"b.device = {p(1)} AND b.job = {p(2)}") -> str:
+        def chain(
+            more: str,
+            seed: str = f"b.device = {p(1)} AND b.job = {p(2)}",
+            anchor: tuple[str, str] | None = None,
+        ) -> str:
             """The history rows of the buckets ``seed`` selects (by default the one bucket),
             from each one's newest, one ``prev`` at a time while the row just read satisfies
             ``more`` (over ``c.version``, ``c.n``, its place from the newest, 1-based,
             ``c.kept``, whether it keeps contents, and ``c.whole``, whether a full copy). A
             row whose id was reused after its entry was dropped is told by its bucket and
-            version, and ends the chain."""
+            version, and ends the chain. With ``anchor`` (an id and a version), the one
+            bucket's rows from that one down, if it is the bucket's row of that version."""
             row = "h.id, h.job, h.version, h.prev, h.data IS NOT NULL OR h.delta IS NOT NULL,"
             row += " h.data IS NOT NULL"
+            first = f"buckets b JOIN history h ON h.id = b.head WHERE {seed}"
+            if anchor is not None:
+                first = (
+                    f"history h WHERE h.id = {anchor[0]} AND h.device = {p(1)}"
+                    f" AND h.job = {p(2)} AND h.version = {anchor[1]}"
+                )
             return (
                 "WITH RECURSIVE chain(id, job, version, prev, kept, whole, n) AS"
-                f" (SELECT {row}, 1 FROM buckets b JOIN history h ON h.id = b.head WHERE {seed}"
+                f" (SELECT {row}, 1 FROM {first}"
                 f" UNION ALL SELECT {row}, c.n + 1 FROM chain c JOIN history h"
                 f" ON h.id = c.prev AND h.device = {p(1)} AND h.job = c.job"
                 f" AND h.version < c.version WHERE {more})"
@@ -328,6 +343,12 @@ class SQL:
         self.drop_history = (
             f"DELETE FROM history WHERE id IN ({everything} SELECT id FROM chain"
             f" WHERE version <= {p(3)})"
+        )
+        # The same from the row of id ``p(4)`` down, if it is the bucket's row of version
+        # ``p(5)`` (a mark, above the newest entry dropped): not from the newest row.
+        self.drop_history_from = (
+            f"DELETE FROM history WHERE id IN ({chain('1 = 1', anchor=(p(4), p(5)))}"
+            f" SELECT id FROM chain WHERE version <= {p(3)})"
         )
         self.forget_history = f"DELETE FROM history WHERE id IN ({everything} SELECT id FROM chain)"
         self.delete_device_history = (

@@ -42,6 +42,7 @@ from .schema import check_schema, decode_schema, schema_text, validate_against_s
 from .values import JSONObject, check_size, decode, encode, is_valid_text, normalize_data
 
 __all__ = [
+    "DROP_EVERY",
     "EMPTY",
     "BucketRow",
     "Checked",
@@ -80,6 +81,9 @@ class StoredBucket:
     kept_id: int | None = None
     full_id: int | None = None
     full_version: int = 0
+    # Where it begins the walk that drops old entries (never planned): ``version:id`` of its
+    # rows at multiples of ``DROP_EVERY``, oldest first (``sqlitebatch``).
+    marks: str | None = None
 
 
 EMPTY: Final = StoredBucket("{}", 0, None)  # never changed: the planner reads it only
@@ -262,7 +266,7 @@ def _plan(
     # The entries themselves (who, when, which keys) are dropped a hundred at a time past the
     # last ``history_entries``.
     entries = limits.history_entries
-    drop = version - entries if keep and version % _DROP_EVERY == 0 and version > entries else None
+    drop = version - entries if keep and version % DROP_EVERY == 0 and version > entries else None
     expires_text, next_expiry = encode_expiries(expires)
     row = BucketRow(
         device, job, text, version, len(data), size, now, expires_text, next_expiry, kept_from
@@ -313,7 +317,8 @@ def _with_expiry_changes(changes: KeyChanges, before: Expiries, after: Expiries)
     return KeyChanges(changes.added, tuple(sorted({*changes.changed, *extra})), changes.removed)
 
 
-_DROP_EVERY: Final = 100
+#: Entries past ``history_entries`` are dropped at every this many versions of a bucket.
+DROP_EVERY: Final = 100
 
 
 def check_quota(plan: WritePlan, others: int, limits: Limits) -> None:
