@@ -69,43 +69,42 @@ async def test_entries_are_dropped_from_the_mark_above_them(tmp_path: Path) -> N
     await store.close()
 
 
+async def written(path: Path, versions: range, limits: Limits = LIMITS) -> list[str]:
+    """A store on ``path`` writes bucket ``a`` at these versions, then closes: ``write``."""
+    store = SQLiteStore(path, limits=limits)
+    try:
+        return await write(store, ["a"], versions)
+    finally:
+        await store.close()
+
+
 async def test_a_bucket_without_marks_drops_from_its_newest_row_once(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
-    store = SQLiteStore(path, limits=LIMITS)
-    await write(store, ["a"], range(1, 190))
-    await store.close()
+    await written(path, range(1, 190))
     with closing(sqlite3.connect(path)) as conn, conn:  # as written before there were marks
         conn.execute("UPDATE buckets SET marks = NULL")
-    store = SQLiteStore(path, limits=LIMITS)
-    dropped = await write(store, ["a"], range(190, 201))  # drops entries up to 50
+    dropped = await written(path, range(190, 201))  # drops entries up to 50
     assert len(dropped) == 1
     assert " AND h.version = 200" in dropped[0]  # from the row just written, its own mark
     assert on_disk(path, "a") == list(range(51, 201))
-    dropped = await write(store, ["a"], range(201, 301))  # up to 150, from the mark at 200
+    dropped = await written(path, range(201, 301))  # up to 150, from the mark at 200
     assert len(dropped) == 1
     assert " AND h.version = 200" in dropped[0]
     assert on_disk(path, "a") == list(range(151, 301))
     assert marked(path, "a") == [200, 300]
-    await store.close()
 
 
 async def test_entries_limits_that_change_between_stores(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
-    store = SQLiteStore(path, limits=LIMITS)
-    await write(store, ["a"], range(1, 251))
-    await store.close()
+    await written(path, range(1, 251))
     # Fewer entries: the drop at 300 (up to 180) begins at the mark of 200, above it.
-    store = SQLiteStore(path, limits=Limits(history_versions=2, history_entries=120))
-    await write(store, ["a"], range(251, 301))
+    await written(path, range(251, 301), Limits(history_versions=2, history_entries=120))
     assert on_disk(path, "a") == list(range(181, 301))
     assert marked(path, "a") == [200, 300]
-    await store.close()
     # More entries: the drop at 400 (up to 150) finds nothing left to drop; none comes back.
-    store = SQLiteStore(path, limits=Limits(history_versions=2, history_entries=250))
-    await write(store, ["a"], range(301, 401))
+    await written(path, range(301, 401), Limits(history_versions=2, history_entries=250))
     assert on_disk(path, "a") == list(range(181, 401))
     assert marked(path, "a") == [200, 300, 400]
-    await store.close()
 
 
 def test_marks_are_bounded_and_keep_the_oldest() -> None:
