@@ -135,6 +135,19 @@ def bare_set(conn: sqlite3.Connection, device: str, patch: Mapping[str, object])
     conn.execute("COMMIT")
 
 
+async def write_past(buckets: Sequence[DeviceBucketUtils], past: int, stagger: int) -> None:
+    """Write each bucket ``past`` times more, the i-th ``i % stagger`` times more again (with
+    a ``stagger``), round by round over the buckets, 64 writes at a time."""
+    writes = [
+        (bucket, n)
+        for n in range(past + stagger)
+        for i, bucket in enumerate(buckets)
+        if n < past + (i % stagger if stagger else 0)
+    ]
+    for start in range(0, len(writes), 64):
+        await asyncio.gather(*(b.set({"past": n}) for b, n in writes[start : start + 64]))
+
+
 async def run(
     devices: int,
     rounds: int,
@@ -147,25 +160,14 @@ async def run(
     store = SQLiteStore(workdir / "devicebucket.db", limits=limits)
     agents = [Agent(store, d).utils.deviceBucket for d in ids]
     off_store = SQLiteStore(workdir / "nohistory.db", limits=replace(limits, history_versions=0))
+    offs = [Agent(off_store, d).utils.deviceBucket for d in ids]
     conn = bare_connection(workdir / "bare.db")
-    for device, bucket in zip(ids, agents, strict=True):
+    for device, bucket, off in zip(ids, agents, offs, strict=True):
         await bucket.set(PAYLOAD)
-        await Agent(off_store, device).utils.deviceBucket.set(PAYLOAD)
+        await off.set(PAYLOAD)
         bare_set(conn, device, PAYLOAD)
-    for store_ in (store, off_store):  # older versions, 64 writes at a time
-        writes = [
-            (d, n)
-            for n in range(past_versions + stagger)
-            for i, d in enumerate(ids)
-            if n < past_versions + (i % stagger if stagger else 0)
-        ]
-        for start in range(0, len(writes), 64):
-            await asyncio.gather(
-                *(
-                    Agent(store_, d).utils.deviceBucket.set({"past": n})
-                    for d, n in writes[start : start + 64]
-                )
-            )
+    for buckets in (agents, offs):
+        await write_past(buckets, past_versions, stagger)
 
     rows: list[tuple[Result, Result | None]] = []
     gets = [bucket.get for bucket in agents] * rounds
@@ -182,7 +184,6 @@ async def run(
     rows.append(await interleaved("set, 1 writer", sets, bare_sets))
     # 64 writers with the history on and, in alternate blocks, the same code with it off.
     many, plain = Timer("set, 64 writers"), Timer("set, 64 writers, history off")
-    offs = [Agent(off_store, d).utils.deviceBucket for d in ids]
     for start in range(0, count * 4, 64 * 20):
         block = range(start, min(start + 64 * 20, count * 4))
         await many.concurrent([setter(agents[n % devices], -n) for n in block], 64)

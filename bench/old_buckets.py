@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_sqlite import PAYLOAD
+from bench_sqlite import PAYLOAD, write_past
 
 from devicebucket import Agent, Limits, SQLiteStore
 
@@ -34,9 +34,7 @@ async def measure(path: Path, entries: int, past: int, rounds: int) -> tuple[lis
     buckets = [Agent(store, f"pixel-{i:05d}").utils.deviceBucket for i in range(DEVICES)]
     for bucket in buckets:
         await bucket.set(PAYLOAD)
-    writes = [(i, n) for n in range(past + SPREAD) for i in range(DEVICES) if n < past + i % SPREAD]
-    for start in range(0, len(writes), 64):
-        await asyncio.gather(*(buckets[i].set({"past": n}) for i, n in writes[start : start + 64]))
+    await write_past(buckets, past, SPREAD)
 
     async def writer(ops: range) -> None:
         for n in ops:
