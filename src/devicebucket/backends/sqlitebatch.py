@@ -12,7 +12,11 @@ batch clears it with every other row that has come that far (``SQL.sweep_content
 side by side, on a few pages. A row that came that far while its version was still kept is
 cleared by its bucket's next forgetting (``SQL.forget_contents_upto``), on its own page, as
 every row once was; the bucket row's ``kept_id`` tells when there is none such, and that
-statement is skipped."""
+statement is skipped.
+
+Entries past ``history_entries`` are dropped every ``DROP_EVERY`` versions of a bucket by a
+walk down its chain that begins at a mark (``add_mark``, ``drop_marks``): its row at or
+above the newest entry dropped, whose id the bucket row keeps, not its newest row."""
 
 from __future__ import annotations
 
