@@ -1,0 +1,43 @@
+"""The app and its worker factory (``web.app``): a server's worker settles its heap; an app
+made by a library user leaves the host's garbage collector as it was."""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from devicebucket import SQLiteStore
+from devicebucket.web.app import YOUNG_OBJECTS, create_app
+
+WORKER = """
+import gc, json
+from devicebucket.web.app import app_from_env
+before = gc.get_freeze_count(), gc.get_threshold()[0]
+app_from_env()
+print(json.dumps([*before, gc.get_freeze_count(), gc.get_threshold()[0]]))
+"""
+
+
+def test_a_worker_freezes_its_heap_once_built_and_collects_young_objects_less_often(
+    tmp_path: Path,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEVICEBUCKET_")}
+    env["DEVICEBUCKET_URL"] = f"sqlite:///{tmp_path / 'w.db'}"
+    env["DEVICEBUCKET_ADMIN_TOKEN"] = "a-worker-admin-token-0123456789"
+    out = subprocess.run(
+        [sys.executable, "-c", WORKER], env=env, capture_output=True, text=True, check=True
+    )
+    frozen_before, young_before, frozen, young = json.loads(out.stdout)
+    assert (frozen_before, young_before) == (0, 700)  # CPython's, as the process began
+    assert frozen > 20_000  # the modules and the app: no full collection walks them again
+    assert young == YOUNG_OBJECTS
+
+
+def test_an_app_made_by_a_library_user_leaves_the_collector_alone(tmp_path: Path) -> None:
+    before = gc.get_freeze_count(), gc.get_threshold()
+    create_app(SQLiteStore(tmp_path / "lib.db"))
+    assert (gc.get_freeze_count(), gc.get_threshold()) == before
