@@ -51,7 +51,10 @@ class ThreadState(threading.local):
         self.conn: sqlite3.Connection | None = None
         self.pid = 0
         self.pending: list[Pending] = []
-        self.leading = False
+        # The event loop of the writer leading this thread's batch; None while none leads.
+        # A follower runs on the same loop (a thread runs one at a time) and takes it from
+        # here: asyncio.get_running_loop() asks the kernel for the process id each call.
+        self.leader_loop: asyncio.AbstractEventLoop | None = None
         self.cache: dict[tuple[str, str], StoredBucket] = {}
         self.cache_bytes = 0
         self.schemas: dict[str, str | None] = {}
@@ -102,12 +105,11 @@ async def group_commit(
     """Queue ``mine`` on this thread's batch; lead the batch (calling ``commit`` on up to
     ``max_batch`` writes at a time) or wait for its leader's answer."""
     state.pending.append(mine)
-    if state.leading:
+    if state.leader_loop is not None:
         # Another writer on this loop leads the batch; it will answer us.
-        mine.future = asyncio.get_running_loop().create_future()
+        mine.future = state.leader_loop.create_future()
         return await mine.future
-    state.leading = True
-    loop = asyncio.get_running_loop()
+    loop = state.leader_loop = asyncio.get_running_loop()
     try:
         joined = 0
         while joined < len(state.pending) < max_batch and _lap_due(loop, state):
@@ -120,7 +122,7 @@ async def group_commit(
                 commit(state.pending[:max_batch])
                 del state.pending[:max_batch]
         finally:
-            state.leading = False
+            state.leader_loop = None
     if isinstance(mine.result, BaseException):
         raise mine.result
     assert mine.result is not None
