@@ -9,8 +9,8 @@ the first byte after a response), and its body within that time plus one second 
 closed. ``serve`` runs every worker with it.
 
 It also sends a response in one write where uvicorn makes two (the status line and headers,
-then the body): each write is a system call, and two of them were a quarter of a worker's
-time under 64 connections (:class:`OneWrite`).
+then the body): each write is a system call, and one fewer a response served 1.03-1.11x the
+requests a second under 64 connections (:class:`OneWrite`, docs/benchmarks.md).
 """
 
 from __future__ import annotations
