@@ -32,7 +32,8 @@ def test_a_worker_freezes_its_heap_once_built_and_collects_young_objects_less_of
         [sys.executable, "-c", WORKER], env=env, capture_output=True, text=True, check=True
     )
     frozen_before, young_before, frozen, young = json.loads(out.stdout)
-    assert (frozen_before, young_before) == (0, 700)  # CPython's, as the process began
+    assert frozen_before == 0  # nothing frozen as the process began
+    assert young_before != YOUNG_OBJECTS  # CPython's own threshold then (700 on 3.11-3.13)
     assert frozen > 20_000  # the modules and the app: no full collection walks them again
     assert young == YOUNG_OBJECTS
 

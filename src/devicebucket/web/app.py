@@ -43,8 +43,8 @@ BEHIND_TLS_ENV: Final = "DEVICEBUCKET_BEHIND_TLS"
 SESSION_IDLE_ENV: Final = "DEVICEBUCKET_SESSION_IDLE_MINUTES"
 SESSION_HOURS_ENV: Final = "DEVICEBUCKET_SESSION_HOURS"
 #: A server process collects its young objects once this many more are alive than after the
-#: last collection (CPython's default, 700, is crossed by the objects of the requests in
-#: flight alone: they were collected, and promoted, hundreds of times a second).
+#: last collection (CPython's default, 700 up to 3.13, is crossed by the objects of the
+#: requests in flight alone: they were collected, and promoted, hundreds of times a second).
 YOUNG_OBJECTS: Final = 5_000
 
 
@@ -187,7 +187,7 @@ def settle_heap() -> None:
     What is alive then (modules, the app, its routes) stays for the life of the process: it
     is frozen, so full collections no longer walk it (each walked ~50,000 objects, 25 ms,
     about once every 200 ms under load). Young objects are collected at ``YOUNG_OBJECTS``
-    rather than 700. Together they took the time a worker spent collecting under 64
+    rather than CPython's 700. Together they took the time a worker spent collecting under 64
     connections of PATCH from ~20 % to ~1 % (docs/benchmarks.md). Only the server's own
     processes call this: a library does not set its host's collector."""
     gc.collect()
