@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,9 +35,10 @@ class Served:
 
 
 @contextmanager
-def served(admin: str, *options: str, **env: str) -> Iterator[Served]:
+def served(admin: str, *options: str, prefix: Sequence[str] = (), **env: str) -> Iterator[Served]:
     """Serve a new store with ``admin`` as the admin token and ``env`` added to the
-    environment; ready (``/healthz`` answers) when the ``with`` body runs."""
+    environment, under ``prefix`` (a command such as ``eatmydata``) if given; ready
+    (``/healthz`` answers) when the ``with`` body runs."""
     with tempfile.TemporaryDirectory(prefix="devicebucket-bench-") as tmp:
         port = free_port()
         environ = {**os.environ, "DEVICEBUCKET_ADMIN_TOKEN": admin, **env}
@@ -45,7 +46,7 @@ def served(admin: str, *options: str, **env: str) -> Iterator[Served]:
         db = f"sqlite:///{Path(tmp) / 'bench.db'}"
         command = ["--db", db, "serve", "--port", str(port), "--no-access-log", *options]
         server = subprocess.Popen(
-            [sys.executable, "-m", "devicebucket", *command],
+            [*prefix, sys.executable, "-m", "devicebucket", *command],
             env=environ,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
