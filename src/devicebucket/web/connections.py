@@ -79,15 +79,8 @@ class OneWrite:
         if held is not None and not self._transport.is_closing():
             self._transport.write(held)
 
-    def is_closing(self) -> bool:
-        self.flush()
-        return self._transport.is_closing()
-
-    def close(self) -> None:
-        self.flush()
-        self._transport.close()
-
     def __getattr__(self, name: str) -> Any:
+        """Anything else (``close``, ``is_closing``...) is the transport's, after a flush."""
         self.flush()
         return getattr(self._transport, name)
 
