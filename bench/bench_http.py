@@ -68,6 +68,13 @@ def start(command: list[str], url: str, env: dict[str, str]) -> subprocess.Popen
     raise SystemExit(f"server did not start: {command}")
 
 
+def fill(url: str, devices: int) -> None:
+    """Write a ~1 KB bucket to each of ``devices`` devices of the server at ``url``."""
+    with httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+        for d in range(devices):
+            client.patch(f"{url}/v1/devices/pixel-{d}/bucket", json=PAYLOAD).raise_for_status()
+
+
 def wrk(
     url: str, method: str, seconds: int, connections: int, devices: int, workdir: Path
 ) -> dict[str, float]:
@@ -155,12 +162,8 @@ def main() -> None:
             env,
         )
         try:
-            with httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}) as client:
-                for url in (ours_url, bare_url):
-                    for d in range(args.devices):
-                        client.patch(
-                            f"{url}/v1/devices/pixel-{d}/bucket", json=PAYLOAD
-                        ).raise_for_status()
+            for url in (ours_url, bare_url):
+                fill(url, args.devices)
             rows = []
             for method in ("GET", "PATCH"):
                 # Alternate slices of a few seconds, as bench_sqlite alternates blocks: both

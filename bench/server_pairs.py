@@ -22,8 +22,7 @@ import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
-import httpx
-from bench_http import PAYLOAD, TOKEN, wrk
+from bench_http import TOKEN, fill, wrk
 from serving import Served, served
 
 
@@ -31,11 +30,7 @@ def serve_one(stack: ExitStack, src: str | None, prefix: str, devices: int) -> S
     """A server with ``devices`` buckets written, its code from ``src``, under ``prefix``."""
     env = {} if src is None else {"PYTHONPATH": str(Path(src).resolve())}
     server = stack.enter_context(served(TOKEN, prefix=shlex.split(prefix), **env))
-    with httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}) as client:
-        for d in range(devices):
-            client.patch(
-                f"{server.url}/v1/devices/pixel-{d}/bucket", json=PAYLOAD
-            ).raise_for_status()
+    fill(server.url, devices)
     return server
 
 
