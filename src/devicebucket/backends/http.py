@@ -23,10 +23,10 @@ import httpx
 from httpx_sse import SSEError, aconnect_sse
 
 from ..core.errors import AccessDeniedError, NotFoundError, StoreUnavailableError
+from ..core.importing import Checked
 from ..core.limits import Limits
 from ..core.model import Change, DeviceInfo, Job, Record, Snapshot
 from ..core.operations import Clear, Delete, Merge, Operation
-from ..core.planner import Checked
 from ..core.store import Store
 from ..core.tokens import Token
 from ..core.urls import redact_url

@@ -16,9 +16,10 @@ from ..core.crypto import EncryptionError, KeyRing, key_check, open_plain, verif
 from ..core.errors import DeviceBucketError
 from ..core.expiry import decode_expiries, expired
 from ..core.history import Past, Rebuild, contents, kept_flags
+from ..core.importing import Checked, plan_history, plan_import
 from ..core.limits import Limits
 from ..core.model import BucketRecord, Change, HistoryRecord, decode_change
-from ..core.planner import Checked, JobRow, WritePlan, plan_history, plan_import
+from ..core.planner import JobRow, WritePlan
 from ..core.sessions import Session
 from ..core.store import Store
 from ..core.values import decode, encode

@@ -21,6 +21,7 @@ from .actors import LOCAL, actor
 from .errors import ConflictError, InvalidValueError, NotFoundError
 from .expiry import check_expire_in
 from .ids import check_id
+from .importing import Checked, check_records
 from .limits import MAX_DEVICE_PAGE, Limits, check_page_size
 from .live import Live
 from .model import (
@@ -34,7 +35,6 @@ from .model import (
     UpdateFunction,
 )
 from .operations import Clear, Delete, Merge, Operation, Replace
-from .planner import Checked, check_records
 from .schema import check_schema, schema_text
 from .tokens import Token, token_id
 from .values import encode, is_valid_text, normalize_data, normalize_keys
