@@ -376,6 +376,27 @@ async def test_a_batchs_history_rows_keep_every_bucket_restorable(tmp_path: Path
     await store.close()
 
 
+async def test_a_batch_inserts_its_history_rows_a_statement_for_64(tmp_path: Path) -> None:
+    # 150 writes in one batch: their 150 history rows go in three statements (64, 64, 22),
+    # and every one is there, in order, each bucket's chained to its row before.
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.merge("warm", {"a": 1})
+    statements: list[str] = []
+    store._conn().set_trace_callback(statements.append)
+    await asyncio.gather(*(store.merge(f"d{n % 50}", {"n": n}) for n in range(150)))
+    assert statements.count("COMMIT") == 1
+    inserts = [s for s in statements if s.startswith("INSERT INTO history")]
+    assert [s.count("(") - 1 for s in inserts] == [64, 64, 22]
+    for device in range(50):
+        history = await store.history(f"d{device}")
+        assert [c.version for c in history] == [3, 2, 1]
+        assert (await store.at_version(f"d{device}", 2)).data == {"n": device + 50}
+    with closing(sqlite3.connect(tmp_path / "s.db")) as conn:
+        ids = [row[0] for row in conn.execute("SELECT id FROM history ORDER BY id")]
+        assert ids == list(range(1, 152))
+    await store.close()
+
+
 async def test_history_rows_of_two_connections_never_share_an_id(tmp_path: Path) -> None:
     # Each connection numbers its batch's history rows from the last it wrote: another
     # connection's commit makes it look again.

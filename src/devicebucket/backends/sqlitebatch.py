@@ -52,6 +52,10 @@ _NO_ROW: Final = ("{}", 0, None, None, None, None, 0, None, None, 0, None)
 #: rows behind the newest (at every batch with a lag of 0), or as soon as the bytes of newer
 #: contents have pushed any behind.
 SWEEP_ROWS: Final = 256
+#: The most history rows one statement inserts (a batch of 64 writes has 64 rows, or more
+#: where expired keys' removals come first); its statement for each count, made once.
+ROWS_AT_ONCE: Final = 64
+_INSERT_ROWS: Final = ("", *(_SQL.insert_history_rows(n) for n in range(1, ROWS_AT_ONCE + 1)))
 
 
 class BatchCommit:
@@ -258,8 +262,9 @@ class BatchCommit:
 
 
 class HistoryRows:
-    """A batch's history rows, inserted together (one ``executemany``) before anything reads
-    the history and before the commit. Each gets its id here, as SQLite would give it (the
+    """A batch's history rows, inserted together (one ``INSERT`` of up to ``ROWS_AT_ONCE``
+    rows: a statement a row would cost each row its own step) before anything reads the
+    history and before the commit. Each gets its id here, as SQLite would give it (the
     table's largest, plus one), so its bucket row can point at it at once. The connection
     remembers the last id it gave (``ThreadState.history_id``) for as long as it remembers
     its buckets: until another connection commits or a transaction fails.
@@ -267,13 +272,14 @@ class HistoryRows:
     It also removes old contents from the rows that its rows push ``lag`` rows, or
     ``lag_bytes`` of contents, behind the newest (see the module's docstring)."""
 
-    __slots__ = ("bytes", "first", "lag", "lag_bytes", "rows", "state")
+    __slots__ = ("bytes", "count", "first", "lag", "lag_bytes", "state", "values")
 
     def __init__(self, state: ThreadState, lag: int, lag_bytes: int) -> None:
         self.state = state
         self.lag = lag
         self.lag_bytes = lag_bytes
-        self.rows: list[tuple[object, ...]] = []
+        self.values: list[object] = []  # the rows' values, one row after another
+        self.count = 0  # rows in ``values``
         self.first: int | None = None  # the id of the batch's first row
         self.bytes = 0  # the characters of contents its rows hold
 
@@ -296,7 +302,8 @@ class HistoryRows:
         if self.first is None:
             self.first = new
         self.bytes += len(data or delta or "")
-        self.rows.append((new, device, job, h.version, h.at, h.actor, h.changes, data, delta, prev))
+        self.values += (new, device, job, h.version, h.at, h.actor, h.changes, data, delta, prev)
+        self.count += 1
         return new
 
     def swept(self) -> int:
@@ -338,9 +345,12 @@ class HistoryRows:
         return through
 
     def insert(self, conn: sqlite3.Connection) -> None:
-        if self.rows:
-            conn.executemany(_SQL.insert_history_rows, self.rows)
-            self.rows.clear()
+        values, count = self.values, self.count
+        for start in range(0, count, ROWS_AT_ONCE):
+            rows = min(ROWS_AT_ONCE, count - start)
+            conn.execute(_INSERT_ROWS[rows], values[start * 10 : (start + rows) * 10])
+        values.clear()
+        self.count = 0
 
 
 #: The most marks a bucket keeps: past it, every other one goes (the walks grow longer).

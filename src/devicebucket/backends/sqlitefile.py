@@ -23,8 +23,14 @@ def connect(path: Path, busy_timeout: float, wal_autocheckpoint: int) -> sqlite3
     # database file's permissions.
     with suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    # Room for every statement the store uses besides the history's batch inserts, one for
+    # each count of rows (``sqlitebatch``): the default cache holds 128.
     conn = sqlite3.connect(
-        path, isolation_level=None, check_same_thread=False, timeout=busy_timeout
+        path,
+        isolation_level=None,
+        check_same_thread=False,
+        timeout=busy_timeout,
+        cached_statements=256,
     )
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")

@@ -265,12 +265,8 @@ class SQL:
             "INSERT INTO history (device, job, version, at, actor, changes, data, delta, prev)"
             f" VALUES ({', '.join(p(n) for n in range(1, 10))})"
         )
-        # The same with the id given (the SQLite store's batches give their rows' ids).
-        self.insert_history_rows = (
-            "INSERT INTO history (id, device, job, version, at, actor, changes, data, delta,"
-            f" prev) VALUES ({', '.join(p(n) for n in range(1, 11))})"
-        )
         self.last_history_id = "SELECT COALESCE(MAX(id), 0) FROM history"
+        self._param = p
 
         def chain(
             more: str,
@@ -439,6 +435,19 @@ class SQL:
             (table, column): f"UPDATE {table} SET {column} = {p(2)} WHERE {d.row_id} = {p(1)}"
             for table, column in sealed
         }
+
+    def insert_history_rows(self, rows: int) -> str:
+        """``insert_history`` with the ids given, for ``rows`` rows at once (the SQLite
+        store's batches give their rows' ids, and insert them in one statement)."""
+        p = self._param
+        values = (
+            f"({', '.join(p(n) for n in range(row * 10 + 1, row * 10 + 11))})"
+            for row in range(rows)
+        )
+        return (
+            "INSERT INTO history (id, device, job, version, at, actor, changes, data, delta,"
+            f" prev) VALUES {', '.join(values)}"
+        )
 
 
 class Row(Protocol):
