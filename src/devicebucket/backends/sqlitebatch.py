@@ -53,8 +53,11 @@ _NO_ROW: Final = ("{}", 0, None, None, None, None, 0, None, None, 0, None)
 #: contents have pushed any behind.
 SWEEP_ROWS: Final = 256
 #: The most history rows one statement inserts (a batch of 64 writes has 64 rows, or more
-#: where expired keys' removals come first); its statement for each count, made once.
+#: where expired keys' removals come first): 640 values, under the 999 an older SQLite
+#: allows a statement.
 ROWS_AT_ONCE: Final = 64
+_COLUMNS: Final = 10  # the values of a history row, as ``SQL.insert_history_rows`` lists them
+# The statement for each count of rows, made once (by its count: none for 0).
 _INSERT_ROWS: Final = ("", *(_SQL.insert_history_rows(n) for n in range(1, ROWS_AT_ONCE + 1)))
 
 
@@ -348,7 +351,7 @@ class HistoryRows:
         values, count = self.values, self.count
         for start in range(0, count, ROWS_AT_ONCE):
             rows = min(ROWS_AT_ONCE, count - start)
-            conn.execute(_INSERT_ROWS[rows], values[start * 10 : (start + rows) * 10])
+            conn.execute(_INSERT_ROWS[rows], values[start * _COLUMNS : (start + rows) * _COLUMNS])
         values.clear()
         self.count = 0
 
