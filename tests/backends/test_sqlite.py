@@ -386,7 +386,7 @@ async def test_a_batch_inserts_its_history_rows_a_statement_for_64(tmp_path: Pat
     await asyncio.gather(*(store.merge(f"d{n % 50}", {"n": n}) for n in range(150)))
     assert statements.count("COMMIT") == 1
     inserts = [s for s in statements if s.startswith("INSERT INTO history")]
-    assert [s.count("(") - 1 for s in inserts] == [64, 64, 22]
+    assert [s.count("), (") + 1 for s in inserts] == [64, 64, 22]
     for device in range(50):
         history = await store.history(f"d{device}")
         assert [c.version for c in history] == [3, 2, 1]
