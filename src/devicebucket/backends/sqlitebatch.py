@@ -42,7 +42,7 @@ from ..core.values import decode
 from .groupcommit import Pending, ThreadState, answer
 from .sql import history_texts
 from .sqlitefile import transaction
-from .statements import SQL, SQLITE
+from .statements import HISTORY_ROW, SQL, SQLITE
 
 __all__ = ["BatchCommit"]
 
@@ -56,7 +56,7 @@ SWEEP_ROWS: Final = 256
 #: where expired keys' removals come first): 640 values, under the 999 an older SQLite
 #: allows a statement.
 ROWS_AT_ONCE: Final = 64
-_COLUMNS: Final = 10  # the values of a history row, as ``SQL.insert_history_rows`` lists them
+_COLUMNS: Final = len(HISTORY_ROW)  # the values of a history row
 # The statement for each count of rows, made once (by its count: none for 0).
 _INSERT_ROWS: Final = ("", *(_SQL.insert_history_rows(n) for n in range(1, ROWS_AT_ONCE + 1)))
 

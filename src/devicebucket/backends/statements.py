@@ -11,6 +11,7 @@ from ..core.model import DeviceInfo
 from ..core.planner import JobRow
 
 __all__ = [
+    "HISTORY_ROW",
     "MIGRATION_STEPS",
     "POSTGRES",
     "SQL",
@@ -179,6 +180,19 @@ MIGRATION_STEPS: Final = (
     "ALTER TABLE buckets ADD COLUMN marks {text}",
 )
 
+#: A history row's columns, as the statements that insert one list its values.
+HISTORY_ROW: Final = (
+    "id",
+    "device",
+    "job",
+    "version",
+    "at",
+    "actor",
+    "changes",
+    "data",
+    "delta",
+    "prev",
+)
 _BUCKET_COLUMNS: Final = "device, job, data, version, keys, size, updated_at, expires, next_expiry"
 
 
@@ -261,9 +275,10 @@ class SQL:
             f"SELECT device, job FROM buckets WHERE next_expiry <= {p(1)}"
             f" ORDER BY next_expiry LIMIT {p(2)}"
         )
+        given = HISTORY_ROW[1:]  # the id: the database's
         self.insert_history = (
-            "INSERT INTO history (device, job, version, at, actor, changes, data, delta, prev)"
-            f" VALUES ({', '.join(p(n) for n in range(1, 10))})"
+            f"INSERT INTO history ({', '.join(given)})"
+            f" VALUES ({', '.join(p(n) for n in range(1, len(given) + 1))})"
         )
         self.last_history_id = "SELECT COALESCE(MAX(id), 0) FROM history"
         self._param = p
@@ -439,15 +454,11 @@ class SQL:
     def insert_history_rows(self, rows: int) -> str:
         """``insert_history`` with the ids given, for ``rows`` rows at once (the SQLite
         store's batches give their rows' ids, and insert them in one statement)."""
-        p = self._param
+        p, width = self._param, len(HISTORY_ROW)
         values = (
-            f"({', '.join(p(n) for n in range(row * 10 + 1, row * 10 + 11))})"
-            for row in range(rows)
+            f"({', '.join(p(row * width + n) for n in range(1, width + 1))})" for row in range(rows)
         )
-        return (
-            "INSERT INTO history (id, device, job, version, at, actor, changes, data, delta,"
-            f" prev) VALUES {', '.join(values)}"
-        )
+        return f"INSERT INTO history ({', '.join(HISTORY_ROW)}) VALUES {', '.join(values)}"
 
 
 class Row(Protocol):
