@@ -1,4 +1,4 @@
-"""The history's cost to a batch of writes, in instructions: 64 writers, history on and off.
+"""The history's cost to a batch of writes, in instructions: 64 writers or one, on and off.
 
     .venv/bin/python bench/history_instructions.py [--batches 40] [--writers 64]
 
