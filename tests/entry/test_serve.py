@@ -29,7 +29,10 @@ from ..servers import ADMIN, ServeProcess
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 
-def clients(commands: list[list[str]], url: str, token: str) -> None:
+def clients(commands: list[list[str]], server: ServeProcess, token: str) -> None:
+    """Run the worker clients against ``server``; on a failure, show its log too (why a
+    connection was lost, say)."""
+    url = server.url
     env = {**os.environ, "DEVICEBUCKET_TOKEN": token}
     processes = [
         subprocess.Popen(
@@ -41,15 +44,14 @@ def clients(commands: list[list[str]], url: str, token: str) -> None:
         for c in commands
     ]
     errors = [p.communicate(timeout=300)[1] for p in processes]
-    assert [p.returncode for p in processes] == [0] * len(processes), errors
+    codes = [p.returncode for p in processes]
+    assert codes == [0] * len(processes), (errors, server.log.read_text()[-4000:])
 
 
 def test_two_workers_on_one_file_lose_no_write(db_url: str) -> None:
     with ServeProcess(db_url, "--workers", "2", "--no-access-log") as server:
-        clients(
-            [["set-distinct", "pixel", f"c{c}", "300", "5"] for c in range(8)], server.url, ADMIN
-        )
-        clients([["increment", "counter", "25"] for _ in range(4)], server.url, ADMIN)
+        clients([["set-distinct", "pixel", f"c{c}", "300", "5"] for c in range(8)], server, ADMIN)
+        clients([["increment", "counter", "25"] for _ in range(4)], server, ADMIN)
 
         async def check() -> None:
             store = HTTPStore(server.url, token=ADMIN)
