@@ -36,13 +36,13 @@ def pg_url() -> Iterator[str]:
     asyncio.run(drop_schema(schema))
 
 
-def in_threads(jobs: list[tuple[str, list[list[str]]]]) -> None:
+def in_threads(jobs: list[tuple[ServeProcess, list[list[str]]]]) -> None:
     """Run batches of client processes against their servers, all at the same time."""
     errors: list[BaseException] = []
 
-    def run(url: str, batch: list[list[str]]) -> None:
+    def run(server: ServeProcess, batch: list[list[str]]) -> None:
         try:
-            clients(batch, url, ADMIN)
+            clients(batch, server, ADMIN)
         except BaseException as exc:  # reported below
             errors.append(exc)
 
@@ -62,10 +62,10 @@ def test_two_servers_on_one_database_lose_no_write(pg_url: str) -> None:
         writers = [["set-distinct", "pixel", f"c{c}", "300", "5"] for c in range(8)]
         in_threads(
             [
-                (one.url, writers[0::2]),
-                (two.url, writers[1::2]),
-                (one.url, [["increment", "counter", "25"]] * 2),
-                (two.url, [["increment", "counter", "25"]] * 2),
+                (one, writers[0::2]),
+                (two, writers[1::2]),
+                (one, [["increment", "counter", "25"]] * 2),
+                (two, [["increment", "counter", "25"]] * 2),
             ]
         )
 
