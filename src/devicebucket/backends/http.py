@@ -35,6 +35,7 @@ from ..wire.errors import error_from_answer
 from ..wire.exchange import HEADER, RecordParser, dump_record
 from ..wire.routes import endpoint, url_of
 from ..wire.shapes import change_from_json, event_from_json, seconds_of
+from ..wire.timing import CLIENT_KEEP_ALIVE_SECONDS
 from .listing import PagedListings
 
 __all__ = ["HTTPStore"]
@@ -124,7 +125,11 @@ class HTTPStore(PagedListings, Store):
                 headers=self._headers,
                 timeout=self.timeout,
                 verify=self._verify,
-                limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+                limits=httpx.Limits(
+                    max_connections=64,
+                    max_keepalive_connections=32,
+                    keepalive_expiry=CLIENT_KEEP_ALIVE_SECONDS,  # before the server's (wire)
+                ),
             )
             self._clients[loop] = client
         return client

@@ -30,6 +30,7 @@ from ..core.errors import DeviceBucketError
 from ..core.store import Store
 from ..core.tokens import Token, hash_token
 from ..web.app import create_app
+from ..wire.timing import SERVER_KEEP_ALIVE_SECONDS
 
 __all__ = [
     "NODE_ENV",
@@ -159,7 +160,13 @@ async def agent_server(
     secret = secrets.token_urlsafe(32)
     token = Token(f"run-{secrets.token_hex(4)}", device, time.time(), job=job, run=True)
     app = create_app(store, close_store=False, run_tokens={hash_token(secret): token})
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_keep_alive=SERVER_KEEP_ALIVE_SECONDS,
+    )
     server = uvicorn.Server(config)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))

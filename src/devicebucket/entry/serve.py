@@ -21,6 +21,7 @@ from ..web.app import ADMIN_TOKEN_ENV, SESSION_SECRET_ENV, check_server_settings
 from ..web.auth import check_admin_token
 from ..web.connections import read_timeout
 from ..web.metrics import MULTIPROC_ENV
+from ..wire.timing import SERVER_KEEP_ALIVE_SECONDS
 
 __all__ = ["is_loopback", "serve_command"]
 
@@ -130,6 +131,7 @@ def serve_command(
             ssl_keyfile=tls_key,
             access_log=access_log,
             log_level="info",
+            timeout_keep_alive=SERVER_KEEP_ALIVE_SECONDS,  # after the client's (wire.timing)
             # uvicorn's protocol, with deadlines for reading a request (web.connections)
             http="devicebucket.web.connections:BoundedHttpToolsProtocol",
         )

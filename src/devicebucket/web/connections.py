@@ -1,12 +1,13 @@
 """Deadlines for reading a request, so slow or idle clients cannot hold connections open.
 
-uvicorn closes a keep-alive connection that stays idle after a response, but it waits for
-ever for a request's headers on a new connection and for a body that trickles in. The
-protocol here is uvicorn's own (httptools) with two deadlines: a request's headers must
-arrive within ``DEVICEBUCKET_READ_TIMEOUT_SECONDS`` (default 10) of the connection (or of
-the first byte after a response), and its body within that time plus one second for every
-16 KiB. A connection past its deadline gets ``408`` (if no request is under way) and is
-closed. ``serve`` runs every worker with it.
+uvicorn closes a keep-alive connection that stays idle after a response (after
+``wire.timing.SERVER_KEEP_ALIVE_SECONDS``), but it waits for ever for a request's headers
+on a new connection and for a body that trickles in. The protocol here is uvicorn's own
+(httptools) with two deadlines: a request's headers must arrive within
+``DEVICEBUCKET_READ_TIMEOUT_SECONDS`` (default 10) of the connection (or of the first byte
+after a response), and its body within that time plus one second for every 16 KiB. A
+connection past its deadline gets ``408`` (if no request is under way) and is closed.
+``serve`` runs every worker with it.
 
 It also sends a response in one write where uvicorn makes two (the status line and headers,
 then the body): each write is a system call, and one fewer a response served 1.03-1.11x the
