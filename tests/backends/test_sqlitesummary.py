@@ -28,7 +28,9 @@ def aggregate(path: Path, search: str, sort: str, descending: bool) -> tuple[lis
         return ids, conn.execute(sql.count, sql.count_args).fetchone()[0]
 
 
-async def summarized(store: SQLiteStore, search: str, sort: str, descending: bool) -> object:
+async def summarized(
+    store: SQLiteStore, search: str, sort: str, descending: bool
+) -> tuple[list[str], int]:
     page = await store.device_page(
         search=search, sort=sort, descending=bool(descending), limit=MAX_DEVICE_PAGE
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -101,7 +102,7 @@ async def test_set_empty_on_missing_bucket_creates_nothing(store: Store) -> None
 
 
 async def test_result_is_a_fresh_copy(store: Store) -> None:
-    patch = {"list": [1, 2], "obj": {"k": "v"}}
+    patch: dict[str, Any] = {"list": [1, 2], "obj": {"k": "v"}}
     result = await store.merge("d", patch)
     result.data["list"].append(3)
     result.data["obj"]["k"] = "changed"

@@ -8,13 +8,13 @@ import pytest
 
 from devicebucket import InvalidValueError, Limits
 from devicebucket.core.importing import check_records, plan_history, plan_import
-from devicebucket.core.model import BucketRecord, Change, HistoryRecord, Job, TokenRecord
+from devicebucket.core.model import BucketRecord, Change, HistoryRecord, Job, Record, TokenRecord
 
 LIMITS = Limits()
 
 
 def test_records_are_sorted_by_kind_in_the_order_given() -> None:
-    records = [
+    records: list[Record] = [
         BucketRecord("pixel-2", None, {"b": 1}, 4, 10.0),
         Job("checkout"),
         TokenRecord("0123456789ab", "pixel-2", "f" * 64, 5.0),

@@ -33,7 +33,9 @@ async def test_watch_gives_the_contract_shapes(store: Store) -> None:
     }
     assert datetime.fromisoformat(got[2]["at"]).tzinfo is not None
     got[1]["changed"]["otp"] = "mutated"  # a copy of its own
-    assert (await bucket.get())["deviceBucket"] == {"otp": "4921"}
+    read = await bucket.get()
+    assert read["success"]
+    assert read["deviceBucket"] == {"otp": "4921"}
 
 
 async def test_a_job_bucket_watch_needs_a_job_and_says_so(store: Store) -> None:

@@ -252,7 +252,7 @@ def test_job_register_takes_a_json_schema_or_an_automation(cli: Cli, tmp_path: P
     schema.write_text(json.dumps({"type": "object", "required": ["step"]}))
     job = ok(cli("job", "register", "--job", "signup", str(schema)))
     assert job["bucket_schema"] == {"type": "object", "required": ["step"]}  # type: ignore[index]
-    assert [j["job"] for j in ok(cli("jobs"))] == ["signup"]  # type: ignore[union-attr]
+    assert [j["job"] for j in ok(cli("jobs"))] == ["signup"]  # type: ignore[attr-defined]
     automation = str(ROOT / "examples" / "signup_job.py")
     fails(cli("job", "register", "--job", "signup", automation), "different bucket schema")
     replaced = ok(cli("job", "register", "--job", "signup", automation, "--replace-schema"))

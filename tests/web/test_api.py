@@ -380,7 +380,7 @@ def test_metrics_count_by_route_template_without_ids_or_values(api: Api) -> None
 def test_openapi_document_lists_every_route(api: Api) -> None:
     document = api.call("GET", "/openapi.json").json()
     assert document["openapi"].startswith("3.1")
-    for route in api.server.server.config.app.routes:  # type: ignore[attr-defined]
+    for route in api.server.server.config.app.routes:  # type: ignore[union-attr]
         if not isinstance(route, Route):  # mounted static files (dashboard, Swagger UI)
             continue
         path = route.path.replace("{key:path}", "{key}").replace("{version:int}", "{version}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import schemathesis
@@ -35,7 +36,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedServer]:
 
 @schema.parametrize()
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-def test_api_matches_its_document(case: schemathesis.Case, live: ThreadedServer) -> None:
+def test_api_matches_its_document(case: schemathesis.Case[Any], live: ThreadedServer) -> None:
     # Every check but "schema-valid data is accepted": a valid request is still refused,
     # as documented, when it depends on stored state (412 for a stale If-Match, 404 for a
     # missing job) or on a job's own bucket schema (422), which the document cannot know.

@@ -153,7 +153,7 @@ async def test_a_bad_since_is_a_clear_400(live: Live, since: str) -> None:
     async with httpx.AsyncClient(base_url=live.url, headers=_auth(ADMIN)) as client:
         by_query = await client.get(CHANGES, params={"since": since})
         header = (since or "x").encode()  # a header carries bytes: UTF-8 for the odd digit
-        by_header = await client.get(CHANGES, headers={"Last-Event-ID": header})
+        by_header = await client.get(CHANGES, headers={b"Last-Event-ID": header})
     for response in (by_query, by_header):
         assert response.status_code == 400, response.text
         assert response.json()["code"] == "bad_request"

@@ -7,10 +7,10 @@ import json
 import pytest
 
 from devicebucket.core.errors import InvalidValueError
-from devicebucket.core.model import BucketRecord, Change, HistoryRecord, Job, TokenRecord
+from devicebucket.core.model import BucketRecord, Change, HistoryRecord, Job, Record, TokenRecord
 from devicebucket.wire.exchange import HEADER, dump_record, parse_records
 
-RECORDS = [
+RECORDS: list[Record] = [
     Job("signup", "s.py", {"type": "object"}, 1795618301.904138, 1795618302.5),
     TokenRecord("0123456789ab", "pixel", "f" * 64, 1795618301.25),
     BucketRecord("pixel", None, {"a": 1}, 3, 1795618303.000001),

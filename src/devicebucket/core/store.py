@@ -15,7 +15,7 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from .actors import LOCAL, actor
 from .errors import ConflictError, InvalidValueError, NotFoundError
@@ -369,7 +369,7 @@ class Store(Live, ABC):
     async def close(self) -> None:
         """Release connections. The store may not be used afterwards."""
 
-    async def __aenter__(self) -> Store:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, Awaitable
 from contextlib import aclosing
 from typing import Any, Generic, Literal, TypeAlias, TypedDict, TypeVar, cast
 
@@ -128,7 +128,7 @@ class _BucketUtils(ABC, Generic[R]):
             self._store.update(self._device, fn, job=self._job, actor=self._actor)
         )
 
-    async def watch(self, since: int | None = None) -> AsyncIterator[dict[str, Any]]:
+    async def watch(self, since: int | None = None) -> AsyncGenerator[dict[str, Any], None]:
         """The bucket's changes as they happen, for as long as the caller iterates: each
         ``{"version", "at", "actor", "changed", "removed"}`` (``changed``: the keys set, with
         their new values), or ``{"resync": True, "version", "bucket"}`` when the history no
