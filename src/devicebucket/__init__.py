@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .backends.factory import default_url, open_store
-from .backends.http import HTTPStore
 from .backends.sqlite import SQLiteStore
 from .core.errors import (
     AccessDeniedError,
@@ -62,3 +63,16 @@ __all__ = [
     "default_url",
     "open_store",
 ]
+
+if TYPE_CHECKING:
+    from .backends.http import HTTPStore
+
+
+def __getattr__(name: str) -> Any:
+    """``HTTPStore`` on first use: it brings httpx, which a local store and most commands
+    never need (a command line starts that much sooner)."""
+    if name == "HTTPStore":
+        from .backends.http import HTTPStore
+
+        return HTTPStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

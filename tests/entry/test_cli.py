@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -261,3 +263,28 @@ def test_job_register_takes_a_json_schema_or_an_automation(cli: Cli, tmp_path: P
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     fails(cli("job", "register", "--job", "x", str(bad)), "bad.json: not a JSON file")
+
+
+#: What a command on a local store never needs: the server (uvicorn, Starlette, Jinja2), the
+#: HTTP client (httpx), JSON Schema (for job schemas), progress bars (rich).
+UNNEEDED = ("uvicorn", "starlette", "jinja2", "httpx", "jsonschema", "rich")
+
+
+def test_a_command_on_a_local_store_loads_only_what_it_needs(db_url: str) -> None:
+    # Loading them took most of a command's start-up (half a second): each loads when used.
+    program = (
+        "import sys\n"
+        "from devicebucket.entry.cli import main\n"
+        "try:\n"
+        f"    main(['--db', {db_url!r}, 'set', 'pixel-1', 'a=1'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules}), file=sys.stderr)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert json.loads(run.stdout) == {"a": "1"}
+    loaded = set(ast.literal_eval(run.stderr.strip().splitlines()[-1]))
+    assert "devicebucket" in loaded
+    assert loaded.isdisjoint(UNNEEDED), loaded & set(UNNEEDED)

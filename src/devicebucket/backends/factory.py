@@ -12,7 +12,6 @@ from ..core.errors import SettingError
 from ..core.limits import Limits
 from ..core.store import Store
 from ..core.urls import redact_url, scheme_of, sqlite_path
-from .http import HTTPStore
 from .sqlite import SQLiteStore
 
 __all__ = ["check_settings", "default_url", "open_store", "redact_url", "sqlite_path"]
@@ -66,6 +65,8 @@ def open_store(
 
         keys = keys or KeyRing.from_env()
         return PostgresStore(url, limits=limits, timeout=timeout, keys=keys)
+    from .http import HTTPStore  # httpx is loaded only for a server
+
     token = token or os.environ.get(ENV_TOKEN)
     return HTTPStore(url, token=token, limits=limits, timeout=timeout)  # http(s)
 

@@ -6,10 +6,7 @@ from __future__ import annotations
 import json
 import re
 from functools import lru_cache
-from typing import Any, cast
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError, ValidationError, best_match
+from typing import TYPE_CHECKING, Any, cast
 
 from .errors import (
     InvalidSchemaError,
@@ -19,6 +16,13 @@ from .errors import (
 )
 from .limits import Limits
 from .values import JSONObject, json_path, normalize_data
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
+
+# jsonschema is imported by the first schema checked, not with this module: it is a twentieth
+# of a second, and most commands and most writes (device buckets) never need it.
 
 __all__ = [
     "check_schema",
@@ -54,6 +58,9 @@ def check_schema(schema: object, limits: Limits | None = None) -> JSONObject | b
         copy = normalize_data(schema, limits or Limits())
     except InvalidValueError as exc:
         raise InvalidSchemaError(f"bucket schema is not JSON: {exc}") from None
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
     try:
         Draft202012Validator.check_schema(copy)
     except SchemaError as exc:
@@ -66,6 +73,8 @@ def check_schema(schema: object, limits: Limits | None = None) -> JSONObject | b
 
 @lru_cache(maxsize=256)
 def _validator(schema_text: str) -> Draft202012Validator:
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(json.loads(schema_text))
 
 
@@ -104,6 +113,8 @@ def _show(value: object) -> str:
 
 def validate_against_schema(data: JSONObject, schema_text: str, job: str) -> None:
     """Raise SchemaViolationError if ``data`` does not match the job's schema."""
+    from jsonschema.exceptions import best_match
+
     error = best_match(_validator(schema_text).iter_errors(data))
     if error is None:
         return

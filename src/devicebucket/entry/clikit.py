@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 import click
-from rich.console import Console
-from rich.progress import Progress
 
 from ..backends.factory import open_store
 from ..backends.sql import SQLStore
@@ -155,6 +153,9 @@ def emit(value: Any) -> None:
 @contextmanager
 def progress(description: str, total: float | None) -> Iterator[Callable[[float], None]]:
     """A progress bar on stderr when it is a terminal; otherwise nothing is shown."""
+    from rich.console import Console  # loaded by the commands that show progress only
+    from rich.progress import Progress
+
     console = Console(stderr=True)
     with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task(description, total=total)

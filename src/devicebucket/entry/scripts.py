@@ -23,13 +23,9 @@ from functools import cache
 from pathlib import Path
 from typing import Final
 
-import uvicorn
-
-from ..backends.http import HTTPStore
 from ..core.errors import DeviceBucketError
 from ..core.store import Store
 from ..core.tokens import Token, hash_token
-from ..web.app import create_app
 from ..wire.timing import SERVER_KEEP_ALIVE_SECONDS
 
 __all__ = [
@@ -154,6 +150,13 @@ async def agent_server(
     """The URL and token JavaScript automations reach ``store`` with, for as long as the
     context lasts: a server store's own, or a private loopback server of ``store`` with a
     token for ``device`` (and ``job``) only."""
+    # The server's parts load here, for a JavaScript run only: a command line that runs
+    # none starts without them.
+    import uvicorn
+
+    from ..backends.http import HTTPStore
+    from ..web.app import create_app
+
     if isinstance(store, HTTPStore):
         yield store.base_url, store.bearer or ""
         return

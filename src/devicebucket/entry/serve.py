@@ -13,14 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import click
-import uvicorn
 
 from ..backends.factory import default_url, open_store
 from ..core.errors import SettingError
-from ..web.app import ADMIN_TOKEN_ENV, SESSION_SECRET_ENV, check_server_settings
-from ..web.auth import check_admin_token
-from ..web.connections import read_timeout
-from ..web.metrics import MULTIPROC_ENV
 from ..wire.timing import SERVER_KEEP_ALIVE_SECONDS
 
 __all__ = ["is_loopback", "serve_command"]
@@ -93,6 +88,13 @@ def serve_command(
     The admin token is $DEVICEBUCKET_ADMIN_TOKEN; without it, one is generated the first
     time, stored hashed, and printed once.
     """
+    # The server loads here, not with the command line: every other command starts without it.
+    import uvicorn
+
+    from ..web.app import ADMIN_TOKEN_ENV, SESSION_SECRET_ENV, check_server_settings
+    from ..web.auth import check_admin_token
+    from ..web.connections import read_timeout
+
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
     if not is_loopback(host) and tls_cert is None and not allow_plain_http:
@@ -142,6 +144,8 @@ def shared_metrics(workers: int) -> Iterator[None]:
     """With several workers, each scrape of ``/metrics`` reaches one of them: they count in
     ``prometheus_client``'s multiprocess mode, in a directory of their own (made empty
     here, removed after), so any worker reports the sum of all."""
+    from ..web.metrics import MULTIPROC_ENV
+
     if workers < 2 or os.environ.get(MULTIPROC_ENV):
         yield
         return
