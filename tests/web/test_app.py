@@ -42,3 +42,19 @@ def test_an_app_made_by_a_library_user_leaves_the_collector_alone(tmp_path: Path
     before = gc.get_freeze_count(), gc.get_threshold()
     create_app(SQLiteStore(tmp_path / "lib.db"))
     assert (gc.get_freeze_count(), gc.get_threshold()) == before
+
+
+def test_the_app_loads_jsonschema_as_it_is_built(tmp_path: Path) -> None:
+    # Not at a worker's first job write, inside its write transaction (the store's lock).
+    program = (
+        "import sys\n"
+        "from devicebucket import SQLiteStore\n"
+        "from devicebucket.web.app import create_app\n"
+        "before = 'jsonschema' in sys.modules\n"
+        f"create_app(SQLiteStore({str(tmp_path / 's.db')!r}))\n"
+        "print(before, 'jsonschema' in sys.modules)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert run.stdout.split() == ["False", "True"]

@@ -27,10 +27,18 @@ if TYPE_CHECKING:
 __all__ = [
     "check_schema",
     "decode_schema",
+    "load_jsonschema",
     "schema_errors",
     "schema_text",
     "validate_against_schema",
 ]
+
+
+def load_jsonschema() -> None:
+    """Import jsonschema now. A server does so as it starts: else the first job write of
+    each worker would import it inside its write transaction, holding the store's write
+    lock (and every other writer) for as long."""
+    import jsonschema.exceptions  # noqa: F401
 
 
 def schema_text(schema: dict[str, Any] | bool) -> str:

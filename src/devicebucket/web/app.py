@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 
 from ..backends.factory import open_store
 from ..core.masking import secret_key_patterns
+from ..core.schema import load_jsonschema
 from ..core.store import Store
 from ..core.tokens import Token
 from .api import Api
@@ -98,6 +99,7 @@ def create_app(
     ``run_tokens`` are tokens kept only in this app's memory, by the SHA-256 of their secret
     (``devicebucket run`` gives its JavaScript automations one).
     """
+    load_jsonschema()
     secret_keys = secret_key_patterns() if secret_keys is None else secret_keys
     if auth_failures_per_minute is None:
         auth_failures_per_minute = _setting(AUTH_FAILURES_ENV, DEFAULT_PER_MINUTE, least=0)
