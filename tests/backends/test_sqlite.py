@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import subprocess
+import sys
 from contextlib import closing
 from pathlib import Path
 
@@ -411,3 +413,37 @@ async def test_history_rows_of_two_connections_never_share_an_id(tmp_path: Path)
         assert (await two.at_version(device, 8)).data == {"n": 3, "m": 3}
     await one.close()
     await two.close()
+
+
+async def test_none_binds_as_null_through_the_adapter_it_registers(tmp_path: Path) -> None:
+    """The store registers an adapter for None (``sqlitefile``: a faster bind): it keeps
+    None as None, so what a write leaves empty is NULL in the file, as without it."""
+    adapter = sqlite3.adapters[(type(None), sqlite3.PrepareProtocol)]
+    assert adapter(None) is None
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.merge("d", {"a": 1})
+    await store.merge("d", {"a": 2})
+    await store.close()
+    with closing(sqlite3.connect(tmp_path / "s.db")) as conn:
+        bucket = "SELECT expires IS NULL, next_expiry IS NULL FROM buckets"
+        assert conn.execute(bucket).fetchall() == [(1, 1)]
+        history = "SELECT version, data IS NULL, delta IS NULL, prev IS NULL FROM history"
+        rows = conn.execute(f"{history} ORDER BY id").fetchall()
+        assert rows == [(1, 1, 0, 1), (2, 1, 0, 0)]  # deltas: no full copy, and no row before
+
+
+def test_a_programs_own_adapter_for_none_is_kept() -> None:
+    """A program that registered an adapter for None before it imported devicebucket keeps
+    it: the store adds its own only where there is none."""
+    code = (
+        "import sqlite3\n"
+        "def mine(value): return 'none'\n"
+        "sqlite3.register_adapter(type(None), mine)\n"
+        "import devicebucket\n"
+        "from devicebucket.backends import sqlitefile\n"
+        "assert sqlite3.adapters[(type(None), sqlite3.PrepareProtocol)] is mine\n"
+        "with sqlite3.connect(':memory:') as conn:\n"
+        "    assert conn.execute('SELECT ?', (None,)).fetchone() == ('none',)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
