@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from devicebucket import Agent, Limits, NotFoundError, SQLiteStore, StoreUnavailableError
+from devicebucket.backends.sqlite import WAL_AUTOCHECKPOINT
 from devicebucket.backends.statements import MIGRATION_STEPS, SQL, SQLITE
 from devicebucket.core.errors import QuotaExceededError
 from devicebucket.core.model import Snapshot
@@ -447,3 +448,39 @@ def test_a_programs_own_adapter_for_none_is_kept() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("given", [None, 1000])
+async def test_the_wal_is_checkpointed_every_so_many_pages(
+    tmp_path: Path, given: int | None
+) -> None:
+    """Every 4,000 pages unless told (``WAL_AUTOCHECKPOINT``): the WAL file holds them until
+    a commit copies them into the database file, then is written again from its start."""
+    pages = WAL_AUTOCHECKPOINT if given is None else given
+    store = (
+        SQLiteStore(tmp_path / "s.db")
+        if given is None
+        else SQLiteStore(tmp_path / "s.db", wal_autocheckpoint=given)
+    )
+    assert store._conn().execute("PRAGMA wal_autocheckpoint").fetchone() == (pages,)
+    wal = tmp_path / "s.db-wal"
+    big = {"blob": "x" * 3000}  # a page of its own in the WAL, and one of history
+    n = 0
+
+    def frames() -> int:  # a 32-byte header, then a page and its 24-byte header each
+        return (wal.stat().st_size - 32) // (4096 + 24)
+
+    while frames() < pages - 10:
+        await store.merge(f"d{n}", big)
+        n += 1
+    db_size = (tmp_path / "s.db").stat().st_size
+    while frames() < pages:  # not yet: the pages stay in the WAL
+        assert (tmp_path / "s.db").stat().st_size == db_size
+        await store.merge(f"d{n}", big)
+        n += 1
+    # The commit that took it past them copied them into the file.
+    assert (tmp_path / "s.db").stat().st_size > db_size
+    await store.merge("after", big)  # and the WAL begins again
+    in_wal = store._conn().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+    assert 0 < in_wal < 10
+    await store.close()

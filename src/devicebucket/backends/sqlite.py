@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from ..core.crypto import KeyRing
 from ..core.errors import StoreUnavailableError
@@ -56,7 +56,15 @@ from .sqlitefile import connect, migrate, transaction
 from .sqlitesummary import DeviceSummary
 from .statements import SQL, SQLITE, Row, device_info, job_row
 
-__all__ = ["SQLiteStore"]
+__all__ = ["WAL_AUTOCHECKPOINT", "SQLiteStore"]
+
+#: The WAL's pages after which a commit checkpoints them into the file (16 MB of 4 KB
+#: pages; SQLite's own default is 1,000). A checkpoint copies each page the WAL holds and
+#: syncs the file, inside the commit that triggers it: four times rarer, one writer and
+#: batches with the history on both ran a few hundredths nearer their references
+#: (docs/benchmarks.md, ninth sitting). The WAL file grows to this size once after the
+#: store is opened, then is written again from its start after each checkpoint.
+WAL_AUTOCHECKPOINT: Final = 4000
 
 _SQL = SQL(SQLITE)
 
@@ -83,7 +91,7 @@ class SQLiteStore(SQLStore, BatchCommit):
         limits: Limits | None = None,
         busy_timeout: float = 30.0,
         max_batch: int = 256,
-        wal_autocheckpoint: int = 1000,
+        wal_autocheckpoint: int = WAL_AUTOCHECKPOINT,
         keys: KeyRing | None = None,
         create_dirs: bool = False,
         forget_lag: int = 65_536,
@@ -91,9 +99,9 @@ class SQLiteStore(SQLStore, BatchCommit):
     ) -> None:
         """The file is created by the first write (a read of a missing file reads an empty
         store and creates nothing); its directory must exist unless ``create_dirs``.
-        ``wal_autocheckpoint`` is in pages (SQLite's default, 1,000). A larger value makes
-        checkpoints rarer, which helps a server under sustained writes, but a WAL that is
-        still growing costs a metadata flush on every fsync (see docs/benchmarks.md).
+        ``wal_autocheckpoint`` is in pages (``WAL_AUTOCHECKPOINT``). A larger value makes
+        checkpoints rarer, which helps sustained writes, but a WAL that is still growing
+        costs a metadata flush on every fsync (see docs/benchmarks.md).
         ``forget_lag``: the history's old contents, read as removed at once, stay on disk
         until this many newer history rows are written (``sqlitebatch``), or rows holding
         ``forget_lag_bytes`` characters of contents by one connection, then leave a page at
