@@ -150,16 +150,17 @@ async def agent_server(
     """The URL and token JavaScript automations reach ``store`` with, for as long as the
     context lasts: a server store's own, or a private loopback server of ``store`` with a
     token for ``device`` (and ``job``) only."""
-    # The server's parts load here, for a JavaScript run only: a command line that runs
-    # none starts without them.
-    import uvicorn
-
     from ..backends.http import HTTPStore
-    from ..web.app import create_app
 
     if isinstance(store, HTTPStore):
         yield store.base_url, store.bearer or ""
         return
+    # The server's parts load here, for a JavaScript run on a store of its own only: a
+    # command line that runs none starts without them.
+    import uvicorn
+
+    from ..web.app import create_app
+
     secret = secrets.token_urlsafe(32)
     token = Token(f"run-{secrets.token_hex(4)}", device, time.time(), job=job, run=True)
     app = create_app(store, close_store=False, run_tokens={hash_token(secret): token})
