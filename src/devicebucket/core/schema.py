@@ -39,7 +39,7 @@ def load_jsonschema() -> None:
     """Import jsonschema now. A server does so as it starts: else the first job write of
     each worker would import it inside its write transaction, holding the store's write
     lock (and every other writer) for as long."""
-    import jsonschema.exceptions  # noqa: F401
+    _best_match()  # the import a job write would make, made here
 
 
 def schema_text(schema: dict[str, Any] | bool) -> str:
