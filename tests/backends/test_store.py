@@ -62,6 +62,28 @@ async def test_what_a_write_answers_is_the_callers_own(store: Store) -> None:
     assert (await store.get("d")).data == {**stored, "x": 1, "y": 2}
 
 
+async def test_a_flat_bucket_answers_a_copy_as_it_gains_and_loses_containers(
+    store: Store,
+) -> None:
+    flat = await store.merge("d", {"a": 1, "b": "x"})
+    flat.data["a"] = "changed"
+    flat.data["new"] = True
+    nested = await store.merge("d", {"c": [1, {"k": "v"}]})  # no longer flat
+    assert nested.data == {"a": 1, "b": "x", "c": [1, {"k": "v"}]}
+    nested.data["c"][1]["k"] = "changed"
+    nested.data["c"].append(2)
+    kept = await store.merge("d", {"z": 0})
+    assert kept.data == {"a": 1, "b": "x", "c": [1, {"k": "v"}], "z": 0}
+    kept.data["c"][1]["k"] = "changed"
+    again = await store.merge("d", {"c": 3})  # flat again
+    assert again.data == {"a": 1, "b": "x", "c": 3, "z": 0}
+    again.data["c"] = 4
+    gone = await store.delete("d", ["b"])
+    gone.data["a"] = None
+    assert (await store.merge("d", {"e": 5})).data == {"a": 1, "c": 3, "z": 0, "e": 5}
+    assert (await store.get("d")).data == {"a": 1, "c": 3, "z": 0, "e": 5}
+
+
 async def test_numbers_of_every_size_read_back_exactly(store: Store) -> None:
     numbers = {"big": 2**70, "i64": -(2**63), "u64": 2**64 - 1, "small": 1.25e-5, "one": 1.0}
     assert (await store.merge("d", numbers)).data == numbers

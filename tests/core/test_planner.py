@@ -110,3 +110,21 @@ def test_a_delta_rebuilds_the_version_key_order_included() -> None:
         rebuilt.update(json.loads(delta))
         assert list(rebuilt.items()) == list(planned.data.items())  # type: ignore[attr-defined]
         assert planned.row.text == '{"a":5,"b":2,"c":3,"z":9}'  # type: ignore[attr-defined]
+
+
+def test_a_plan_says_whether_its_bucket_holds_no_container() -> None:
+    def flat(stored: StoredBucket, operation: Merge | Delete | Clear) -> bool:
+        planned = plan(stored, operation)
+        assert planned is not None
+        assert planned.snapshot().data == planned.data  # type: ignore[attr-defined]
+        return bool(planned.flat)  # type: ignore[attr-defined]
+
+    known = StoredBucket('{"a":1}', 1, 1.0, {"a": 1}, flat=True)
+    assert flat(known, Merge({"b": "x"})) is True
+    assert flat(known, Merge({"b": [1]})) is False
+    assert flat(StoredBucket('{"a":[1]}', 1, 1.0, {"a": [1]}, flat=False), Merge({"b": 1})) is False
+    # Not known (the text alone, or a dict as read): looked at.
+    assert flat(StoredBucket('{"a":1}', 1, 1.0), Merge({"b": 2})) is True
+    assert flat(StoredBucket('{"a":{"k":1}}', 1, 1.0), Merge({"b": 2})) is False
+    assert flat(StoredBucket('{"a":{"k":1},"b":1}', 1, 1.0), Delete(("a",))) is True
+    assert flat(StoredBucket('{"a":{"k":1}}', 1, 1.0, flat=False), Clear()) is True

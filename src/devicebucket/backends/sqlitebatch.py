@@ -142,6 +142,7 @@ class BatchCommit:
                 cached.full_id,
                 cached.full_version,
                 cached.marks,
+                cached.flat,
             )
         else:
             row = conn.execute(_SQL.select_for_write, key).fetchone()
@@ -192,6 +193,7 @@ class BatchCommit:
             before.full_id,
             before.full_version,
             before.marks,
+            plan.flat,
         )
         stored = self._seal(row.device, row.job, row.text, row.version)
         h = plan.history

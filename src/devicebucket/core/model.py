@@ -36,10 +36,11 @@ class Snapshot:
     ``text`` is the bucket's canonical JSON (``values.encode``) where a store has it at hand,
     so a server can answer without encoding again. ``data`` is the bucket as a dict, a
     fresh copy owned by the caller; given only the text, it is decoded on first access, and
-    given the store's own dict of it (``source``, never changed afterwards), copied from it.
+    given the store's own dict of it (``source``, never changed afterwards), copied from it:
+    with ``dict()`` where the store knows it holds no dict or list (``flat``).
     """
 
-    __slots__ = ("_data", "_source", "text", "updated_at", "version", "written")
+    __slots__ = ("_data", "_flat", "_source", "text", "updated_at", "version", "written")
 
     def __init__(
         self,
@@ -49,11 +50,13 @@ class Snapshot:
         text: str | None = None,
         written: Written | None = None,
         source: dict[str, Any] | None = None,
+        flat: bool = False,
     ) -> None:
         if data is None and text is None:
             raise ValueError("a Snapshot needs its data or its JSON text")
         self._data = data
         self._source = source
+        self._flat = flat
         self.version = version
         self.updated_at = updated_at
         self.text = text
@@ -63,7 +66,9 @@ class Snapshot:
     def data(self) -> dict[str, Any]:
         if self._data is None:
             if self._source is not None:
-                self._data, self._source = copy_json(self._source), None
+                source = self._source
+                self._data = dict(source) if self._flat else copy_json(source)
+                self._source = None
             else:
                 assert self.text is not None
                 self._data = decode(self.text)

