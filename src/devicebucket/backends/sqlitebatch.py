@@ -351,9 +351,14 @@ class HistoryRows:
 
     def insert(self, conn: sqlite3.Connection) -> None:
         values, count = self.values, self.count
-        for start in range(0, count, ROWS_AT_ONCE):
-            rows = min(ROWS_AT_ONCE, count - start)
-            conn.execute(_INSERT_ROWS[rows], values[start * _COLUMNS : (start + rows) * _COLUMNS])
+        if count <= ROWS_AT_ONCE:  # a batch of up to 64 writes: one statement, as it is
+            if count:
+                conn.execute(_INSERT_ROWS[count], values)
+        else:
+            for start in range(0, count, ROWS_AT_ONCE):
+                rows = min(ROWS_AT_ONCE, count - start)
+                chunk = values[start * _COLUMNS : (start + rows) * _COLUMNS]
+                conn.execute(_INSERT_ROWS[rows], chunk)
         values.clear()
         self.count = 0
 
