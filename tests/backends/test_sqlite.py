@@ -55,6 +55,25 @@ async def test_concurrent_writes_share_one_commit(tmp_path: Path) -> None:
     await store.close()
 
 
+async def test_a_batch_of_more_writes_than_one_insert_takes_keeps_every_history_row(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.merge("warm", {"a": 1})
+    statements: list[str] = []
+    store._conn().set_trace_callback(statements.append)
+    await asyncio.gather(*(store.merge(f"d{i}", {"k": i}) for i in range(150)))
+    await asyncio.gather(*(store.merge(f"d{i}", {"k": i + 1000}) for i in range(150)))
+    assert statements.count("COMMIT") == 2
+    inserts = [s for s in statements if s.startswith("INSERT INTO history")]
+    assert [s.count("), (") + 1 for s in inserts] == [64, 64, 22] * 2  # rows a statement
+    for i in (0, 63, 64, 128, 149):
+        changes = await store.history(f"d{i}")
+        assert [(c.version, c.changed) for c in changes] == [(2, ("k",)), (1, ())]
+        assert (await store.at_version(f"d{i}", 1)).data == {"k": i}
+    await store.close()
+
+
 async def test_writers_started_as_tasks_share_one_commit(tmp_path: Path) -> None:
     # A writer commits at once only when nothing else is ready to run: tasks that are ready
     # join its batch, however they were started.
