@@ -24,7 +24,7 @@ from ..core.model import Snapshot
 from ..core.operations import Operation
 from ..core.planner import StoredBucket
 
-__all__ = ["Pending", "ThreadState", "answer", "group_commit"]
+__all__ = ["Pending", "ThreadState", "ThreadStates", "answer", "group_commit"]
 
 
 @dataclass(slots=True)
@@ -43,9 +43,28 @@ _CACHE_BYTES = 16 * 1024 * 1024
 _MAX_OTHERS = 100_000  # devices whose other buckets' bytes a connection remembers
 
 
-class ThreadState(threading.local):
-    """Per thread: its connection, its event loop's pending write batch, its write cache
-    (the buckets it last wrote, and what their devices' other buckets hold)."""
+class ThreadState:
+    """One thread's (``ThreadStates``): its connection, its event loop's pending write
+    batch, its write cache (the buckets it last wrote, and what their devices' other
+    buckets hold)."""
+
+    __slots__ = (
+        "cache",
+        "cache_bytes",
+        "conn",
+        "data_version",
+        "history_id",
+        "lapped_at",
+        "leader_loop",
+        "others",
+        "pending",
+        "pid",
+        "schemas",
+        "swept",
+        "watched_version",
+        "young",
+        "young_bytes",
+    )
 
     def __init__(self) -> None:
         self.conn: sqlite3.Connection | None = None
@@ -97,6 +116,15 @@ class ThreadState(threading.local):
         while self.cache_bytes > _CACHE_BYTES and self.cache:
             evicted = self.cache.pop(next(iter(self.cache)))
             self.cache_bytes -= len(evicted.text)
+
+
+class ThreadStates(threading.local):
+    """Each thread's ThreadState, made on its first use there. A plain object, held here:
+    an attribute of a ``threading.local`` takes ~28 ns to read against ~6 ns for a plain
+    object's, and a lone write reads the state's some forty times."""
+
+    def __init__(self) -> None:
+        self.state = ThreadState()
 
 
 async def group_commit(

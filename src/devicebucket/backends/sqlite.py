@@ -48,7 +48,7 @@ from ..core.operations import Operation
 from ..core.planner import plan_job
 from ..core.tokens import Token, hash_token, new_token, token_id, token_matches
 from ..core.values import decode
-from .groupcommit import Pending, ThreadState, group_commit
+from .groupcommit import Pending, ThreadState, ThreadStates, group_commit
 from .queries import device_page_sql
 from .sql import SQLStore
 from .sqlitebatch import BatchCommit
@@ -115,7 +115,7 @@ class SQLiteStore(SQLStore, BatchCommit):
         self.create_dirs = create_dirs
         self.forget_lag = forget_lag
         self.forget_lag_bytes = forget_lag_bytes
-        self._state = ThreadState()
+        self._threads = ThreadStates()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         self._migrated = False
@@ -152,6 +152,11 @@ class SQLiteStore(SQLStore, BatchCommit):
     def _migrate(self, conn: sqlite3.Connection) -> None:
         migrate(conn, self.path, _SQL.steps, lambda: self._verify_key(conn), _SQL.set_key_check)
         self._migrated = True
+
+    @property
+    def _state(self) -> ThreadState:
+        """This thread's."""
+        return self._threads.state
 
     def _conn(self) -> sqlite3.Connection:
         state = self._state

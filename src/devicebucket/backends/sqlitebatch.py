@@ -68,7 +68,10 @@ class BatchCommit:
     keys: KeyRing | None
     forget_lag: int  # rows
     forget_lag_bytes: int  # characters of contents
-    _state: ThreadState
+
+    @property
+    @abstractmethod
+    def _state(self) -> ThreadState: ...
 
     @abstractmethod
     def _conn(self) -> sqlite3.Connection: ...
@@ -237,9 +240,10 @@ class BatchCommit:
             conn.execute(_SQL.upsert_bucket_ids, (*row.values(stored), *ids))
         else:
             conn.execute(_SQL.upsert_bucket_head, (*row.values(stored), after.head))
-        known = self._state.others.get(row.device)
+        others = self._state.others
+        known = others.get(row.device)
         if known is not None and known[0] != row.job:  # this bucket is among its others
-            del self._state.others[row.device]
+            del others[row.device]
         if through is not None or drop is not None:
             history.insert(conn)  # the chains they walk hold every row first
             if through is not None:
@@ -251,11 +255,12 @@ class BatchCommit:
     def _others(self, conn: sqlite3.Connection, device: str, job: str) -> int:
         """The bytes of ``device``'s buckets besides its bucket ``job``: read once, then known
         as long as the connection's cache is (``ThreadState.others``)."""
-        known = self._state.others.get(device)
+        state = self._state
+        known = state.others.get(device)
         if known is not None and known[0] == job:
             return known[1]
         total: int = conn.execute(_SQL.device_bytes_besides, (device, job)).fetchone()[0]
-        self._state.remember_others(device, job, total)
+        state.remember_others(device, job, total)
         return total
 
     @staticmethod
