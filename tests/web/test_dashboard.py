@@ -185,9 +185,17 @@ def test_an_edit_without_the_csrf_token_is_refused_and_changes_nothing(
 ) -> None:
     before = stored(db, "pixel-1")
     form = {"job": "", "key": "n", "value": "5", "version": str(before[1])}
-    for token in (None, "forged"):
+    for token in (None, "forged", "forgéd", "\U0001f511" * 8):  # not ASCII: refused, not a 500
         data = form if token is None else {**form, "csrf": token}
         response = browser.post("/ui/devices/pixel-1/keys", data=data)
+        assert response.status_code == 403
+        assert "expired" in response.text
+    for raw in (b"csrf=%ED%A0%80&key=n&value=5", b"csrf=%FF%FE&key=n&value=5"):  # not UTF-8
+        response = browser.post(
+            "/ui/devices/pixel-1/keys",
+            content=raw,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
         assert response.status_code == 403
         assert "expired" in response.text
     assert stored(db, "pixel-1") == before

@@ -144,7 +144,10 @@ class Dashboard:
                     form = await read_form(request, self.edit_form_bytes)
                 except FormRefusedError as exc:
                     return self.render("error.html", exc.status, session=session, message=str(exc))
-                if not hmac.compare_digest(str(form.get("csrf", "")), session["csrf"]):
+                # As bytes: compare_digest refuses str with non-ASCII characters (TypeError),
+                # and a hostile form may send any text.
+                given = str(form.get("csrf", "")).encode("utf-8", "surrogatepass")
+                if not hmac.compare_digest(given, session["csrf"].encode()):
                     return self.render(
                         "error.html", 403, message="This form has expired; reload the page."
                     )
