@@ -62,7 +62,7 @@ __all__ = ["WAL_AUTOCHECKPOINT", "SQLiteStore"]
 #: pages; SQLite's own default is 1,000). A checkpoint copies each page the WAL holds and
 #: syncs the file, inside the commit that triggers it: four times rarer, one writer and
 #: batches with the history on both ran a few hundredths nearer their references
-#: (docs/benchmarks.md, ninth sitting). The WAL file grows to this size once after the
+#: (docs/benchmarks-log.md, ninth sitting). The WAL file grows to this size once after the
 #: store is opened, then is written again from its start after each checkpoint.
 WAL_AUTOCHECKPOINT: Final = 4000
 
@@ -101,7 +101,7 @@ class SQLiteStore(SQLStore, BatchCommit):
         store and creates nothing); its directory must exist unless ``create_dirs``.
         ``wal_autocheckpoint`` is in pages (``WAL_AUTOCHECKPOINT``). A larger value makes
         checkpoints rarer, which helps sustained writes, but a WAL that is still growing
-        costs a metadata flush on every fsync (see docs/benchmarks.md).
+        costs a metadata flush on every fsync (see docs/benchmarks-log.md).
         ``forget_lag``: the history's old contents, read as removed at once, stay on disk
         until this many newer history rows are written (``sqlitebatch``), or rows holding
         ``forget_lag_bytes`` characters of contents by one connection, then leave a page at

@@ -190,7 +190,7 @@ def settle_heap() -> None:
     is frozen, so full collections no longer walk it (each walked ~50,000 objects, 25 ms,
     about once every 200 ms under load). Young objects are collected at ``YOUNG_OBJECTS``
     rather than CPython's 700. Together they took the time a worker spent collecting under 64
-    connections of PATCH from ~20 % to ~1 % (docs/benchmarks.md). Only the server's own
+    connections of PATCH from ~20 % to ~1 % (docs/benchmarks-log.md). Only the server's own
     processes call this: a library does not set its host's collector."""
     gc.collect()
     gc.freeze()

@@ -11,7 +11,7 @@ connection past its deadline gets ``408`` (if no request is under way) and is cl
 
 It also sends a response in one write where uvicorn makes two (the status line and headers,
 then the body): each write is a system call, and one fewer a response served 1.03-1.11x the
-requests a second under 64 connections (:class:`OneWrite`, docs/benchmarks.md).
+requests a second under 64 connections (:class:`OneWrite`, docs/benchmarks-log.md).
 """
 
 from __future__ import annotations
