@@ -1,4 +1,4 @@
-"""Where a durable write's history cost goes: five table layouts in bare sqlite3, same run.
+"""Where a durable write's history cost goes: seven table layouts in bare sqlite3, same run.
 
     .venv/bin/python bench/history_layouts.py [--devices 1000] [--blocks 30]
 
@@ -15,7 +15,13 @@ between the layouts, so all see the same disk. The layouts:
 * ``tail``: the bucket row carries its newest history entries (who, when, which keys, the
   old values of the keys changed) and moves them, 16 at a time, into the indexed table;
 * ``deltas``: ``chained`` rows that keep the new values of the keys written, and the whole
-  bucket every 20th version (what the store does since schema 8, ``core.history``).
+  bucket every 20th version (what the store does since schema 8, ``core.history``);
+* ``batched``: ``deltas``' entries, but one row a transaction holding all of its entries
+  (a JSON array), each bucket's newest entry named by its row's id and its place there;
+* ``hybrid``: ``batched`` for a transaction of several writes; a lone write appends its
+  entry to the bucket row's text of entries instead (no page of the history's in its
+  commit), which moves into a batch row once 16 are there or its bucket is next written
+  in a transaction of several.
 
 It prints writes/s and the ratio to ``none`` for each. The layouts are sketches of storage,
 not devicebucket's code: they show what each costs before the store is changed.
@@ -52,7 +58,37 @@ LAYOUTS: dict[str, list[str]] = {
         "CREATE TABLE history (device TEXT, job TEXT, version INT, at REAL, actor TEXT,"
         " changes TEXT, data TEXT, PRIMARY KEY (device, job, version))"
     ],
+    "batched": ["CREATE TABLE history (id INTEGER PRIMARY KEY, entries TEXT)"],
+    "hybrid": ["CREATE TABLE history (id INTEGER PRIMARY KEY, entries TEXT)"],
 }
+#: Where an entry is: its batch row's id times this, plus its place in the row.
+PLACES = 1024
+
+
+class Batch:
+    """A transaction's entries for the ``batched`` and ``hybrid`` layouts, one row at the
+    commit; the id that row will have (the table's largest, plus one, kept here)."""
+
+    def __init__(self) -> None:
+        self.last_id = 0
+        self.entries: list[str] = []
+        self.count = 0
+
+    def add(self, entry: str, count: int = 1) -> int:
+        """Add ``count`` entries (their JSON texts, comma-separated); where the last is."""
+        self.entries.append(entry)
+        self.count += count
+        return (self.last_id + 1) * PLACES + self.count - 1
+
+    def insert(self, conn: sqlite3.Connection) -> None:
+        if self.entries:
+            self.last_id += 1
+            conn.execute(
+                "INSERT INTO history VALUES (?, ?)",
+                (self.last_id, "[" + ",".join(self.entries) + "]"),
+            )
+            self.entries.clear()
+            self.count = 0
 
 
 def open_layout(path: Path, layout: str, devices: int) -> sqlite3.Connection:
@@ -61,22 +97,29 @@ def open_layout(path: Path, layout: str, devices: int) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute(
         "CREATE TABLE buckets (device TEXT, job TEXT, data TEXT, version INT, head INT,"
-        " tail TEXT, PRIMARY KEY (device, job))"
+        " tail TEXT, tail_count INT NOT NULL DEFAULT 0, PRIMARY KEY (device, job))"
     )
     for statement in LAYOUTS[layout]:
         conn.execute(statement)
     conn.execute("BEGIN")
     text = json.dumps(PAYLOAD)
     for d in range(devices):
-        conn.execute("INSERT INTO buckets VALUES (?, '', ?, 1, NULL, '[]')", (f"d{d:05d}", text))
+        conn.execute(
+            "INSERT INTO buckets VALUES (?, '', ?, 1, NULL, ?, 0)",
+            (f"d{d:05d}", text, None if layout == "hybrid" else "[]"),
+        )
     conn.execute("COMMIT")
     return conn
 
 
-def write(conn: sqlite3.Connection, layout: str, device: str, n: int) -> None:
-    """One read-merge-write of ``{"counter": n}`` and its history, inside a transaction."""
+def write(
+    conn: sqlite3.Connection, layout: str, device: str, n: int, batch: Batch, alone: bool
+) -> None:
+    """One read-merge-write of ``{"counter": n}`` and its history, inside a transaction
+    (``alone`` if it is the transaction's only write)."""
     row = conn.execute(
-        "SELECT data, version, head, tail FROM buckets WHERE device = ? AND job = ''", (device,)
+        "SELECT data, version, head, tail, tail_count FROM buckets WHERE device = ? AND job = ''",
+        (device,),
     ).fetchone()
     data = json.loads(row[0])
     old = data.get("counter")
@@ -118,6 +161,36 @@ def write(conn: sqlite3.Connection, layout: str, device: str, n: int) -> None:
             "UPDATE buckets SET data = ?, version = ?, head = ? WHERE device = ? AND job = ''",
             (text, version, head, device),
         )
+    elif layout in ("batched", "hybrid"):
+        full = text if version % 20 == 0 else None
+        # The entry as JSON, its texts (which are JSON already) as they are, not quoted.
+        entry = (
+            f'["{device}","",{version},{now!r},"local via library",{changes},'
+            f'{full or "null"},{{"counter":{n}}},{row[2] or "null"}]'
+        )
+        if layout == "batched" or not alone:
+            if row[3]:  # hybrid: the bucket's entries written alone come along
+                batch.add(row[3], row[4])
+            head = batch.add(entry)
+            conn.execute(
+                "UPDATE buckets SET data = ?, version = ?, head = ?, tail = NULL, tail_count = 0"
+                " WHERE device = ? AND job = ''",
+                (text, version, head, device),
+            )
+        elif row[4] + 1 < TAIL:  # a lone write keeps its entry in the bucket row
+            conn.execute(
+                "UPDATE buckets SET data = ?, version = ?, tail = COALESCE(tail || ',', '') || ?,"
+                " tail_count = tail_count + 1 WHERE device = ? AND job = ''",
+                (text, version, entry, device),
+            )
+        else:  # the bucket row's entries are full: all move, this one with them
+            batch.add(row[3], row[4])
+            head = batch.add(entry)
+            conn.execute(
+                "UPDATE buckets SET data = ?, version = ?, head = ?, tail = NULL, tail_count = 0"
+                " WHERE device = ? AND job = ''",
+                (text, version, head, device),
+            )
     else:
         tail = json.loads(row[3])
         tail.append([version, now, "local via library", changes, {"counter": old}])
@@ -133,14 +206,17 @@ def write(conn: sqlite3.Connection, layout: str, device: str, n: int) -> None:
         )
 
 
-def block(conn: sqlite3.Connection, layout: str, devices: int, batch: int, n: int) -> float:
+def block(
+    conn: sqlite3.Connection, layout: str, devices: int, batch: int, n: int, rows: Batch
+) -> float:
     """100 writes to random devices, ``batch`` to a transaction; the seconds they took."""
     names = [f"d{random.randrange(devices):05d}" for _ in range(100)]
     start = time.perf_counter()
     for first in range(0, 100, batch):
         conn.execute("BEGIN IMMEDIATE")
         for i, device in enumerate(names[first : first + batch]):
-            write(conn, layout, device, n + first + i)
+            write(conn, layout, device, n + first + i, rows, batch == 1)
+        rows.insert(conn)
         conn.execute("COMMIT")
     return time.perf_counter() - start
 
@@ -151,15 +227,22 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=30, help="blocks of 100 writes per cell")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="devicebucket-layouts-") as tmp:
+        cells = [(name, batch) for name in LAYOUTS for batch in (1, 64)]
+        # A file a cell: one writer's and batches' steady states, each as in its own run
+        # (the ``hybrid`` batches meet only the entries their own lone writes left).
         conns = {
-            name: open_layout(Path(tmp) / f"{name}.db", name, args.devices) for name in LAYOUTS
+            (name, batch): open_layout(Path(tmp) / f"{name}-{batch}.db", name, args.devices)
+            for name, batch in cells
         }
-        seconds = {(name, batch): 0.0 for name in LAYOUTS for batch in (1, 64)}
+        batches = {cell: Batch() for cell in cells}
+        seconds: dict[tuple[str, int], float] = dict.fromkeys(cells, 0.0)
         for b in range(args.blocks):
-            order: list[tuple[str, int]] = list(seconds)
+            order = list(cells)
             random.shuffle(order)
             for name, batch in order:
-                seconds[name, batch] += block(conns[name], name, args.devices, batch, b * 100)
+                seconds[name, batch] += block(
+                    conns[name, batch], name, args.devices, batch, b * 100, batches[name, batch]
+                )
         for conn in conns.values():
             conn.close()
     writes = args.blocks * 100
