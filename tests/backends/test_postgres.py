@@ -15,7 +15,15 @@ import asyncpg
 import httpx
 import pytest
 
-from devicebucket import Agent, HTTPStore, InvalidValueError, SQLiteStore, StoreUnavailableError
+from devicebucket import (
+    Agent,
+    HTTPStore,
+    InvalidValueError,
+    Limits,
+    NotFoundError,
+    SQLiteStore,
+    StoreUnavailableError,
+)
 from devicebucket.backends.copying import CopyError, copy_store
 from devicebucket.backends.postgres import MIGRATIONS, PostgresStore
 
@@ -281,8 +289,8 @@ async def test_racing_writers_on_two_pools_lose_nothing_and_record_every_version
     """Writes are optimistic (read, then write only if the version is unchanged): 80 writers
     on two stores (two servers' pools) race for one bucket, its first write included. Each
     loser plans again, a bucket that stays contended falls back to its row lock, and every
-    20th version forgets old contents under that lock: no key is lost, every version is
-    recorded once, in order."""
+    20th version forgets old contents, in its own statement or under that lock: no key is
+    lost, every version is recorded once, in order."""
     require_postgres()
     url, schema = pg_schema_url()
     one, two = PostgresStore(url, max_pool=20), PostgresStore(url, max_pool=20)
@@ -296,11 +304,51 @@ async def test_racing_writers_on_two_pools_lose_nothing_and_record_every_version
         history = await two.history("hot", limit=100)
         assert [c.version for c in history] == list(range(80, 0, -1))
         assert sorted(key for c in history for key in c.added) == sorted(f"k{n}" for n in range(80))
-        # Version 80 forgot what is older than 60, its base (under the row lock).
+        # Version 80 forgot what is older than 60, its base.
         assert [c.version for c in history if c.kept] == list(range(80, 59, -1))
     finally:
         await one.close()
         await two.close()
+        await drop_schema(schema)
+
+
+async def test_a_write_that_forgets_removes_old_contents_in_its_own_statement() -> None:
+    """Every ``history_versions`` versions a write forgets the contents below the full copy
+    before it: on the optimistic path, in the statement that writes the bucket, so the rows
+    hold none once the write is acknowledged, and the bucket row records ``kept_from``."""
+    require_postgres()
+    url, schema = pg_schema_url()
+    store = PostgresStore(url, limits=Limits(history_versions=2))
+    conn = await asyncpg.connect(PG_URL, server_settings={"search_path": schema})
+    try:
+
+        async def on_disk() -> tuple[list[int], int]:
+            rows = await conn.fetch(
+                "SELECT version FROM history WHERE device = 'd'"
+                " AND (data IS NOT NULL OR delta IS NOT NULL) ORDER BY version"
+            )
+            kept_from = await conn.fetchval("SELECT kept_from FROM buckets WHERE device = 'd'")
+            return [r["version"] for r in rows], kept_from
+
+        seen = {}
+        for version in range(1, 8):  # the n-th write makes version n
+            await store.merge("d", {"n": version, f"k{version}": version})
+            seen[version] = await on_disk()
+        assert seen[3] == ([1, 2, 3], 0)
+        # Version 4 forgets below 2, version 6 below 4: each in its own statement.
+        assert seen[4] == ([2, 3, 4], 2)
+        assert seen[5] == ([2, 3, 4, 5], 2)
+        assert seen[6] == ([4, 5, 6], 4)
+        assert seen[7] == ([4, 5, 6, 7], 4)
+        assert [c.version for c in await store.history("d") if c.kept] == [7, 6, 5, 4]
+        assert (await store.at_version("d", 4)).data == {"n": 4} | {f"k{n}": n for n in range(1, 5)}
+        with pytest.raises(NotFoundError):
+            await store.at_version("d", 3)
+        # The entries themselves stay.
+        assert [c.version for c in await store.history("d")] == list(range(7, 0, -1))
+    finally:
+        await conn.close()
+        await store.close()
         await drop_schema(schema)
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "PG",
     "READ_FOR_WRITE",
     "UPDATE_IF",
+    "UPDATE_IF_FORGETTING",
     "UPDATE_IF_WITH_HISTORY",
     "UPDATE_WITH_HISTORY",
     "VERSIONS_OF",
@@ -58,8 +59,9 @@ MIGRATIONS: Final[tuple[list[str], ...]] = (
 # The bucket and its history row in one statement (one round trip): a data-modifying CTE runs
 # in any case. $1-$9 are the bucket row, $10 the actor, $11 the changes, $12 the id of the
 # bucket's newest history row so far (the new row's ``prev``), $13 the full copy (or NULL),
-# $14 the delta (``core.history``). The new row's id is drawn in
-# the bucket's statement, which records it as the bucket's ``head``; the statement returns it.
+# $14 the delta (``core.history``), $15 the bucket's ``kept_from``. The new row's id is drawn
+# in the bucket's statement, which records it as the bucket's ``head``; the statement returns
+# it.
 _COLUMNS = "device, job, data, version, keys, size, updated_at, expires, next_expiry, head"
 _NEXT_ID = "nextval('history_id_seq')"
 _HISTORY_ROW = (
@@ -68,42 +70,50 @@ _HISTORY_ROW = (
     " $12::bigint FROM bucket"
 )
 _INSERT = (
-    f"INSERT INTO buckets ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, {{head}})"
-    " ON CONFLICT (device, job) DO NOTHING RETURNING version, head"
+    f"INSERT INTO buckets ({_COLUMNS}{{more}}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
+    " {head}{values}) ON CONFLICT (device, job) DO NOTHING RETURNING version, head"
 )
-_UPDATE = PG.update_bucket.replace(" WHERE", f", head = {_NEXT_ID} WHERE")
-INSERT_BUCKET = _INSERT.format(head="NULL")
+_UPDATE = PG.update_bucket.replace(" WHERE", f", head = {_NEXT_ID}, kept_from = $15 WHERE")
+INSERT_BUCKET = _INSERT.format(more="", head="NULL", values="")
 UPDATE_WITH_HISTORY = (
     f"WITH bucket AS ({_UPDATE} RETURNING version, head) {_HISTORY_ROW} RETURNING id"
 )
 INSERT_WITH_HISTORY = (
-    f"WITH bucket AS ({_INSERT.format(head=_NEXT_ID)}) {_HISTORY_ROW} RETURNING id"
+    f"WITH bucket AS ({_INSERT.format(more=', kept_from', head=_NEXT_ID, values=', $15')})"
+    f" {_HISTORY_ROW} RETURNING id"
 )
 # The optimistic write (``PostgresStore._write``): one read, then one statement that changes
-# the bucket only if it still has the version that was read ($10 without history, $15 with).
+# the bucket only if it still has the version that was read ($10 without history, $16 with).
 # The read gives the bucket (NULLs when there is none) and the job's schema.
 READ_FOR_WRITE = (
-    "SELECT b.data, b.version, b.updated_at, b.next_expiry, b.expires, b.head,"
+    "SELECT b.data, b.version, b.updated_at, b.next_expiry, b.expires, b.head, b.kept_from,"
     " (SELECT schema FROM jobs WHERE job = $2 AND $2 <> '') FROM (SELECT 1) AS one"
     " LEFT JOIN buckets b ON b.device = $1 AND b.job = $2"
 )
 UPDATE_IF = f"{PG.update_bucket} AND version = $10 RETURNING version"
-UPDATE_IF_WITH_HISTORY = (
-    f"WITH bucket AS ({_UPDATE} AND version = $15 RETURNING version, head)"
-    f" {_HISTORY_ROW} RETURNING id"
+_UPDATE_IF = f"{_UPDATE} AND version = $16 RETURNING version, head"
+UPDATE_IF_WITH_HISTORY = f"WITH bucket AS ({_UPDATE_IF}) {_HISTORY_ROW} RETURNING id"
+# ... and a write that forgets old contents (``WritePlan.forget_through``, $17) forgets them
+# in the same statement, which applies only with the bucket's: atomic with it, and after any
+# other write's forgetting of the bucket, as versions come one after another. Its walk
+# begins at the bucket's newest row before this one (the statement sees the rows as they
+# were before it).
+UPDATE_IF_FORGETTING = (
+    f"WITH bucket AS ({_UPDATE_IF}), forgot AS ({PG.forget_contents_at(17)}"
+    f" AND EXISTS (SELECT FROM bucket)) {_HISTORY_ROW} RETURNING id"
 )
 
 
 def history_values(
     plan: WritePlan, stored: str, head: int | None, seal: Callable[[str, str, str, int], str]
 ) -> tuple[Any, ...]:
-    """The history row's parameters ($10-$14 of ``UPDATE_WITH_HISTORY`` and its kin) for a
-    plan whose bucket text is ``stored`` (``seal``: the store's, for the delta); none when
-    the history is off."""
+    """The history row's parameters and the bucket's ``kept_from`` ($10-$15 of
+    ``UPDATE_WITH_HISTORY`` and its kin) for a plan whose bucket text is ``stored``
+    (``seal``: the store's, for the delta); none when the history is off."""
     h = plan.history
     if h is None:
         return ()
-    return (h.actor, h.changes, head, *history_texts(plan, stored, seal))
+    return (h.actor, h.changes, head, *history_texts(plan, stored, seal), plan.row.kept_from)
 
 
 # A history row an import writes, its id returned to chain the bucket's next row onto.

@@ -1,7 +1,8 @@
 """How the PostgreSQL store writes a bucket: optimistic first (read, plan with
 ``planner.plan_write``, and write in one statement that applies only if the bucket still has
-the version read), under the bucket's row lock when the write has housekeeping to do, keys
-that expired to remove first, a quota to come near, or when its bucket stays contended."""
+the version read, forgetting old contents in it when the write does), under the bucket's row
+lock when the write drops old entries, has keys that expired to remove first or a quota to
+come near, or when its bucket stays contended."""
 
 from __future__ import annotations
 
@@ -40,9 +41,10 @@ class OptimisticWrites:
         expire_in: Mapping[str, float] | None = None,
     ) -> Snapshot:
         """Optimistic first: read, plan, and write in one statement that applies only if the
-        bucket still has the version read (two round trips, no transaction). A lost race
-        plans again. Housekeeping, expired keys, a near quota or a contended bucket take the
-        row lock instead (:meth:`_write_locked`)."""
+        bucket still has the version read (two round trips, no transaction), and forgets old
+        contents with it where the plan does (every ``history_versions`` versions). A lost
+        race plans again. Dropping old entries, expired keys, a near quota or a contended
+        bucket take the row lock instead (:meth:`_write_locked`)."""
         key = job or ""
         for _ in range(pgsql.OPTIMISTIC_ATTEMPTS):
             async with self._connection() as conn:
@@ -54,8 +56,8 @@ class OptimisticWrites:
                 plan = self._plan(stored, operation, expected_version, where, actor, expire_in)
                 if plan is None:
                     return Snapshot(None, stored.version, stored.updated_at, stored.text)
-                if plan.forget_through is not None or plan.drop_through is not None or plan.swept:
-                    break  # housekeeping, or expired keys to remove first: under the row lock
+                if plan.drop_through is not None or plan.swept:
+                    break  # entries to drop, or expired keys to remove first: under the lock
                 if plan.check_quota:  # far from the quota a write cannot pass it
                     others = await conn.fetchval(_SQL.device_bytes_besides, device, key)
                     if self._near_quota(plan, others):
@@ -65,9 +67,16 @@ class OptimisticWrites:
                 if stored.version == 0:
                     statement = pgsql.INSERT_WITH_HISTORY if history else pgsql.INSERT_BUCKET
                     written = await conn.fetchval(statement, *values, *history)
-                else:
-                    statement = pgsql.UPDATE_IF_WITH_HISTORY if history else pgsql.UPDATE_IF
+                elif not history:
+                    written = await conn.fetchval(pgsql.UPDATE_IF, *values, stored.version)
+                elif plan.forget_through is None:
+                    statement = pgsql.UPDATE_IF_WITH_HISTORY
                     written = await conn.fetchval(statement, *values, *history, stored.version)
+                else:
+                    statement, through = pgsql.UPDATE_IF_FORGETTING, plan.forget_through
+                    written = await conn.fetchval(
+                        statement, *values, *history, stored.version, through
+                    )
                 if written is not None:
                     return plan.snapshot()
         return await self._write_locked(device, key, operation, expected_version, actor, expire_in)
@@ -82,14 +91,16 @@ class OptimisticWrites:
         next_expiry: float | None,
         expires: str | None,
         head: int | None,
-        *_: object,  # ``kept_from`` and the rest: 0 and NULL here
+        kept_from: int | None = 0,
+        *_: object,  # the SQLite store's ids of history rows: NULL here
     ) -> StoredBucket:
         """A bucket's row as read (no version: there is none), its text opened. (The store
-        removes old contents at once: its rows keep ``kept_from`` 0.)"""
+        removes old contents in the statement that forgets them; ``kept_from`` records it.)"""
         if version is None or data is None:
             return EMPTY
         text = self._open(device, key, data, version)
-        return StoredBucket(text, version, updated_at, None, decode_expiries(expires), head)
+        expiries = decode_expiries(expires)
+        return StoredBucket(text, version, updated_at, None, expiries, head, kept_from or 0)
 
     def _plan(
         self,

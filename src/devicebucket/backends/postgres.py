@@ -4,9 +4,10 @@
   reorders keys, refuses ``\\u0000`` in strings and returns large floats as integers, so a
   bucket would not come back as it was written.
 * A write reads its bucket, the planner (``planner.plan_write``) merges and checks it (schema
-  included), and one statement writes it (and its history row) only if the bucket still has
-  the version read; otherwise it plans again. A hot bucket, or a write with housekeeping or
-  near the quota, takes the row lock (``SELECT … FOR UPDATE``) in one transaction instead.
+  included), and one statement writes it (and its history row, and removes the old contents
+  the write forgets) only if the bucket still has the version read; otherwise it plans
+  again. A hot bucket, a write that drops old entries or removes expired keys, or one near
+  the quota takes the row lock (``SELECT … FOR UPDATE``) in one transaction instead.
   Writers on any number of servers lose no update.
 * Ids use ``COLLATE "C"``, so devices sort (and page) by bytes, as in SQLite.
 * Tables are created and upgraded by numbered migrations under an advisory lock, so servers

@@ -334,13 +334,18 @@ class SQL:
             f" COALESCE(h.delta, h.data), {kept_from} FROM chain c JOIN history h"
             f" ON h.id = c.id WHERE c.version > {p(3)} ORDER BY c.version LIMIT {p(4)}"
         )
+
         # Contents are forgotten down to the first older row that has none already (on
         # SQLite, only in rows up to the id ``p(4)``: ``sweep_contents`` takes the rest).
-        forget = (
-            "UPDATE history SET data = NULL, delta = NULL WHERE id IN"
-            f" ({chain(f'(c.version > {p(3)} OR c.kept)')} SELECT id FROM chain"
-            f" WHERE version <= {p(3)} AND kept"
-        )
+        def forgetting(through: str) -> str:
+            return (
+                "UPDATE history SET data = NULL, delta = NULL WHERE id IN"
+                f" ({chain(f'(c.version > {through} OR c.kept)')} SELECT id FROM chain"
+                f" WHERE version <= {through} AND kept"
+            )
+
+        self._forgetting = forgetting
+        forget = forgetting(p(3))
         self.forget_contents = f"{forget})"
         self.forget_contents_upto = f"{forget} AND id <= {p(4)})"
         # The contents below their bucket's ``kept_from`` in the rows of ids after ``p(1)``
@@ -450,6 +455,11 @@ class SQL:
             (table, column): f"UPDATE {table} SET {column} = {p(2)} WHERE {d.row_id} = {p(1)}"
             for table, column in sealed
         }
+
+    def forget_contents_at(self, through: int) -> str:
+        """``forget_contents`` with its version the parameter numbered ``through`` (and the
+        bucket's device and job the first two), for a statement that has more."""
+        return f"{self._forgetting(self._param(through))})"
 
     def insert_history_rows(self, rows: int) -> str:
         """``insert_history`` with the ids given, for ``rows`` rows at once (the SQLite

@@ -98,7 +98,7 @@ class BucketRow:
     expires: str | None = None  # ``expiry.encode_expiries``
     next_expiry: float | None = None
     # The oldest version whose history may keep contents: the rows below it are read as
-    # having none (kept on SQLite, which removes them later; not among ``values``).
+    # having none (SQLite removes them later, PostgreSQL in the write; not among ``values``).
     kept_from: int = 0
 
     def values(
