@@ -168,23 +168,18 @@ def write(
             f'["{device}","",{version},{now!r},"local via library",{changes},'
             f'{full or "null"},{{"counter":{n}}},{row[2] or "null"}]'
         )
-        if layout == "batched" or not alone:
-            if row[3]:  # hybrid: the bucket's entries written alone come along
-                batch.add(row[3], row[4])
-            head = batch.add(entry)
-            conn.execute(
-                "UPDATE buckets SET data = ?, version = ?, head = ?, tail = NULL, tail_count = 0"
-                " WHERE device = ? AND job = ''",
-                (text, version, head, device),
-            )
-        elif row[4] + 1 < TAIL:  # a lone write keeps its entry in the bucket row
+        if layout == "hybrid" and alone and row[4] + 1 < TAIL:
+            # A lone write keeps its entry in the bucket row.
             conn.execute(
                 "UPDATE buckets SET data = ?, version = ?, tail = COALESCE(tail || ',', '') || ?,"
                 " tail_count = tail_count + 1 WHERE device = ? AND job = ''",
                 (text, version, entry, device),
             )
-        else:  # the bucket row's entries are full: all move, this one with them
-            batch.add(row[3], row[4])
+        else:
+            # A batch's entry, or a lone one with the bucket row's entries full: the entries
+            # the bucket row holds (hybrid) come along into the transaction's row.
+            if row[3]:
+                batch.add(row[3], row[4])
             head = batch.add(entry)
             conn.execute(
                 "UPDATE buckets SET data = ?, version = ?, head = ?, tail = NULL, tail_count = 0"
