@@ -1,6 +1,6 @@
-"""Where a durable write's history cost goes: seven table layouts in bare sqlite3, same run.
+"""Where a durable write's history cost goes: eight table layouts in bare sqlite3, same run.
 
-    .venv/bin/python bench/history_layouts.py [--devices 1000] [--blocks 30]
+    .venv/bin/python bench/history_layouts.py [--devices 1000] [--blocks 30] [--reads]
 
 Each layout does the same read-merge-write of ~1 KB buckets (WAL, ``synchronous=FULL``), by
 one writer (a transaction and an fsync per write) and in batches of 64 writes to random
@@ -21,10 +21,15 @@ between the layouts, so all see the same disk. The layouts:
 * ``hybrid``: ``batched`` for a transaction of several writes; a lone write appends its
   entry to the bucket row's text of entries instead (no page of the history's in its
   commit), which moves into a batch row once 16 are there or its bucket is next written
-  in a transaction of several.
+  in a transaction of several;
+* ``packed``: ``batched``, its row's entries found without parsing the row: where each
+  entry's text begins, and where the bucket's entry before it is, at fixed widths.
 
-It prints writes/s and the ratio to ``none`` for each. The layouts are sketches of storage,
-not devicebucket's code: they show what each costs before the store is changed.
+It prints writes/s and the ratio to ``none`` for each. With ``--reads`` it then times what a
+page of a bucket's history (its newest 20 entries) costs each layout to read, on 100 buckets
+written 60 times each (a third of the writes alone), and checks that every page read holds
+the bucket's versions, newest first. The layouts are sketches of storage, not devicebucket's
+code: they show what each costs before the store is changed.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import sqlite3
 import tempfile
 import time
 from pathlib import Path
+from typing import Final
 
 PAYLOAD = {f"key{i:02d}": "v" * 40 for i in range(20)}
 TAIL = 16  # entries a bucket row carries before they move to the history table
@@ -60,6 +66,9 @@ LAYOUTS: dict[str, list[str]] = {
     ],
     "batched": ["CREATE TABLE history (id INTEGER PRIMARY KEY, entries TEXT)"],
     "hybrid": ["CREATE TABLE history (id INTEGER PRIMARY KEY, entries TEXT)"],
+    "packed": [
+        "CREATE TABLE history (id INTEGER PRIMARY KEY, prevs BLOB, offsets BLOB, entries BLOB)"
+    ],
 }
 #: Where an entry is: its batch row's id times this, plus its place in the row.
 PLACES = 1024
@@ -74,10 +83,10 @@ class Batch:
         self.entries: list[str] = []
         self.count = 0
 
-    def add(self, entry: str, count: int = 1) -> int:
-        """Add ``count`` entries (their JSON texts, comma-separated); where the last is."""
+    def add(self, entry: str) -> int:
+        """Add an entry (its JSON text); where it is."""
         self.entries.append(entry)
-        self.count += count
+        self.count += 1
         return (self.last_id + 1) * PLACES + self.count - 1
 
     def insert(self, conn: sqlite3.Connection) -> None:
@@ -89,6 +98,49 @@ class Batch:
             )
             self.entries.clear()
             self.count = 0
+
+
+class Pack(Batch):
+    """A transaction's entries for the ``packed`` layout: ``batched``'s row, with each entry
+    found without parsing the rest: the places of the entries before them (20 digits each)
+    and where each entry's text begins in the row's (10 digits each) at fixed widths, so
+    that a ``substr`` of a blob finds either."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.prevs: list[int | None] = []
+
+    def add_entry(self, entry: str, prev: int | None) -> int:
+        """Add an entry (its JSON text) and where the bucket's entry before it is."""
+        self.prevs.append(prev)
+        return self.add(entry)
+
+    def insert(self, conn: sqlite3.Connection) -> None:
+        if not self.entries:
+            return
+        texts = [e.encode() for e in self.entries]
+        starts, at = [], 1
+        for text in texts:
+            starts.append(at)
+            at += len(text)
+        starts.append(at)
+        self.last_id += 1
+        conn.execute(
+            "INSERT INTO history VALUES (?, ?, ?, ?)",
+            (
+                self.last_id,
+                b"".join(b"%020d" % (-1 if p is None else p) for p in self.prevs),
+                b"".join(b"%010d" % start for start in starts),
+                b"".join(texts),
+            ),
+        )
+        self.entries.clear()
+        self.prevs.clear()
+        self.count = 0
+
+
+def new_batch(layout: str) -> Batch:
+    return Pack() if layout == "packed" else Batch()
 
 
 def open_layout(path: Path, layout: str, devices: int) -> sqlite3.Connection:
@@ -161,26 +213,48 @@ def write(
             "UPDATE buckets SET data = ?, version = ?, head = ? WHERE device = ? AND job = ''",
             (text, version, head, device),
         )
+    elif layout == "packed":
+        assert isinstance(batch, Pack)
+        full = text if version % 20 == 0 else None
+        head = batch.add_entry(
+            f'["{device}","",{version},{now!r},"local via library",{changes},'
+            f'{full or "null"},{{"counter":{n}}}]',
+            row[2],
+        )
+        conn.execute(
+            "UPDATE buckets SET data = ?, version = ?, head = ? WHERE device = ? AND job = ''",
+            (text, version, head, device),
+        )
     elif layout in ("batched", "hybrid"):
         full = text if version % 20 == 0 else None
-        # The entry as JSON, its texts (which are JSON already) as they are, not quoted.
-        entry = (
-            f'["{device}","",{version},{now!r},"local via library",{changes},'
-            f'{full or "null"},{{"counter":{n}}},{row[2] or "null"}]'
-        )
+
+        def entry(prev: int | None) -> str:
+            """The entry as JSON, its texts (which are JSON already) as they are, not quoted;
+            ``prev``: where the bucket's entry before it is."""
+            return (
+                f'["{device}","",{version},{now!r},"local via library",{changes},'
+                f'{full or "null"},{{"counter":{n}}},{"null" if prev is None else prev}]'
+            )
+
         if layout == "hybrid" and alone and row[4] + 1 < TAIL:
-            # A lone write keeps its entry in the bucket row.
+            # A lone write keeps its entry in the bucket row (the entries there all follow
+            # the bucket's ``head``).
             conn.execute(
                 "UPDATE buckets SET data = ?, version = ?, tail = COALESCE(tail || ',', '') || ?,"
                 " tail_count = tail_count + 1 WHERE device = ? AND job = ''",
-                (text, version, entry, device),
+                (text, version, entry(row[2]), device),
             )
         else:
             # A batch's entry, or a lone one with the bucket row's entries full: the entries
-            # the bucket row holds (hybrid) come along into the transaction's row.
-            if row[3]:
-                batch.add(row[3], row[4])
-            head = batch.add(entry)
+            # the bucket row holds (hybrid) come along into the transaction's row, chained
+            # there, oldest first, below this one.
+            prev = row[2]
+            if layout == "hybrid" and row[3]:
+                moved = json.loads(f"[{row[3]}]")
+                for e in moved:
+                    e[8] = prev
+                    prev = batch.add(json.dumps(e, separators=(",", ":")))
+            head = batch.add(entry(prev))
             conn.execute(
                 "UPDATE buckets SET data = ?, version = ?, head = ?, tail = NULL, tail_count = 0"
                 " WHERE device = ? AND job = ''",
@@ -216,10 +290,105 @@ def block(
     return time.perf_counter() - start
 
 
+#: The newest entries a page of a bucket's history shows (``--reads``).
+PAGE = 20
+
+
+def newest(conn: sqlite3.Connection, layout: str, device: str) -> list[tuple[object, ...]]:
+    """The bucket's newest ``PAGE`` entries, newest first: (version, at, actor, changes),
+    read as each layout would: a range of the index, a walk down the chain of rows, or a
+    walk down the entries of the rows that hold a batch's (each step SQLite's ``json_each``
+    of its row, which parses the row's whole text), after the bucket row's own entries."""
+    if layout in ("indexed", "tail"):
+        rows = conn.execute(
+            "SELECT version, at, actor, changes FROM history WHERE device = ? AND job = ''"
+            " ORDER BY version DESC LIMIT ?",
+            (device, PAGE),
+        ).fetchall()
+        if layout == "indexed":
+            return rows
+        tail = json.loads(conn.execute(_TAIL, (device,)).fetchone()[0])
+        mine = [(v, at, actor, json.dumps(ch)) for v, at, actor, ch, _ in reversed(tail)]
+        return (mine + rows)[:PAGE]
+    if layout in ("chained", "deltas"):
+        return conn.execute(
+            "WITH RECURSIVE chain(id, n) AS (SELECT head, 1 FROM buckets WHERE device = ?"
+            " AND job = '' UNION ALL SELECT h.prev, c.n + 1 FROM chain c JOIN history h"
+            " ON h.id = c.id WHERE c.n < ?) SELECT h.version, h.at, h.actor, h.changes"
+            " FROM chain c JOIN history h ON h.id = c.id ORDER BY c.n",
+            (device, PAGE),
+        ).fetchall()
+    if layout == "packed":
+        slot = f"(c.place % {PLACES})"
+        begins = f"CAST(substr(h.offsets, {slot} * 10 + 1, 10) AS INTEGER)"
+        ends = f"CAST(substr(h.offsets, {slot} * 10 + 11, 10) AS INTEGER)"
+        return conn.execute(
+            "WITH RECURSIVE chain(place, n) AS (SELECT head, 0 FROM buckets WHERE device = ?"
+            f" AND job = '' UNION ALL SELECT CAST(substr(h.prevs, {slot} * 20 + 1, 20) AS"
+            f" INTEGER), c.n + 1 FROM chain c JOIN history h ON h.id = c.place / {PLACES}"
+            " WHERE c.n + 1 < ? AND c.place >= 0), entries(n, e) AS (SELECT c.n,"
+            f" CAST(substr(h.entries, {begins}, {ends} - {begins}) AS TEXT) FROM chain c"
+            f" JOIN history h ON h.id = c.place / {PLACES} WHERE c.place >= 0)"
+            " SELECT e ->> 2, e ->> 3, e ->> 4, e -> 5 FROM entries ORDER BY n",
+            (device, PAGE),
+        ).fetchall()
+    mine = []
+    if layout == "hybrid":
+        tail = conn.execute(_TAIL, (device,)).fetchone()[0]
+        entries = json.loads(f"[{tail}]") if tail else []
+        mine = [(e[2], e[3], e[4], json.dumps(e[5])) for e in reversed(entries)]
+    rows = conn.execute(
+        "WITH RECURSIVE chain(place, n, entry) AS (SELECT head, 0, NULL FROM buckets"
+        " WHERE device = ? AND job = '' UNION ALL SELECT j.value ->> 8, c.n + 1, j.value"
+        f" FROM chain c JOIN history h ON h.id = c.place / {PLACES} JOIN json_each(h.entries) j"
+        f" ON j.key = c.place % {PLACES} WHERE c.n < ?)"
+        " SELECT entry ->> 2, entry ->> 3, entry ->> 4, entry -> 5"
+        " FROM chain WHERE n > 0 ORDER BY n",
+        (device, PAGE - len(mine)),
+    ).fetchall()
+    return (mine + rows)[:PAGE]
+
+
+_TAIL: Final = "SELECT tail FROM buckets WHERE device = ? AND job = ''"
+
+
+def reads(tmp: Path, devices: int, rounds: int) -> dict[str, float]:
+    """Per layout: ``devices`` buckets written 60 times each, a third of the writes alone and
+    the rest in batches of 64; then the µs to read the newest ``PAGE`` entries of a bucket
+    (every bucket, ``rounds`` times), each read checked against the bucket's versions."""
+    micros: dict[str, float] = {}
+    for layout in LAYOUTS:
+        if layout == "none":
+            continue
+        conn = open_layout(tmp / f"reads-{layout}.db", layout, devices)
+        batch = new_batch(layout)
+        for b in range(devices * 60 // 100):
+            block(conn, layout, devices, 1 if b % 3 == 0 else 64, b * 100, batch)
+        names = [f"d{d:05d}" for d in range(devices)]
+        start = time.perf_counter()
+        for _ in range(rounds):
+            for device in names:
+                newest(conn, layout, device)
+        micros[layout] = (time.perf_counter() - start) / (rounds * devices) * 1e6
+        for device in names:  # the reads were right: the bucket's versions, newest first
+            version = conn.execute(_VERSION, (device,)).fetchone()[0]
+            got = [row[0] for row in newest(conn, layout, device)]
+            want = list(range(version, max(version - PAGE, 1), -1))
+            assert got == want, (layout, device, got, want)
+        conn.close()
+    return micros
+
+
+_VERSION: Final = "SELECT version FROM buckets WHERE device = ? AND job = ''"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--devices", type=int, default=1000)
     parser.add_argument("--blocks", type=int, default=30, help="blocks of 100 writes per cell")
+    parser.add_argument(
+        "--reads", action="store_true", help="then time a page of a bucket's history in each"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="devicebucket-layouts-") as tmp:
         cells = [(name, batch) for name in LAYOUTS for batch in (1, 64)]
@@ -229,7 +398,7 @@ def main() -> None:
             (name, batch): open_layout(Path(tmp) / f"{name}-{batch}.db", name, args.devices)
             for name, batch in cells
         }
-        batches = {cell: Batch() for cell in cells}
+        batches = {cell: new_batch(cell[0]) for cell in cells}
         seconds: dict[tuple[str, int], float] = dict.fromkeys(cells, 0.0)
         for b in range(args.blocks):
             order = list(cells)
@@ -240,7 +409,8 @@ def main() -> None:
                 )
         for conn in conns.values():
             conn.close()
-    writes = args.blocks * 100
+        micros = reads(Path(tmp), 100, 20) if args.reads else {}
+    writes: int = args.blocks * 100
 
     def rate(name: str, batch: int) -> float:
         return writes / seconds[name, batch]
@@ -255,6 +425,15 @@ def main() -> None:
             f"| {name} | {one:,.0f} | {one / rate('none', 1):.2f}× | {many:,.0f}"
             f" | {many / rate('none', 64):.2f}× |"
         )
+    if micros:
+        print()
+        print(f"A page of a bucket's history (its newest {PAGE} entries), 100 buckets written 60")
+        print("times each, a third of the writes alone:")
+        print()
+        print("| layout | µs a page |")
+        print("|---|---:|")
+        for name, value in micros.items():
+            print(f"| {name} | {value:,.0f} |")
 
 
 if __name__ == "__main__":
