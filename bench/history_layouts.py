@@ -308,7 +308,7 @@ def newest(conn: sqlite3.Connection, layout: str, device: str) -> list[tuple[obj
         if layout == "indexed":
             return rows
         tail = json.loads(conn.execute(_TAIL, (device,)).fetchone()[0])
-        mine = [(v, at, actor, json.dumps(ch)) for v, at, actor, ch, _ in reversed(tail)]
+        mine = [(v, at, actor, ch) for v, at, actor, ch, _ in reversed(tail)]
         return (mine + rows)[:PAGE]
     if layout in ("chained", "deltas"):
         return conn.execute(
