@@ -164,6 +164,11 @@ def open_layout(path: Path, layout: str, devices: int) -> sqlite3.Connection:
     return conn
 
 
+_SET_HEAD: Final = (
+    "UPDATE buckets SET data = ?, version = ?, head = ? WHERE device = ? AND job = ''"
+)
+
+
 def write(
     conn: sqlite3.Connection, layout: str, device: str, n: int, batch: Batch, alone: bool
 ) -> None:
@@ -198,10 +203,7 @@ def write(
             " VALUES (?, '', ?, ?, 'local via library', ?, ?, ?)",
             (device, version, now, changes, text, row[2]),
         ).lastrowid
-        conn.execute(
-            "UPDATE buckets SET data = ?, version = ?, head = ? WHERE device = ? AND job = ''",
-            (text, version, head, device),
-        )
+        conn.execute(_SET_HEAD, (text, version, head, device))
     elif layout == "deltas":
         full = text if version % 20 == 0 else None
         head = conn.execute(
@@ -209,32 +211,22 @@ def write(
             " VALUES (?, '', ?, ?, 'local via library', ?, ?, ?, ?)",
             (device, version, now, changes, full, json.dumps({"counter": n}), row[2]),
         ).lastrowid
-        conn.execute(
-            "UPDATE buckets SET data = ?, version = ?, head = ? WHERE device = ? AND job = ''",
-            (text, version, head, device),
-        )
-    elif layout == "packed":
-        assert isinstance(batch, Pack)
+        conn.execute(_SET_HEAD, (text, version, head, device))
+    elif layout in ("batched", "hybrid", "packed"):
         full = text if version % 20 == 0 else None
-        head = batch.add_entry(
-            f'["{device}","",{version},{now!r},"local via library",{changes},'
-            f'{full or "null"},{{"counter":{n}}}]',
-            row[2],
+        # The entry as JSON, its texts (which are JSON already) as they are, not quoted.
+        fields = (
+            f'"{device}","",{version},{now!r},"local via library",{changes},'
+            f'{full or "null"},{{"counter":{n}}}'
         )
-        conn.execute(
-            "UPDATE buckets SET data = ?, version = ?, head = ? WHERE device = ? AND job = ''",
-            (text, version, head, device),
-        )
-    elif layout in ("batched", "hybrid"):
-        full = text if version % 20 == 0 else None
+        if isinstance(batch, Pack):  # where the entry before it is: beside the row's texts
+            head = batch.add_entry(f"[{fields}]", row[2])
+            conn.execute(_SET_HEAD, (text, version, head, device))
+            return
 
         def entry(prev: int | None) -> str:
-            """The entry as JSON, its texts (which are JSON already) as they are, not quoted;
-            ``prev``: where the bucket's entry before it is."""
-            return (
-                f'["{device}","",{version},{now!r},"local via library",{changes},'
-                f'{full or "null"},{{"counter":{n}}},{"null" if prev is None else prev}]'
-            )
+            """The entry with ``prev``, where the bucket's entry before it is."""
+            return f"[{fields},{'null' if prev is None else prev}]"
 
         if layout == "hybrid" and alone and row[4] + 1 < TAIL:
             # A lone write keeps its entry in the bucket row (the entries there all follow
