@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import selectors
 import sqlite3
 import subprocess
 import sys
+import time
 from contextlib import closing
 from pathlib import Path
 
@@ -367,6 +369,40 @@ async def test_a_loop_of_writes_lets_timers_and_io_run(tmp_path: Path) -> None:
     server.close()
     await server.wait_closed()
     await store.close()
+
+
+def test_a_loop_with_nothing_else_to_serve_gets_no_laps_from_lone_writes(
+    tmp_path: Path,
+) -> None:
+    # A lap lets the loop poll for I/O and run its timers: a loop with neither (a script's
+    # loop of writes) gets none, and with a timer pending the laps come back.
+    polls = 0
+
+    class Counting(selectors.DefaultSelector):
+        def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+            nonlocal polls
+            polls += 1
+            return super().select(timeout)
+
+    loop = asyncio.SelectorEventLoop(Counting())
+    store = SQLiteStore(tmp_path / "s.db")
+
+    async def polls_during_writes(seconds: float) -> int:
+        nonlocal polls
+        await store.merge("d", {"n": 0})
+        polls, n, end = 0, 0, time.monotonic() + seconds
+        while time.monotonic() < end:
+            n += 1
+            await store.merge("d", {"n": n})
+        return polls
+
+    try:
+        assert loop.run_until_complete(polls_during_writes(0.05)) == 0
+        loop.call_later(60, lambda: None)
+        assert loop.run_until_complete(polls_during_writes(0.05)) >= 10
+    finally:
+        loop.run_until_complete(store.close())
+        loop.close()
 
 
 async def test_a_batchs_history_rows_keep_every_bucket_restorable(tmp_path: Path) -> None:

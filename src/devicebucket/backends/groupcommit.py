@@ -6,7 +6,9 @@ commits the batch and answers the others. It yields only while something else is
 run: a lone writer commits at once, and a batch whose writers have all joined commits
 without a last empty lap of the loop. A lap is never skipped for long, though
 (``MAX_SECONDS_WITHOUT_LAP``): a loop of writes with nothing else ready would otherwise never
-let the event loop poll for I/O or run its timers.
+let the event loop poll for I/O or run its timers. A loop with nothing that a lap could serve
+(no timers, no signal handlers, no file watched but its own wake-up pipe: a script's loop of
+writes) gets none.
 """
 
 from __future__ import annotations
@@ -166,11 +168,31 @@ def _lap_due(loop: asyncio.AbstractEventLoop, state: ThreadState) -> bool:
     """Whether the leader should let the loop run before it commits: something else is
     ready to run (a writer that could join; told by CPython's queue of callbacks due now,
     ``_ready``, and assumed on a loop without one, such as uvloop), or the thread's writers
-    have not let the loop poll for I/O and timers for ``MAX_SECONDS_WITHOUT_LAP``."""
+    have not let the loop poll for I/O and timers for ``MAX_SECONDS_WITHOUT_LAP`` and it
+    has some to poll or run."""
     ready = getattr(loop, "_ready", None)
     if ready is None or len(ready) > 0:
         return True
-    return time.monotonic() - state.lapped_at >= MAX_SECONDS_WITHOUT_LAP
+    now = time.monotonic()
+    if now - state.lapped_at < MAX_SECONDS_WITHOUT_LAP:
+        return False
+    if _idle(loop):  # a lap would have found nothing: as good as one
+        state.lapped_at = now
+        return False
+    return True
+
+
+def _idle(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether a lap of ``loop`` could only find its own wake-ups: no timer is scheduled, no
+    signal handler set, no file watched but the pipe that wakes it (CPython's selector
+    loops; any other loop is assumed busy). Whatever another thread or a signal asks of it
+    (``call_soon_threadsafe``) comes through ``_ready``, which the leader reads first."""
+    scheduled = getattr(loop, "_scheduled", None)
+    handlers = getattr(loop, "_signal_handlers", None)
+    selector = getattr(loop, "_selector", None)
+    if scheduled is None or handlers is None or selector is None:
+        return False
+    return not scheduled and not handlers and len(selector.get_map()) <= 1
 
 
 def answer(batch: Sequence[Pending], results: Sequence[Snapshot | BaseException]) -> None:
