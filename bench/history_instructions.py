@@ -15,9 +15,11 @@ It takes about a minute and a half.
 (2,560 writes, as many as 40 batches of 64), and beside it bare sqlite3 doing the same
 read-merge-write (``bench_sqlite.bare_set``), so the store's ratio to bare is read off the
 processor's work alone, with the disk's time left out. A lone writer awaits its write
-directly (no task of its own, as in ``bench_sqlite.py``), and its laps of the event loop
-are left out: the store makes one a millisecond (``groupcommit.MAX_SECONDS_WITHOUT_LAP``),
-which is every few writes outside valgrind but every write under it (~25k instructions).
+directly (no task of its own, as in ``bench_sqlite.py``), and what the store does once a
+millisecond (``groupcommit.MAX_SECONDS_WITHOUT_LAP``) is left out: every few writes
+outside valgrind but every write under it. It is a lap of the event loop (~20k
+instructions) where the loop has anything a lap could serve, else a look at the loop that
+finds nothing (``groupcommit._idle``, a few thousand): a script's loop of writes, as here.
 """
 
 from __future__ import annotations
