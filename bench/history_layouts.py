@@ -1,4 +1,4 @@
-"""Where a durable write's history cost goes: eight table layouts in bare sqlite3, same run.
+"""Where a durable write's history cost goes: nine table layouts in bare sqlite3, same run.
 
     .venv/bin/python bench/history_layouts.py [--devices 1000] [--blocks 30] [--reads]
 
@@ -23,7 +23,10 @@ between the layouts, so all see the same disk. The layouts:
   commit), which moves into a batch row once 16 are there or its bucket is next written
   in a transaction of several;
 * ``packed``: ``batched``, its row's entries found without parsing the row: where each
-  entry's text begins, and where the bucket's entry before it is, at fixed widths.
+  entry's text begins, and where the bucket's entry before it is, at fixed widths;
+* ``array``: one row a transaction holding its entries' values one after another in one
+  JSON array, made by one ``orjson.dumps`` of the transaction's list of values (each
+  entry's texts as JSON strings): the row a scratch patch of the store measured.
 
 It prints writes/s and the ratio to ``none`` for each. With ``--reads`` it then times what a
 page of a bucket's history (its newest 20 entries) costs each layout to read, on 100 buckets
@@ -42,6 +45,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Final
+
+import orjson
 
 PAYLOAD = {f"key{i:02d}": "v" * 40 for i in range(20)}
 TAIL = 16  # entries a bucket row carries before they move to the history table
@@ -69,6 +74,7 @@ LAYOUTS: dict[str, list[str]] = {
     "packed": [
         "CREATE TABLE history (id INTEGER PRIMARY KEY, prevs BLOB, offsets BLOB, entries BLOB)"
     ],
+    "array": ["CREATE TABLE history (id INTEGER PRIMARY KEY, entries TEXT)"],
 }
 #: Where an entry is: its batch row's id times this, plus its place in the row.
 PLACES = 1024
@@ -139,7 +145,34 @@ class Pack(Batch):
         self.count = 0
 
 
+class Values(Batch):
+    """A transaction's entries for the ``array`` layout: their values one after another
+    (``FIELDS`` an entry), one ``orjson.dumps`` at the commit."""
+
+    FIELDS: Final = 9  # device, job, version, at, actor, changes, data, delta, prev
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: list[object] = []
+
+    def add_values(self, *values: object) -> int:
+        """Add an entry's ``FIELDS`` values; where it is."""
+        self.values += values
+        self.count += 1
+        return (self.last_id + 1) * PLACES + self.count - 1
+
+    def insert(self, conn: sqlite3.Connection) -> None:
+        if self.values:
+            self.last_id += 1
+            entries = orjson.dumps(self.values).decode()
+            conn.execute("INSERT INTO history VALUES (?, ?)", (self.last_id, entries))
+            self.values.clear()
+            self.count = 0
+
+
 def new_batch(layout: str) -> Batch:
+    if layout == "array":
+        return Values()
     return Pack() if layout == "packed" else Batch()
 
 
@@ -211,6 +244,13 @@ def write(
             " VALUES (?, '', ?, ?, 'local via library', ?, ?, ?, ?)",
             (device, version, now, changes, full, json.dumps({"counter": n}), row[2]),
         ).lastrowid
+        conn.execute(_SET_HEAD, (text, version, head, device))
+    elif isinstance(batch, Values):
+        full = text if version % 20 == 0 else None
+        delta = json.dumps({"counter": n})
+        head = batch.add_values(
+            device, "", version, now, "local via library", changes, full, delta, row[2]
+        )
         conn.execute(_SET_HEAD, (text, version, head, device))
     elif layout in ("batched", "hybrid", "packed"):
         full = text if version % 20 == 0 else None
@@ -308,6 +348,17 @@ def newest(conn: sqlite3.Connection, layout: str, device: str) -> list[tuple[obj
             " AND job = '' UNION ALL SELECT h.prev, c.n + 1 FROM chain c JOIN history h"
             " ON h.id = c.id WHERE c.n < ?) SELECT h.version, h.at, h.actor, h.changes"
             " FROM chain c JOIN history h ON h.id = c.id ORDER BY c.n",
+            (device, PAGE),
+        ).fetchall()
+    if layout == "array":
+        at = f"(c.place % {PLACES}) * {Values.FIELDS}"
+        return conn.execute(
+            "WITH RECURSIVE chain(place, n) AS (SELECT head, 0 FROM buckets WHERE device = ?"
+            f" AND job = '' UNION ALL SELECT h.entries ->> ({at} + 8), c.n + 1 FROM chain c"
+            f" JOIN history h ON h.id = c.place / {PLACES} WHERE c.n + 1 < ?)"
+            f" SELECT h.entries ->> ({at} + 2), h.entries ->> ({at} + 3),"
+            f" h.entries ->> ({at} + 4), h.entries ->> ({at} + 5) FROM chain c"
+            f" JOIN history h ON h.id = c.place / {PLACES} ORDER BY c.n",
             (device, PAGE),
         ).fetchall()
     if layout == "packed":
