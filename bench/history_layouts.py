@@ -92,18 +92,26 @@ class Batch:
     def add(self, entry: str) -> int:
         """Add an entry (its JSON text); where it is."""
         self.entries.append(entry)
+        return self.placed()
+
+    def placed(self) -> int:
+        """Count the entry just added; where it is."""
         self.count += 1
         return (self.last_id + 1) * PLACES + self.count - 1
 
+    def text(self) -> str:
+        """The row's text: its entries in a JSON array."""
+        return "[" + ",".join(self.entries) + "]"
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.count = 0
+
     def insert(self, conn: sqlite3.Connection) -> None:
-        if self.entries:
+        if self.count:
             self.last_id += 1
-            conn.execute(
-                "INSERT INTO history VALUES (?, ?)",
-                (self.last_id, "[" + ",".join(self.entries) + "]"),
-            )
-            self.entries.clear()
-            self.count = 0
+            conn.execute("INSERT INTO history VALUES (?, ?)", (self.last_id, self.text()))
+            self.clear()
 
 
 class Pack(Batch):
@@ -140,9 +148,11 @@ class Pack(Batch):
                 b"".join(texts),
             ),
         )
-        self.entries.clear()
+        self.clear()
+
+    def clear(self) -> None:
+        super().clear()
         self.prevs.clear()
-        self.count = 0
 
 
 class Values(Batch):
@@ -158,16 +168,14 @@ class Values(Batch):
     def add_values(self, *values: object) -> int:
         """Add an entry's ``FIELDS`` values; where it is."""
         self.values += values
-        self.count += 1
-        return (self.last_id + 1) * PLACES + self.count - 1
+        return self.placed()
 
-    def insert(self, conn: sqlite3.Connection) -> None:
-        if self.values:
-            self.last_id += 1
-            entries = orjson.dumps(self.values).decode()
-            conn.execute("INSERT INTO history VALUES (?, ?)", (self.last_id, entries))
-            self.values.clear()
-            self.count = 0
+    def text(self) -> str:
+        return orjson.dumps(self.values).decode()
+
+    def clear(self) -> None:
+        super().clear()
+        self.values.clear()
 
 
 def new_batch(layout: str) -> Batch:

@@ -30,7 +30,6 @@ import random
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -113,13 +112,12 @@ async def main() -> None:
         await on.close()
         await off.close()
     bare = totals["bare sqlite3"]
-    median: Callable[[list[float]], float] = statistics.median
     print(f"{args.blocks * 100:,} lone durable writes a cell, 1,000 devices, ~1 KB buckets")
     print()
     print("| µs a write | " + " | ".join(PHASES) + " | mean, whole | bare / it |")
     print("|---|" + "---:|" * (len(PHASES) + 2))
     for name in ("history on", "history off", "bare sqlite3"):
-        phases = " | ".join(f"{median(xs) * 1e6:.1f}" for xs in times[name])
+        phases = " | ".join(f"{statistics.median(xs) * 1e6:.1f}" for xs in times[name])
         mean = totals[name] / len(times[name][0]) * 1e6
         print(f"| {name} | {phases} | {mean:.1f} | {bare / totals[name]:.3f} |")
 
