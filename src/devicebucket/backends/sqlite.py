@@ -3,7 +3,9 @@
 How it is fast and safe at once:
 
 * Reads run inline on the caller's thread, on that thread's own connection: a primary-key
-  lookup costs a few microseconds, far less than a hop to a worker thread would.
+  lookup costs a few microseconds, far less than a hop to a worker thread would. A bucket
+  read again with nothing committed since, by anyone, is answered from memory
+  (``sqlitereads``: the WAL-index header tells, without a lock).
 * Writes are grouped per event loop (group commit, ``groupcommit``). The first writer leads: it
   yields to the loop, so every writer that is ready joins its batch, and yields again while
   the batch keeps growing; then it runs the batch in one ``BEGIN IMMEDIATE`` transaction
@@ -53,6 +55,7 @@ from .queries import device_page_sql
 from .sql import SQLStore
 from .sqlitebatch import BatchCommit
 from .sqlitefile import connect, migrate, transaction
+from .sqlitereads import ReadCache
 from .sqlitesummary import DeviceSummary
 from .statements import SQL, SQLITE, Row, device_info, job_row
 
@@ -121,6 +124,7 @@ class SQLiteStore(SQLStore, BatchCommit):
         self._migrated = False
         self._closed = False
         self._summary = DeviceSummary()
+        self._reads = ReadCache(self.path)
 
     # --- connections ---------------------------------------------------------------------
 
@@ -232,6 +236,7 @@ class SQLiteStore(SQLStore, BatchCommit):
         self._closed = True
         with self._lock:
             connections, self._connections = self._connections, []
+        self._reads.close()
         for conn in connections:
             conn.close()
         self._state.conn = None
@@ -244,7 +249,7 @@ class SQLiteStore(SQLStore, BatchCommit):
         if not self._migrated and self._absent():
             return Snapshot({}, 0, None, "{}")
         try:
-            row = self._conn().execute(_SQL.select_bucket, (device, job or "")).fetchone()
+            row = self._reads.fetch(self._conn(), _SQL.select_bucket, (device, job or ""))
         except (sqlite3.Error, OSError) as exc:
             raise self._fail(exc) from None
         if row is None:
@@ -258,7 +263,7 @@ class SQLiteStore(SQLStore, BatchCommit):
         if not self._migrated and self._absent():  # written out as _get is
             return "{}", 0
         try:
-            row = self._conn().execute(_SQL.select_bucket, (device, job or "")).fetchone()
+            row = self._reads.fetch(self._conn(), _SQL.select_bucket, (device, job or ""))
         except (sqlite3.Error, OSError) as exc:
             raise self._fail(exc) from None
         if row is None:
