@@ -27,6 +27,14 @@ def opened(path: Path, files: MappedFiles | None = None) -> SQLiteStore:
     return store
 
 
+async def read_twice(store: SQLiteStore, device: str) -> object:
+    """The bucket's data, read twice (the second time through what the first kept, if
+    anything), once both reads agree."""
+    first, second = (await store.get(device)).data, (await store.get(device)).data
+    assert first == second
+    return first
+
+
 def traced(store: SQLiteStore) -> list[str]:
     """The statements this thread's connection runs from now on."""
     statements: list[str] = []
@@ -40,29 +48,43 @@ async def test_a_bucket_read_again_with_nothing_committed_is_not_read_from_the_f
     store = opened(tmp_path / "s.db")
     await store.merge("d", {"a": 1})
     await store.merge("e", {"b": 2})
-    await store.get("e")  # the store's first read: the header is found after it
     statements = traced(store)
-    first = await store.get("d")
-    assert len(statements) == 1  # read through SQLite once
-    again, text = await store.get("d"), await store.get_json("d")
-    assert statements == [statements[0]]  # then from memory
-    assert (again.data, again.version, text) == (first.data, 1, ('{"a":1}', 1))
-    # Each bucket is kept on its own: another one is read from the file.
-    assert (await store.get("e")).data == {"b": 2}
+    await store.get("e")  # the store's first read: the header is found after it
+    await store.get("e")  # the first since the commits: it notes the header
     assert len(statements) == 2
+    first = await store.get("d")  # the file is quiet: the row is kept
+    assert len(statements) == 3
+    again, text = await store.get("d"), await store.get_json("d")
+    assert len(statements) == 3  # then from memory
+    assert (again.data, again.version, text) == (first.data, 1, ('{"a":1}', 1))
+    # Each bucket is kept on its own: another one is read from the file once.
+    assert (await store.get("e")).data == {"b": 2}
+    assert (await store.get("e")).data == {"b": 2}
+    assert len(statements) == 4
     # A missing bucket too: read once, then known to be missing.
     assert (await store.get("nobody")).version == 0
     assert (await store.get("nobody")).version == 0
-    assert len(statements) == 3
+    assert len(statements) == 5
+    await store.close()
+
+
+async def test_a_read_between_every_two_commits_keeps_nothing(tmp_path: Path) -> None:
+    store = opened(tmp_path / "s.db")
+    await store.merge("d", {"n": 0})
+    await store.get("d")  # maps the file
+    for n in range(1, 5):
+        await store.merge("d", {"n": n})
+        assert (await store.get("d")).data == {"n": n}
+        assert store._reads.rows == {}
     await store.close()
 
 
 async def test_a_write_of_the_store_itself_is_read_at_once(tmp_path: Path) -> None:
     store = opened(tmp_path / "s.db")
     await store.merge("d", {"a": 1})
-    assert (await store.get("d")).data == {"a": 1}
+    assert await read_twice(store, "d") == {"a": 1}
     await store.merge("d", {"a": 2})
-    assert (await store.get("d")).data == {"a": 2}
+    assert await read_twice(store, "d") == {"a": 2}
     await store.delete("d", ["a"])
     assert (await store.get_json("d")) == ("{}", 3)
     await store.close()
@@ -71,22 +93,23 @@ async def test_a_write_of_the_store_itself_is_read_at_once(tmp_path: Path) -> No
 async def test_a_commit_by_another_connection_is_read_by_the_next_read(tmp_path: Path) -> None:
     store = opened(tmp_path / "s.db")
     await store.merge("d", {"a": 1})
-    assert (await store.get("d")).data == {"a": 1}
-    assert (await store.get("d")).data == {"a": 1}  # now from memory
+    assert await read_twice(store, "d") == {"a": 1}
+    assert await read_twice(store, "d") == {"a": 1}  # now from memory
     # Another store on the file: a connection of its own.
     other = SQLiteStore(tmp_path / "s.db")
     await other.merge("d", {"a": 2})
-    assert (await store.get("d")).data == {"a": 2}
+    assert await read_twice(store, "d") == {"a": 2}
     # Plain sqlite3, changing the row behind both stores' backs.
     with closing(sqlite3.connect(tmp_path / "s.db", isolation_level=None)) as conn:
         conn.execute("UPDATE buckets SET data = '{\"a\":3}', version = 3 WHERE device = 'd'")
-    assert (await store.get("d")).data == {"a": 3}
-    # A commit that changes another bucket: this one is read again all the same, and
-    # holds what it held.
+    assert await read_twice(store, "d") == {"a": 3}
+    # A commit that changes another bucket: this one is read again all the same (once to
+    # note the header, once to be kept), and holds what it held.
     await other.merge("e", {"b": 1})
     statements = traced(store)
-    assert (await store.get("d")).data == {"a": 3}
-    assert len(statements) == 1
+    assert await read_twice(store, "d") == {"a": 3}
+    assert await read_twice(store, "d") == {"a": 3}
+    assert len(statements) == 2
     await other.close()
     await store.close()
 
@@ -94,8 +117,8 @@ async def test_a_commit_by_another_connection_is_read_by_the_next_read(tmp_path:
 async def test_a_commit_by_another_process_is_read_by_the_next_read(tmp_path: Path) -> None:
     store = opened(tmp_path / "s.db")
     await store.merge("d", {"a": 1})
-    assert (await store.get("d")).data == {"a": 1}
-    assert (await store.get("d")).data == {"a": 1}
+    assert await read_twice(store, "d") == {"a": 1}
+    assert await read_twice(store, "d") == {"a": 1}
     code = (
         "import asyncio, sys\n"
         "from devicebucket import SQLiteStore\n"
@@ -107,7 +130,7 @@ async def test_a_commit_by_another_process_is_read_by_the_next_read(tmp_path: Pa
     )
     child = await asyncio.create_subprocess_exec(sys.executable, "-c", code, str(tmp_path / "s.db"))
     assert await child.wait() == 0
-    assert (await store.get("d")).data == {"a": "from the child"}
+    assert await read_twice(store, "d") == {"a": "from the child"}
     await store.close()
 
 
@@ -116,12 +139,12 @@ async def test_a_commit_by_another_thread_of_the_store_is_read_by_the_next_read(
 ) -> None:
     store = opened(tmp_path / "s.db")
     await store.merge("d", {"a": 1})
-    assert (await store.get("d")).data == {"a": 1}
-    assert (await store.get("d")).data == {"a": 1}
+    assert await read_twice(store, "d") == {"a": 1}
+    assert await read_twice(store, "d") == {"a": 1}
     writer = threading.Thread(target=asyncio.run, args=(store.merge("d", {"a": 2}),))
     writer.start()
     writer.join()
-    assert (await store.get("d")).data == {"a": 2}
+    assert await read_twice(store, "d") == {"a": 2}
     await store.close()
 
 
@@ -132,6 +155,8 @@ def test_a_row_read_while_another_connection_commits_is_not_kept(tmp_path: Path)
     conn = store._conn()
     cache = ReadCache(path, files=MappedFiles())
     assert cache.fetch(conn, SELECT, ("d", ""))[0] == '{"a":1}'  # maps the file
+    assert cache.fetch(conn, SELECT, ("d", ""))[0] == '{"a":1}'  # notes the header
+    assert cache.rows == {}
     elsewhere = sqlite3.connect(path, isolation_level=None)
 
     def commit_elsewhere() -> int:
@@ -144,6 +169,7 @@ def test_a_row_read_while_another_connection_commits_is_not_kept(tmp_path: Path)
     during = f"{SELECT} AND commit_elsewhere() = 0"
     assert cache.fetch(conn, during, ("d", "")) == ('{"a":1}', 1)
     assert cache.rows == {}
+    assert cache.fetch(conn, SELECT, ("d", "")) == ('{"a":2}', 2)  # notes the new header
     assert cache.fetch(conn, SELECT, ("d", "")) == ('{"a":2}', 2)
     assert ("d", "") in cache.rows  # nothing committed while this one was read
     elsewhere.close()
@@ -151,24 +177,33 @@ def test_a_row_read_while_another_connection_commits_is_not_kept(tmp_path: Path)
     asyncio.run(store.close())
 
 
-def test_a_header_that_cannot_be_read_whole_serves_nothing_from_memory(tmp_path: Path) -> None:
+def test_a_header_that_cannot_be_read_whole_keeps_nothing(tmp_path: Path) -> None:
+    store = opened(tmp_path / "s.db")
+    asyncio.run(store.merge("d", {"a": 1}))
+    conn = store._conn()
+    # A cache whose -shm file is written by hand, beside a real database to read from.
     cache = ReadCache(tmp_path / "x.db", files=MappedFiles())
     shm = tmp_path / "x.db-shm"
-    assert cache.header() is None  # no file yet
     copy = bytearray(48)
     copy[12] = 1  # isInit
     copy[16:20] = (7).to_bytes(4, "little")  # mxFrame
-    shm.write_bytes(bytes(copy) + bytes(copy) + bytes(32_720))
-    cache._map()
-    assert cache.header() == bytes(copy)
+    whole = bytes(copy) * 2
+    shm.write_bytes(whole + bytes(32_672))
+    assert cache.fetch(conn, SELECT, ("d", "")) == ('{"a":1}', 1)  # maps the file
+    assert cache.map is not None
+    for _ in range(2):  # notes the header, then keeps the row
+        assert cache.fetch(conn, SELECT, ("d", "")) == ('{"a":1}', 1)
+    assert cache.rows[("d", "")][0] == whole
     torn = bytes(copy[:16]) + (8).to_bytes(4, "little") + bytes(copy[20:])
-    shm.write_bytes(torn + bytes(copy))  # a commit halfway through publishing its header
-    assert cache.header() is None
-    unbuilt = bytes(48)
-    shm.write_bytes(unbuilt + unbuilt)  # isInit 0: no connection has built the index
-    assert cache.header() is None
+    for header in (torn + bytes(copy), bytes(96)):  # a commit publishing it; isInit 0
+        cache.rows.clear()
+        shm.write_bytes(header)
+        for _ in range(2):
+            assert cache.fetch(conn, SELECT, ("d", "")) == ('{"a":1}', 1)
+        assert cache.rows == {}
     cache.close()
     assert cache.map is None
+    asyncio.run(store.close())
 
 
 def test_the_rows_kept_are_bounded(tmp_path: Path) -> None:
@@ -179,7 +214,8 @@ def test_the_rows_kept_are_bounded(tmp_path: Path) -> None:
     conn = store._conn()
     text = len('{"v":"' + "x" * 100 + '"}')
     cache = ReadCache(path, max_bytes=3 * (ROW_OVERHEAD + text), files=MappedFiles())
-    cache.fetch(conn, SELECT, ("d0", ""))  # maps the file, keeps nothing yet
+    for _ in range(2):  # maps the file, notes the header
+        cache.fetch(conn, SELECT, ("d0", ""))
     for n in range(10):
         cache.fetch(conn, SELECT, (f"d{n}", ""))
         assert len(cache.rows) <= 3
@@ -193,8 +229,8 @@ def test_the_rows_kept_are_bounded(tmp_path: Path) -> None:
 def test_a_forked_child_trusts_nothing_its_parent_kept(tmp_path: Path) -> None:
     store = opened(tmp_path / "s.db")
     asyncio.run(store.merge("d", {"parent": 1}))
-    asyncio.run(store.get("d"))
-    assert asyncio.run(store.get("d")).data == {"parent": 1}
+    for _ in range(3):  # maps the file, notes the header, keeps the row
+        assert asyncio.run(store.get("d")).data == {"parent": 1}
     assert store._reads.rows
     assert store._reads.map is not None
     pid = os.fork()

@@ -13,9 +13,11 @@ SQLite keeps its own page cache across transactions by this comparison.
 So a row read is kept with the header read just before its statement, if the header read
 just after is the same (nothing was published meanwhile: the row is of that state), and
 a later read of the same bucket under the same header is answered from memory, for the
-cost of comparing 48 bytes. Any commit, by any connection, thread or process, changes the
-header, and with it every row kept. No lock is taken, and no row can be stale: the header
-is compared on every read, as SQLite compares it at the start of each read transaction.
+cost of comparing the header's bytes. Any commit, by any connection, thread or process,
+changes the header, and with it every row kept. No lock is taken, and no row can be
+stale: the header is compared on every read, as SQLite compares it at the start of each
+read transaction. Rows are kept only while the file is quiet (the header the same as at
+the read before), so that a read between every two commits costs little more than before.
 
 The header is read through a mapping of the ``-shm`` file's first bytes. Two rules keep it
 safe, both from how SQLite shares that file between processes:
@@ -44,6 +46,7 @@ __all__ = ["MappedFiles", "ReadCache"]
 
 #: The bytes of one copy of the WAL-index header; the file begins with two.
 _HEADER: Final = 48
+_BOTH: Final = 2 * _HEADER
 #: Where the header's ``isInit`` byte is: 0 while no connection has built the index.
 _IS_INIT: Final = 12
 #: What the rows kept may hold, counting each row's text and ``ROW_OVERHEAD`` for the rest;
@@ -59,7 +62,17 @@ class ReadCache:
     the store's threads: an entry is checked against the header on its own, never trusted
     because of another (their total size is counted loosely across threads)."""
 
-    __slots__ = ("__weakref__", "files", "map", "mapped", "max_bytes", "rows", "shm", "size")
+    __slots__ = (
+        "__weakref__",
+        "files",
+        "last",
+        "map",
+        "mapped",
+        "max_bytes",
+        "rows",
+        "shm",
+        "size",
+    )
 
     def __init__(
         self, path: Path, max_bytes: int = MAX_BYTES, files: MappedFiles | None = None
@@ -69,57 +82,53 @@ class ReadCache:
         self.max_bytes = max_bytes
         self.files = FILES if files is None else files
         self.map: mmap.mmap | None = None
-        self.mapped = False  # whether the mapping was asked for (once)
-        # (device, job): (the header, the row or None, the size counted for it)
+        self.mapped = False  # whether the mapping was asked for (once, see ``fetch``)
+        self.last = b""  # the header's copies as the last read found them
+        # (device, job): (the header's two copies, the row or None, the size counted for it)
         self.rows: dict[tuple[str, str], tuple[bytes, Any, int]] = {}
         self.size = 0
         _caches.add(self)
 
-    def header(self) -> bytes | None:
-        """The WAL-index header as it is now, or None if it cannot be read whole (no
-        ``-shm`` file mapped yet, a commit publishing it, an index not built)."""
-        shared = self.map
-        if shared is None:
-            return None
-        try:
-            first = shared[:_HEADER]  # the copy SQLite writes second, read first
-            second = shared[_HEADER : 2 * _HEADER]
-        except ValueError:  # closed: its file was deleted under an open store
-            return None
-        if first != second or not first[_IS_INIT]:
-            return None
-        return first
-
     def fetch(self, conn: sqlite3.Connection, query: str, key: tuple[str, str]) -> Any:
         """The row of ``query`` for ``key`` (a bucket's, its text first; None if there is
         none): from memory if it was read under the header there is now, else from
-        ``conn``, and then kept if no commit was published while it was read."""
-        header = self.header()
-        kept = None
-        if header is not None:
-            kept = self.rows.get(key)
-            if kept is not None and kept[0] == header:
-                return kept[1]
+        ``conn``. A row is kept only while the file is quiet: if the header was whole and
+        the same at the store's read before this one (a file written between every two
+        reads would only fill memory) and no commit was published while it was read.
+        Written out: every line is paid by each read that misses."""
+        shared = self.map
+        if shared is None:
+            row = conn.execute(query, key).fetchone()
+            if not self.mapped:  # after a read through SQLite: see the module's docstring
+                self.mapped = True
+                self.map = self.files.map(self.shm)
+            return row
+        try:
+            before = shared[:_BOTH]  # both copies: the one SQLite writes second comes first
+        except ValueError:  # closed: its file was deleted under an open store
+            return conn.execute(query, key).fetchone()
+        if before != self.last:  # a commit since the last read (by any thread: a hint)
+            self.last = before
+            return conn.execute(query, key).fetchone()
+        kept = self.rows.get(key)
+        if kept is not None and kept[0] == before:
+            return kept[1]  # kept under a whole header: so this one is, and the same
         row = conn.execute(query, key).fetchone()
-        if header is None:
-            self._map()
-        elif self.header() == header:
-            size = ROW_OVERHEAD + (0 if row is None else len(row[0]))
-            if kept is not None:
-                self.size -= kept[2]
-            if self.size + size > self.max_bytes:
-                self.rows.clear()
-                self.size = 0
-            self.rows[key] = (header, row, size)
-            self.size += size
+        if before[:_HEADER] == before[_HEADER:] and before[_IS_INIT]:
+            try:
+                published = shared[:_BOTH] != before
+            except ValueError:
+                published = True
+            if not published:
+                size = ROW_OVERHEAD + (0 if row is None else len(row[0]))
+                if kept is not None:
+                    self.size -= kept[2]
+                if self.size + size > self.max_bytes:
+                    self.rows.clear()
+                    self.size = 0
+                self.rows[key] = (before, row, size)
+                self.size += size
         return row
-
-    def _map(self) -> None:
-        """Map the start of the ``-shm`` file, if there is one, after a read through SQLite
-        (see the module's docstring)."""
-        if not self.mapped:
-            self.mapped = True
-            self.map = self.files.map(self.shm)
 
     def close(self) -> None:
         """Let the rows go, and the mapping (which stays, for the process)."""
@@ -127,6 +136,7 @@ class ReadCache:
         self.size = 0
         self.map = None
         self.mapped = False
+        self.last = b""
 
 
 class MappedFiles:
@@ -160,8 +170,8 @@ class MappedFiles:
                 key = (opened.st_dev, opened.st_ino)
                 known = self._files[key] = (fd, None)
             fd, shared = known
-            if shared is None and os.fstat(fd).st_size >= 2 * _HEADER:
-                shared = mmap.mmap(fd, 2 * _HEADER, access=mmap.ACCESS_READ)
+            if shared is None and os.fstat(fd).st_size >= _BOTH:
+                shared = mmap.mmap(fd, _BOTH, access=mmap.ACCESS_READ)
                 self._files[key] = (fd, shared)
             return shared
 
