@@ -134,6 +134,52 @@ async def test_a_commit_by_another_process_is_read_by_the_next_read(tmp_path: Pa
     await store.close()
 
 
+WRITER = """
+import asyncio, sys
+from devicebucket import SQLiteStore
+async def main():
+    store = SQLiteStore(sys.argv[1])
+    for n in range(1, int(sys.argv[2]) + 1):
+        written = await store.merge("d", {"n": n})
+        print(written.version, flush=True)  # acknowledged: every later read must see it
+        sys.stdin.readline()
+    await store.close()
+asyncio.run(main())
+"""
+
+
+async def test_every_read_after_an_acknowledged_write_of_another_process_sees_it(
+    tmp_path: Path,
+) -> None:
+    store = opened(tmp_path / "s.db")
+    await store.merge("d", {"n": 0})
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        WRITER,
+        str(tmp_path / "s.db"),
+        "100",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert child.stdin is not None
+    assert child.stdout is not None
+    seen = 0
+    for n in range(1, 101):
+        acknowledged = int(await child.stdout.readline())
+        assert acknowledged == n + 1
+        for _ in range(3):  # the first notes the header, the next are kept or served
+            got = await store.get("d")
+            assert got.version >= acknowledged
+            assert got.version >= seen  # never older than a read before it
+            assert got.data == {"n": got.version - 1}
+            seen = got.version
+        child.stdin.write(b"next\n")
+    assert await child.wait() == 0
+    assert (await store.get("d")).data == {"n": 100}
+    await store.close()
+
+
 async def test_a_commit_by_another_thread_of_the_store_is_read_by_the_next_read(
     tmp_path: Path,
 ) -> None:
@@ -250,12 +296,19 @@ def test_a_forked_child_trusts_nothing_its_parent_kept(tmp_path: Path) -> None:
     assert store._reads.map is None
 
 
-async def test_a_store_of_a_file_past_those_mapped_reads_through_sqlite(tmp_path: Path) -> None:
-    files = MappedFiles(max_files=1)
-    first, second = opened(tmp_path / "a.db", files), opened(tmp_path / "b.db", files)
-    for store in (first, second):
+async def written_and_read(files: MappedFiles, *paths: Path) -> list[SQLiteStore]:
+    """Stores of ``paths`` mapping into ``files``, each with a bucket written and read."""
+    stores = [opened(path, files) for path in paths]
+    for store in stores:
         await store.merge("d", {"a": 1})
         await store.get("d")
+    return stores
+
+
+async def test_a_store_of_a_file_past_those_mapped_reads_through_sqlite(tmp_path: Path) -> None:
+    first, second = await written_and_read(
+        MappedFiles(max_files=1), tmp_path / "a.db", tmp_path / "b.db"
+    )
     assert first._reads.map is not None
     assert second._reads.map is None
     statements = traced(second)
@@ -268,10 +321,7 @@ async def test_a_store_of_a_file_past_those_mapped_reads_through_sqlite(tmp_path
 
 async def test_a_mapping_outlives_its_store_until_its_file_is_deleted(tmp_path: Path) -> None:
     files = MappedFiles(max_files=2)
-    first, kept = opened(tmp_path / "s.db", files), opened(tmp_path / "kept.db", files)
-    for store in (first, kept):
-        await store.merge("d", {"a": 1})
-        await store.get("d")
+    first, kept = await written_and_read(files, tmp_path / "s.db", tmp_path / "kept.db")
     mapping = first._reads.map
     assert mapping is not None
     assert kept._reads.map is not None
