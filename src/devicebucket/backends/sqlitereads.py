@@ -146,6 +146,7 @@ class MappedFiles:
     def __init__(self, max_files: int = MAX_FILES) -> None:
         self.max_files = max_files
         self._files: dict[tuple[int, int], tuple[int, mmap.mmap | None]] = {}
+        self._spare: list[int] = []  # descriptors opened in a race with a replaced file
         self._lock = threading.Lock()
 
     def map(self, shm: Path) -> mmap.mmap | None:
@@ -168,7 +169,11 @@ class MappedFiles:
                     return None
                 opened = os.fstat(fd)  # the file may have been replaced since: this one
                 key = (opened.st_dev, opened.st_ino)
-                known = self._files[key] = (fd, None)
+                known = self._files.get(key)
+                if known is None:
+                    known = self._files[key] = (fd, None)
+                else:  # already mapped: this descriptor is kept aside, never closed either
+                    self._spare.append(fd)
             fd, shared = known
             if shared is None and os.fstat(fd).st_size >= _BOTH:
                 shared = mmap.mmap(fd, _BOTH, access=mmap.ACCESS_READ)
