@@ -6,6 +6,7 @@ that far while still kept."""
 from __future__ import annotations
 
 import sqlite3
+import tracemalloc
 from contextlib import aclosing, closing
 from pathlib import Path
 
@@ -173,6 +174,36 @@ async def test_big_contents_wait_for_fewer_rows(tmp_path: Path) -> None:
     # Only the newest rows holding up to 10,000 characters (nine of ~1,010) stay on disk.
     assert with_contents(path, "big") == list(range(12, 21))
     assert [c.version for c in await store.history("big") if c.kept] == [20, 19, 18]
+    await store.close()
+
+
+async def test_small_contents_are_counted_to_the_bytes_they_hold(tmp_path: Path) -> None:
+    # Versions of ~10 characters, each its own batch, far under the bytes' share an entry
+    # of the young batches holds (3,200 >> 6 = 50): five share one. The rows left on disk
+    # still hold the newest 3,200 characters, no more.
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path, limits=KEEP, forget_lag=100_000, forget_lag_bytes=3_200)
+    for n in range(1000, 1600):
+        await store.merge("d", {"n": n})  # {"n":1000}: 10 characters a version
+    assert with_contents(path, "d") == list(range(281, 601))
+    await store.close()
+
+
+async def test_a_lone_writer_does_not_grow_the_store_a_write_at_a_time(tmp_path: Path) -> None:
+    # Its batches (a write each) are remembered until their rows come ``forget_lag`` rows
+    # behind, 65,536 by default: one entry each was ~100 bytes a write, 6 MB at the lag.
+    store = SQLiteStore(tmp_path / "s.db")
+    for n in range(300):
+        await store.merge("d", {"n": n})
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(2000):
+            await store.merge("d", {"n": n})
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 40_000  # a tuple a write: ~190,000
     await store.close()
 
 

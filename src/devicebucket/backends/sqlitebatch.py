@@ -52,6 +52,10 @@ _NO_ROW: Final = ("{}", 0, None, None, None, None, 0, None, None, 0, None)
 #: rows behind the newest (at every batch with a lag of 0), or as soon as the bytes of newer
 #: contents have pushed any behind.
 SWEEP_ROWS: Final = 256
+#: A batch joins the connection's newest entry of young batches (``ThreadState.young``)
+#: while that holds under ``lag_bytes >> YOUNG_SHARE`` characters of contents: the entries
+#: stay about 64 however small the batches.
+YOUNG_SHARE: Final = 6
 #: The most history rows one statement inserts (a batch of 64 writes has 64 rows, or more
 #: where expired keys' removals come first): 640 values, under the 999 an older SQLite
 #: allows a statement.
@@ -341,8 +345,15 @@ class HistoryRows:
         through = last - self.lag
         young = state.young
         if self.bytes:
-            young.append((last, self.bytes))
             state.young_bytes += self.bytes
+            newest = young[-1] if young else None
+            if newest is not None and newest[1] < self.lag_bytes >> YOUNG_SHARE:
+                # Batches too small to count alone share an entry: a lone writer's would
+                # otherwise add one a write, up to ``lag`` of them (some 6 MB at the default).
+                # The contents behind are then known to within an entry's bytes.
+                young[-1] = (last, newest[1] + self.bytes)
+            else:
+                young.append((last, self.bytes))
         pushed = False  # whether contents' bytes pushed rows behind
         while young and (young[0][0] <= through or state.young_bytes > self.lag_bytes):
             batch_last, size = young.popleft()
