@@ -4,13 +4,15 @@
         [--staggered]
 
 For 1,000 devices with ~1 KB buckets it reports ops/s and p50/p99 latency of
-* get: ``agent.utils.deviceBucket.get()`` vs. bare ``SELECT`` + ``json.loads``;
+* get: ``agent.utils.deviceBucket.get()`` vs. bare ``SELECT`` + ``json.loads``, with
+  nothing written between reads (the store answers from memory, ``backends.sqlitereads``),
+  and each right after a write to another bucket (it reads through SQLite);
 * set by one writer: ``set()`` (durable, fsync per commit) vs. bare sqlite3 doing the same
   read-merge-write in a ``BEGIN IMMEDIATE`` transaction with ``synchronous=FULL``;
 * set by 64 concurrent writers (group commit), against the single-writer figure and against
   the same code with the history off (``history_versions=0``), in alternate blocks.
 
-The buckets start at version 1-4 when the writes are timed. ``--past-versions 45`` writes
+The buckets start at version 2-5 when the writes are timed. ``--past-versions 45`` writes
 each one 45 times more first, so that the timed writes run where the history forgets the
 contents of old versions, as it does on a bucket that has lived a while. ``--staggered``
 writes the i-th bucket ``i % 20`` times more again (20, or ``--history-versions``), so the
@@ -109,6 +111,29 @@ async def interleaved(
     return mine.result, theirs.result
 
 
+async def gets_after_writes(
+    buckets: Sequence[DeviceBucketUtils], conn: sqlite3.Connection, ids: Sequence[str]
+) -> tuple[Result, Result]:
+    """A get of each bucket right after a write (not timed) to the next one, ours and bare's
+    in turn: a read that the store cannot answer from memory (``backends.sqlitereads``), as
+    in a fleet whose buckets change as often as they are read."""
+    mine = Result("get, after a write", 0, 0.0, [])
+    theirs = Result("get, after a write", 0, 0.0, [])
+    for n, (bucket, device) in enumerate(zip(buckets, ids, strict=True)):
+        other = (n + 1) % len(ids)
+        await buckets[other].set({"written": n})
+        start = time.perf_counter()
+        await bucket.get()
+        mine.latencies.append(time.perf_counter() - start)
+        bare_set(conn, ids[other], {"written": n})
+        start = time.perf_counter()
+        bare_get(conn, device)
+        theirs.latencies.append(time.perf_counter() - start)
+    for result in (mine, theirs):
+        result.ops, result.seconds = len(result.latencies), sum(result.latencies)
+    return mine, theirs
+
+
 def bare_connection(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
@@ -173,6 +198,7 @@ async def run(
     gets = [bucket.get for bucket in agents] * rounds
     bare_gets = [partial(bare_get, conn, d) for d in ids] * rounds
     rows.append(await interleaved("get", gets, bare_gets))
+    rows.append(await gets_after_writes(agents, conn, ids))
 
     def setter(bucket: DeviceBucketUtils, n: int) -> Callable[[], Awaitable[object]]:
         return lambda: bucket.set({"counter": n})
