@@ -87,7 +87,8 @@ class ThreadState:
         # this connection knows (``sqlitebatch.HistoryRows``); kept when the cache is dropped.
         self.swept: int | None = None
         # This connection's batches whose rows have not come ``forget_lag`` rows behind yet:
-        # (the id of the last, the characters of contents they hold), and their sum.
+        # (the id of the last, the characters of contents they hold), and their sum. Small
+        # batches share an entry (``sqlitebatch.YOUNG_SHARE``).
         self.young: deque[tuple[int, int]] = deque()
         self.young_bytes = 0
         # Per device: a job, and the bytes of the device's buckets besides that job's (for
