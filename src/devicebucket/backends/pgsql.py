@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
+from ..core.crypto import KeyRing
 from ..core.errors import InvalidValueError, StoreUnavailableError
 from ..core.planner import WritePlan
 from .sql import history_texts
@@ -105,15 +106,15 @@ UPDATE_IF_FORGETTING = (
 
 
 def history_values(
-    plan: WritePlan, stored: str, head: int | None, seal: Callable[[str, str, str, int], str]
+    plan: WritePlan, stored: str, head: int | None, keys: KeyRing | None
 ) -> tuple[Any, ...]:
     """The history row's parameters and the bucket's ``kept_from`` ($10-$15 of
     ``UPDATE_WITH_HISTORY`` and its kin) for a plan whose bucket text is ``stored``
-    (``seal``: the store's, for the delta); none when the history is off."""
+    (``keys``: the store's, to seal the delta); none when the history is off."""
     h = plan.history
     if h is None:
         return ()
-    return (h.actor, h.changes, head, *history_texts(plan, stored, seal), plan.row.kept_from)
+    return (h.actor, h.changes, head, *history_texts(plan, stored, keys), plan.row.kept_from)
 
 
 # A history row an import writes, its id returned to chain the bucket's next row onto.

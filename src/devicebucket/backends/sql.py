@@ -33,14 +33,16 @@ POLL_SECONDS: Final = 0.02
 
 
 def history_texts(
-    plan: WritePlan, stored: str, seal: Callable[[str, str, str, int], str]
+    plan: WritePlan, stored: str, keys: KeyRing | None
 ) -> tuple[str | None, str | None]:
     """What the history row of a plan (which has one) stores: the full copy, which is the
     bucket's text as stored (``stored``), where the row keeps one, and the delta, sealed
-    (``seal``: the store's)."""
+    where the store encrypts (``keys``: the store's; as ``SQLStore._seal`` seals)."""
     h = plan.history
     assert h is not None
-    delta = None if h.delta is None else seal(plan.row.device, plan.row.job, h.delta, h.version)
+    delta = h.delta
+    if delta is not None and keys is not None:
+        delta = keys.seal(plan.row.device, plan.row.job, delta, h.version)
     return (stored if h.full else None), delta
 
 

@@ -206,7 +206,7 @@ class BatchCommit:
         h = plan.history
         moved = False  # whether the ids change (most writes leave them)
         if h is not None:
-            data, delta = history_texts(plan, stored, self._seal)
+            data, delta = history_texts(plan, stored, self.keys)
             after.head = history.add(conn, row.device, row.job, h, data, delta, before.head)
             if before.version == 0:  # a new bucket: its contents begin at this row
                 after.kept_id, moved = after.head, True

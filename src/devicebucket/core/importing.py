@@ -15,7 +15,6 @@ from .expiry import Expiries, encode_expiries
 from .ids import check_id
 from .limits import Limits
 from .model import BucketRecord, HistoryRecord, Job, Record, TokenRecord, encode_changes
-from .operations import KeyChanges
 from .planner import BucketRow, HistoryRow
 from .schema import check_schema
 from .values import JSONObject, check_size, encode, is_valid_text, normalize_data
@@ -108,7 +107,7 @@ def plan_history(records: Iterable[HistoryRecord]) -> list[tuple[HistoryRow, str
                 r.change.version,
                 r.change.at,
                 r.change.actor,
-                encode_changes(KeyChanges(r.change.added, r.change.changed, r.change.removed)),
+                encode_changes(r.change.added, r.change.changed, r.change.removed),
             ),
             r.device,
             r.job or "",

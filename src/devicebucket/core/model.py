@@ -141,17 +141,13 @@ class Change:
 _ENCODE_CHANGES: Final = json.JSONEncoder(ensure_ascii=False).encode
 
 
-def encode_changes(changes: KeyChanges) -> str:
-    """How a change's key names are stored: ``[added, changed, removed]`` as JSON."""
-    return _encode_key_names(changes.added, changes.changed, changes.removed)
-
-
 @lru_cache(maxsize=1024)  # writers mostly touch the same few sets of keys, again and again
-def _encode_key_names(
+def encode_changes(
     added: tuple[str, ...], changed: tuple[str, ...], removed: tuple[str, ...]
 ) -> str:
-    # (cached by the three tuples: hashing them is C's work, where a KeyChanges' generated
-    # __hash__ and __eq__ are Python's)
+    """How a change's key names (a ``KeyChanges``' three tuples) are stored: ``[added,
+    changed, removed]`` as JSON. Cached by the tuples themselves: hashing them is C's work,
+    where a KeyChanges' generated ``__hash__`` and ``__eq__`` are Python's."""
     return _ENCODE_CHANGES([added, changed, removed])
 
 

@@ -252,8 +252,19 @@ def _plan(
         every = version % keep == 0
         # A restore or a clear is a full copy too (a delta could not give its key order).
         full = every or not isinstance(operation, (Merge, Delete))
-        delta = None if full else _delta(changes, operation, data)
-        history = HistoryRow(version, now, actor, encode_changes(changes), delta, full)
+        if full:
+            delta = None
+        elif isinstance(operation, Merge) and len(changes.added) + len(changes.changed) == len(
+            operation.patch
+        ):
+            # Every key of the patch is new or changed (a write mostly is): the patch is the
+            # delta (``_delta``'s order: its changed keys keep their places, its added ones
+            # come last, in its order).
+            delta = encode(operation.patch)
+        else:
+            delta = _delta(changes, operation, data)
+        key_names = encode_changes(changes.added, changes.changed, changes.removed)
+        history = HistoryRow(version, now, actor, key_names, delta, full)
         if every and version > keep:
             # ``kept_from``, the bucket row's record of it, moves up to the full copy before
             # this one (never down: a longer history does not bring contents back).
@@ -281,14 +292,8 @@ def _plan(
 def _delta(changes: KeyChanges, operation: Operation, data: JSONObject) -> str:
     """A merge's or a deletion's delta (``core.history``): the new values of the keys it
     changed, then of those it added in the order it added them, so that applied to the
-    version before it gives this one, key order included."""
-    if isinstance(operation, Merge) and len(changes.added) + len(changes.changed) == len(
-        operation.patch
-    ):
-        # Every key of the patch is new or changed (a write mostly is): the patch is the
-        # delta. Applied, its changed keys keep their places and its added ones come last,
-        # in its order, as above.
-        return encode(operation.patch)
+    version before it gives this one, key order included. (A merge whose every key is new
+    or changed has its patch as delta: the planner encodes that itself.)"""
     delta = {k: data[k] for k in changes.changed}
     if changes.added:
         added = set(changes.added)
