@@ -12,10 +12,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from ..core.crypto import KeyRing
 from ..core.errors import InvalidValueError, StoreUnavailableError
 from ..core.planner import WritePlan
-from .sql import history_texts
 from .statements import POSTGRES, SQL
 
 __all__ = [
@@ -106,15 +104,19 @@ UPDATE_IF_FORGETTING = (
 
 
 def history_values(
-    plan: WritePlan, stored: str, head: int | None, keys: KeyRing | None
+    plan: WritePlan,
+    stored: str,
+    head: int | None,
+    texts: Callable[[WritePlan, str], tuple[str | None, str | None]],
 ) -> tuple[Any, ...]:
     """The history row's parameters and the bucket's ``kept_from`` ($10-$15 of
     ``UPDATE_WITH_HISTORY`` and its kin) for a plan whose bucket text is ``stored``
-    (``keys``: the store's, to seal the delta); none when the history is off."""
+    (``texts``: the store's ``_history_texts``, its row's full copy and delta as stored);
+    none when the history is off."""
     h = plan.history
     if h is None:
         return ()
-    return (h.actor, h.changes, head, *history_texts(plan, stored, keys), plan.row.kept_from)
+    return (h.actor, h.changes, head, *texts(plan, stored), plan.row.kept_from)
 
 
 # A history row an import writes, its id returned to chain the bucket's next row onto.

@@ -10,7 +10,6 @@ import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 
-from ..core.crypto import KeyRing
 from ..core.expiry import decode_expiries
 from ..core.limits import Limits
 from ..core.model import Snapshot
@@ -28,10 +27,10 @@ class OptimisticWrites:
 
     # What the store gives: declared only (no value), so the store's own are found.
     limits: Limits
-    keys: KeyRing | None
     _connection: Callable[..., AbstractAsyncContextManager[Connection]]
     _open: Callable[[str, str | None, str, int], str]
     _seal: Callable[[str, str | None, str, int], str]
+    _history_texts: Callable[[WritePlan, str], tuple[str | None, str | None]]
 
     async def _write(
         self,
@@ -65,7 +64,7 @@ class OptimisticWrites:
                     if self._near_quota(plan, others):
                         break
                 values = plan.row.values(self._seal(device, key, plan.row.text, plan.row.version))
-                history = pgsql.history_values(plan, values[2], stored.head, self.keys)
+                history = pgsql.history_values(plan, values[2], stored.head, self._history_texts)
                 if stored.version == 0:
                     statement = pgsql.INSERT_WITH_HISTORY if history else pgsql.INSERT_BUCKET
                     written = await conn.fetchval(statement, *values, *history)
@@ -169,7 +168,7 @@ class OptimisticWrites:
         created it first), and the bucket's new head."""
         device, key = plan.row.device, plan.row.job
         values = plan.row.values(self._seal(device, key, plan.row.text, plan.row.version))
-        history = pgsql.history_values(plan, values[2], head, self.keys)
+        history = pgsql.history_values(plan, values[2], head, self._history_texts)
         if exists:  # the row is locked: the update applies (and, with a history, gives its id)
             statement = pgsql.UPDATE_WITH_HISTORY if history else _SQL.update_bucket
         else:  # nothing when another writer created the bucket first

@@ -26,24 +26,10 @@ from ..core.values import decode, encode
 from ..core.watching import HistoryEntry, Hub, Listen
 from .statements import SQL, Row
 
-__all__ = ["POLL_SECONDS", "SQLStore", "history_texts"]
+__all__ = ["POLL_SECONDS", "SQLStore"]
 
 #: How often a store that anyone watches looks for writes made by other processes and servers.
 POLL_SECONDS: Final = 0.02
-
-
-def history_texts(
-    plan: WritePlan, stored: str, keys: KeyRing | None
-) -> tuple[str | None, str | None]:
-    """What the history row of a plan (which has one) stores: the full copy, which is the
-    bucket's text as stored (``stored``), where the row keeps one, and the delta, sealed
-    where the store encrypts (``keys``: the store's; as ``SQLStore._seal`` seals)."""
-    h = plan.history
-    assert h is not None
-    delta = h.delta
-    if delta is not None and keys is not None:
-        delta = keys.seal(plan.row.device, plan.row.job, delta, h.version)
-    return (stored if h.full else None), delta
 
 
 class SQLStore(Store):
@@ -58,6 +44,18 @@ class SQLStore(Store):
     def _seal(self, device: str, job: str | None, text: str, version: int) -> str:
         """``text`` as stored: sealed for its device, job and version if the store encrypts."""
         return text if self.keys is None else self.keys.seal(device, job or "", text, version)
+
+    def _history_texts(self, plan: WritePlan, stored: str) -> tuple[str | None, str | None]:
+        """What the history row of a plan (which has one) stores: the full copy, which is the
+        bucket's text as stored (``stored``), where the row keeps one, and the delta, sealed
+        as ``_seal`` seals (written out here, not called: every write with a history passes
+        here, and a store that does not encrypt then makes no call)."""
+        h = plan.history
+        assert h is not None
+        delta = h.delta
+        if delta is not None and self.keys is not None:
+            delta = self.keys.seal(plan.row.device, plan.row.job, delta, h.version)
+        return (stored if h.full else None), delta
 
     def _open(self, device: str, job: str | None, stored: str, version: int) -> str:
         if self.keys is None:

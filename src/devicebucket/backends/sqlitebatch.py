@@ -40,7 +40,6 @@ from ..core.planner import (
 )
 from ..core.values import decode
 from .groupcommit import Pending, ThreadState, answer
-from .sql import history_texts
 from .sqlitefile import transaction
 from .statements import HISTORY_ROW, SQL, SQLITE
 
@@ -88,6 +87,9 @@ class BatchCommit:
 
     @abstractmethod
     def _seal(self, device: str, job: str | None, text: str, version: int) -> str: ...
+
+    @abstractmethod
+    def _history_texts(self, plan: WritePlan, stored: str) -> tuple[str | None, str | None]: ...
 
     def _commit(self, batch: list[Pending]) -> None:
         """Apply a batch in one transaction (one fsync), then answer each writer."""
@@ -206,7 +208,7 @@ class BatchCommit:
         h = plan.history
         moved = False  # whether the ids change (most writes leave them)
         if h is not None:
-            data, delta = history_texts(plan, stored, self.keys)
+            data, delta = self._history_texts(plan, stored)
             after.head = history.add(conn, row.device, row.job, h, data, delta, before.head)
             if before.version == 0:  # a new bucket: its contents begin at this row
                 after.kept_id, moved = after.head, True
