@@ -16,7 +16,8 @@ import pytest
 
 from devicebucket import Agent, Limits, NotFoundError, SQLiteStore, StoreUnavailableError
 from devicebucket.backends.sqlite import WAL_AUTOCHECKPOINT
-from devicebucket.backends.statements import MIGRATION_STEPS, SQL, SQLITE
+from devicebucket.backends.statements import SQL
+from devicebucket.backends.tables import MIGRATION_STEPS, SQLITE
 from devicebucket.core.errors import QuotaExceededError
 from devicebucket.core.model import Snapshot
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from devicebucket import Limits, SQLiteStore
 from devicebucket.backends.queries import device_page_sql
 from devicebucket.backends.sqlitesummary import DeviceSummary
-from devicebucket.backends.statements import SQLITE
+from devicebucket.backends.tables import SQLITE
 from devicebucket.core.limits import MAX_DEVICE_PAGE
 
 SORTS = [

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from devicebucket.backends.statements import MIGRATION_STEPS
+from devicebucket.backends.tables import MIGRATION_STEPS
 
 from ..conftest import ROOT
 

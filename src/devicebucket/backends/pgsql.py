@@ -1,4 +1,4 @@
-"""PostgreSQL's own: the statements its store composes from ``sql.SQL``, its numbered
+"""PostgreSQL's own: the statements its store composes from ``statements.SQL``, its numbered
 migrations and how they are applied, and the parameters of its URLs that are devicebucket's,
 not the driver's."""
 
@@ -14,7 +14,8 @@ import asyncpg
 
 from ..core.errors import InvalidValueError, StoreUnavailableError
 from ..core.planner import WritePlan
-from .statements import POSTGRES, SQL
+from .statements import SQL
+from .tables import POSTGRES
 
 __all__ = [
     "CONNECTION_ERRORS",
@@ -42,7 +43,7 @@ __all__ = [
 PG = SQL(POSTGRES)
 LOCK_ID = 0x64657669636562  # "deviceb": the advisory lock that serializes migrations
 
-# The numbered migrations: which steps of ``sql.MIGRATION_STEPS`` each one applies.
+# The numbered migrations: which steps of ``tables.MIGRATION_STEPS`` each one applies.
 MIGRATIONS: Final[tuple[list[str], ...]] = (
     PG.steps[0] + PG.steps[1],
     PG.steps[2],

@@ -48,7 +48,8 @@ from .pgsql import PG as _SQL
 from .pgwrite import OptimisticWrites
 from .queries import device_page_sql
 from .sql import SQLStore
-from .statements import POSTGRES, SQL, Row, device_info, job_row
+from .statements import SQL, Row, device_info, job_row
+from .tables import POSTGRES
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .statements import Dialect
+from .tables import Dialect
 
 __all__ = ["DevicePageSQL", "device_page_sql"]
 

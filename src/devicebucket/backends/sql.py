@@ -1,7 +1,7 @@
 """What the SQL stores share: the hooks of encryption at rest, an import and a job
 registration through the planner, and how a store anyone watches hears of writes made
-elsewhere. The tables and statements are in :mod:`.statements`; a backend adds how it
-connects, locks and executes.
+elsewhere. The tables are in :mod:`.tables`, the statements in :mod:`.statements`; a
+backend adds how it connects, locks and executes.
 """
 
 from __future__ import annotations

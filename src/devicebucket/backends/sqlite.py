@@ -57,7 +57,8 @@ from .sqlitebatch import BatchCommit
 from .sqlitefile import connect, migrate, transaction
 from .sqlitereads import ReadCache
 from .sqlitesummary import DeviceSummary
-from .statements import SQL, SQLITE, Row, device_info, job_row
+from .statements import SQL, Row, device_info, job_row
+from .tables import SQLITE
 
 __all__ = ["WAL_AUTOCHECKPOINT", "SQLiteStore"]
 

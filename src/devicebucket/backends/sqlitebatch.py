@@ -41,7 +41,8 @@ from ..core.planner import (
 from ..core.values import decode
 from .groupcommit import Pending, ThreadState, answer
 from .sqlitefile import transaction
-from .statements import HISTORY_ROW, SQL, SQLITE
+from .statements import SQL
+from .tables import HISTORY_ROW, SQLITE
 
 __all__ = ["BatchCommit"]
 
