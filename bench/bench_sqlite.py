@@ -134,6 +134,11 @@ async def gets_after_writes(
     return mine, theirs
 
 
+def setter(bucket: DeviceBucketUtils, n: int) -> Callable[[], Awaitable[object]]:
+    """A timed write: ``{"counter": n}`` merged into ``bucket``."""
+    return lambda: bucket.set({"counter": n})
+
+
 def bare_connection(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
@@ -199,9 +204,6 @@ async def run(
     bare_gets = [partial(bare_get, conn, d) for d in ids] * rounds
     rows.append(await interleaved("get", gets, bare_gets))
     rows.append(await gets_after_writes(agents, conn, ids))
-
-    def setter(bucket: DeviceBucketUtils, n: int) -> Callable[[], Awaitable[object]]:
-        return lambda: bucket.set({"counter": n})
 
     # Every set writes a new value, so every one is a real, durable change.
     count = devices * rounds

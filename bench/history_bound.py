@@ -4,14 +4,15 @@ store with its batches' history rows never inserted, each against the history of
     eatmydata .venv/bin/python bench/history_bound.py [--rounds 16] [--runs 3]
 
 64 writers through the agent API write ``{"counter": n}`` to 1,000 devices with ~1 KB
-buckets (as ``bench_sqlite.py``'s 64-writer row), on a store with the history (the default,
-20 versions) and one without, in turn, blocks of 1,280 writes, the first store of each round
-alternating. A run is a fresh process and fresh files. In the second process of each run
-``sqlitebatch.HistoryRows.insert`` only forgets its rows: every write still plans and
-queues its history row, and nothing is inserted. That store's history is then wrong (its
-buckets point at rows that are not there): it is measured, never read. ``off / on`` with
-the rows gone is the ceiling of any layout that keeps the history's other work (one row a
-batch, ``docs/history-batches.md``, still inserts a row and encodes a batch's values).
+buckets, as ``bench_sqlite.py``'s 64-writer row does (its ``Timer``, its writes in its
+order), on a store with the history (the default, 20 versions) and one without, in turn,
+blocks of 1,280 writes, the first store of each round alternating. A run is a fresh process
+and fresh files. In the second process of each run ``sqlitebatch.HistoryRows.insert`` only
+forgets its rows: every write still plans and queues its history row, and nothing is
+inserted. That store's history is then wrong (its buckets point at rows that are not there):
+it is measured, never read. ``off / on`` with the rows gone is the ceiling of any layout
+that keeps the history's other work (one row a batch, ``docs/history-batches.md``, still
+inserts a row and encodes a batch's values).
 
 Under ``eatmydata`` (Debian package ``eatmydata``) every ``fsync`` returns at once, so the
 ratio is the processor's; 64 writers are bound by it (``benchmarks.md``, the eighteenth
@@ -25,12 +26,11 @@ import asyncio
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from bench_sqlite import PAYLOAD
+from bench_sqlite import PAYLOAD, Timer, setter
 
-from devicebucket import Agent, DeviceBucketUtils, Limits, SQLiteStore
+from devicebucket import Agent, Limits, SQLiteStore
 from devicebucket.backends import sqlitebatch
 
 DEVICES = 1000
@@ -42,18 +42,6 @@ def _forget_rows(self: sqlitebatch.HistoryRows, conn: object) -> None:
     """``HistoryRows.insert`` without the ``INSERT``: the rows are dropped as inserted."""
     self.values.clear()
     self.count = 0
-
-
-async def _block(buckets: list[DeviceBucketUtils], first: int) -> float:
-    """The seconds 64 writers take for one block of writes, each a new value."""
-
-    async def writer(w: int) -> None:
-        for n in range(w, BLOCK, WRITERS):
-            await buckets[(n * 7919) % DEVICES].set({"counter": -(first + n)})
-
-    start = time.perf_counter()
-    await asyncio.gather(*(writer(w) for w in range(WRITERS)))
-    return time.perf_counter() - start
 
 
 async def measure(rounds: int, workdir: Path) -> tuple[float, float]:
@@ -68,13 +56,16 @@ async def measure(rounds: int, workdir: Path) -> tuple[float, float]:
     for each in buckets.values():
         for bucket in each:
             await bucket.set(PAYLOAD)
-    seconds = {True: 0.0, False: 0.0}
+    timers = {history: Timer(f"history {history}") for history in stores}
+
     for r in range(rounds):
+        block = range(r * BLOCK, (r + 1) * BLOCK)
         for history in (True, False) if r % 2 else (False, True):
-            seconds[history] += await _block(buckets[history], r * BLOCK)
+            writes = [setter(buckets[history][n % DEVICES], -n) for n in block]
+            await timers[history].concurrent(writes, WRITERS)
     for store in stores.values():
         await store.close()
-    return seconds[True], seconds[False]
+    return timers[True].result.seconds, timers[False].result.seconds
 
 
 def child(rounds: int, rows: bool) -> None:
