@@ -203,3 +203,13 @@ def test_a_bucket_with_many_errors_is_refused_after_reading_a_few() -> None:
     assert error.rule == "type"
     errors = schema_errors(wrong, schema_text(schema), limit=5)
     assert [path for path, _, _ in errors] == [f"$.xs[{i}]" for i in range(5)]
+
+
+def test_multiple_of_a_float_holds_for_integers_past_a_floats_range() -> None:
+    schema = {"properties": {"n": {"multipleOf": 2.5}}}
+    huge = 10**400  # past a float's range: jsonschema raised OverflowError (a 500)
+    validate_against_schema({"n": huge}, schema_text(schema), "j")
+    error = violation({"n": huge + 1}, schema)
+    assert (error.path, error.rule) == ("$.n", "multipleOf")
+    assert violation({"n": 3.0}, schema).rule == "multipleOf"
+    validate_against_schema({"n": 7.5}, schema_text(schema), "j")
