@@ -2,12 +2,12 @@
 against one, and saying what failed without quoting the value that failed it.
 
 A schema is checked before it is kept, and again before a kept one is applied, so that no
-writer's value can make applying it cost more than time linear in the bucket: its
-patterns are matched by RE2 and unique items found by hashing (``core.keywords``), it
-refers only within itself (a ``$ref`` elsewhere would be fetched by jsonschema, inside the
-write transaction), it does not use ``unevaluatedProperties`` with ``patternProperties``
-(jsonschema matches those with Python's backtracking ``re``), and a refusal reads only the
-bucket's first errors (:data:`ERRORS_READ`)."""
+writer's value can make applying it cost more than time linear in the bucket: the
+keywords jsonschema applies in more are applied our way (``core.keywords``: patterns by
+RE2), the schema refers only within itself (a ``$ref`` elsewhere would be fetched by
+jsonschema, inside the write transaction), it does not use ``unevaluatedProperties`` with
+``patternProperties`` (jsonschema matches those with Python's backtracking ``re``), and a
+refusal reads only the bucket's first errors (:data:`ERRORS_READ`)."""
 
 from __future__ import annotations
 
