@@ -17,6 +17,7 @@ from devicebucket.core.limits import Limits
 from devicebucket.core.watching import BucketChange, Overflow, Resync
 
 from ..conftest import STORE_KINDS, open_test_store
+from ..hearing import hearing
 
 T = TypeVar("T")
 
@@ -32,11 +33,15 @@ async def take(events: AsyncGenerator[T, None], count: int, seconds: float = 10)
     return taken
 
 
+def probe(event: object, n: int) -> bool:
+    """Whether ``event`` is the write of ``{"probe": n}``."""
+    return isinstance(event, BucketChange) and event.changed.get("probe") == n
+
+
 async def test_every_write_is_one_event_in_order_with_its_values(store: Store) -> None:
     await store.merge("pixel-1", {"old": 1})
-    async with aclosing(store.watch("pixel-1")) as events:
+    async with aclosing(store.watch("pixel-1", since=1)) as events:
         reader = asyncio.create_task(take(events, 4))
-        await asyncio.sleep(0.2)  # the watch starts after the current version, version 1
         await store.merge("pixel-1", {"otp": "4921", "n": 1})
         await store.merge("pixel-1", {"n": 2})
         await store.delete("pixel-1", ["old"])
@@ -56,6 +61,19 @@ async def test_every_write_is_one_event_in_order_with_its_values(store: Store) -
     assert set(fourth.removed) == {"n", "otp"}
     assert "library" in first.actor
     assert first.at > 0
+
+
+async def test_a_watch_without_since_starts_after_the_current_version(store: Store) -> None:
+    await store.merge("pixel-1", {"old": 1})
+    async with aclosing(store.watch("pixel-1")) as events:
+        heard = await hearing(events, lambda n: store.merge("pixel-1", {"probe": n}), probe)
+        assert heard[0].version >= 2  # version 1 was there before: never given
+        assert [e.version for e in heard] == list(range(heard[0].version, heard[-1].version + 1))
+        assert all(probe(e, e.version - 1) for e in heard)
+        await store.merge("pixel-1", {"n": 1})
+        (event,) = await take(events, 1)
+    assert isinstance(event, BucketChange)
+    assert (event.version, event.changed) == (heard[-1].version + 1, {"n": 1})
 
 
 async def test_since_replays_the_versions_after_it_then_live(store: Store) -> None:
@@ -128,8 +146,8 @@ async def test_concurrent_writers_give_every_version_once_in_order(
 async def test_a_watch_of_a_device_gets_all_its_buckets_and_no_others(store: Store) -> None:
     await store.register_job("signup")
     async with aclosing(store.watch_buckets("pixel-1")) as events:
+        await hearing(events, lambda n: store.merge("pixel-1", {"probe": n}), probe)
         reader = asyncio.create_task(take(events, 2))
-        await asyncio.sleep(0.3)
         await store.merge("pixel-2", {"other": 1})
         await store.merge("pixel-1", {"a": 1})
         await store.merge("pixel-1", {"step": 1}, job="signup")
@@ -140,8 +158,8 @@ async def test_a_watch_of_a_device_gets_all_its_buckets_and_no_others(store: Sto
 
 async def test_a_watch_of_the_fleet_gets_every_device(store: Store) -> None:
     async with aclosing(store.watch_buckets()) as events:
+        await hearing(events, lambda n: store.merge("probe", {"probe": n}), probe)
         reader = asyncio.create_task(take(events, 3))
-        await asyncio.sleep(0.3)
         for n in range(3):
             await store.merge(f"pixel-{n}", {"n": n})
         got = await reader
@@ -189,9 +207,8 @@ async def test_bad_watch_arguments_are_refused(store: Store) -> None:
 
 async def test_a_removed_device_brings_a_resync(store: Store) -> None:
     await store.merge("pixel-1", {"a": 1})
-    async with aclosing(store.watch("pixel-1")) as events:
+    async with aclosing(store.watch("pixel-1", since=1)) as events:
         reader = asyncio.create_task(take(events, 1))
-        await asyncio.sleep(0.2)
         await store.delete_device("pixel-1")
         (resync,) = await reader
         assert isinstance(resync, Resync)

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from httpx_sse import aconnect_sse
+from httpx_sse import ServerSentEvent, aconnect_sse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +23,7 @@ from devicebucket.core.watching import BucketChange
 from devicebucket.web.app import create_app
 from devicebucket.web.streams import HEARTBEAT_ENV, WATCHERS_ENV
 
+from ..hearing import hearing
 from ..servers import ADMIN, ThreadedServer
 
 CHANGES = "/v1/devices/pixel-1/bucket/changes"
@@ -132,16 +133,28 @@ async def test_a_device_token_watches_its_own_buckets_only(live: Live) -> None:
 
 
 async def test_the_fleet_stream_names_each_bucket(live: Live) -> None:
-    reader = asyncio.create_task(events(live, 2, path="/v1/changes"))
-    await asyncio.sleep(0.5)
-    await asyncio.to_thread(live.write, {"a": 1}, "pixel-7")
-    await asyncio.to_thread(live.write, {"b": 2}, "pixel-8")
-    got = await reader
-    assert sorted((d["device"], d["job"], d["version"]) for _, _, d in got) == [
+    async with (
+        httpx.AsyncClient(base_url=live.url, headers=_auth(ADMIN), timeout=10) as client,
+        aconnect_sse(client, "GET", "/v1/changes") as source,
+    ):
+        stream = aiter(source.aiter_sse())
+
+        async def poke(n: int) -> None:
+            await asyncio.to_thread(live.write, {"probe": n}, "probe")
+
+        def is_poke(sent: ServerSentEvent, n: int) -> bool:
+            return bool(sent.json()["device"] == "probe" and sent.json()["version"] == n)
+
+        await hearing(stream, poke, is_poke)
+        await asyncio.to_thread(live.write, {"a": 1}, "pixel-7")
+        await asyncio.to_thread(live.write, {"b": 2}, "pixel-8")
+        async with asyncio.timeout(10):
+            got = [await anext(stream) for _ in range(2)]
+    assert sorted((s.json()["device"], s.json()["job"], s.json()["version"]) for s in got) == [
         ("pixel-7", None, 1),
         ("pixel-8", None, 1),
     ]
-    assert all(ident == "" for _, ident, _ in got)  # no resume across buckets: no ids
+    assert all(s.id == "" for s in got)  # no resume across buckets: no ids
 
 
 @pytest.mark.parametrize(
