@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from .errors import JobConflictError, QuotaExceededError
+from .errors import InvalidSchemaError, JobConflictError, QuotaExceededError, SchemaViolationError
 from .expiry import EXPIRY_ACTOR, Expiries, after_write, encode_expiries, expired
 from .limits import Limits
 from .model import (
@@ -38,6 +38,7 @@ __all__ = [
     "DROP_EVERY",
     "EMPTY",
     "BucketRow",
+    "Checked",
     "HistoryRow",
     "JobRow",
     "StoredBucket",
@@ -79,6 +80,18 @@ class StoredBucket:
 
 
 EMPTY: Final = StoredBucket("{}", 0, None)  # never changed: the planner reads it only
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A job bucket's text checked against a schema ahead of its write (``core.ahead``), and
+    the refusal it met (None: it matches). The planner takes the verdict for the same text
+    against the same schema."""
+
+    text: str
+    schema: str
+    error: SchemaViolationError | InvalidSchemaError | None
+
 
 # The rows and the plan are plain (not frozen) dataclasses: every write makes several, and a
 # frozen dataclass costs four times as much to build.
@@ -187,11 +200,13 @@ def plan_write(
     actor: str,
     now: float,
     expire_in: Mapping[str, float] | None = None,
+    checked: Checked | None = None,
 ) -> WritePlan | None:
     """The plan of one write to the bucket ``stored``; None if the write changes nothing.
 
     ``job`` is '' for the device bucket; ``schema`` the text of the job's schema, if it has
-    one; ``expire_in`` seconds for keys of a merge (``expiry.check_expire_in``). Raises
+    one; ``expire_in`` seconds for keys of a merge (``expiry.check_expire_in``); ``checked``
+    the verdict on a text checked ahead (``core.ahead``), taken if it is this one. Raises
     ConflictError when ``expected_version`` is not the stored version, InvalidValueError
     when the result is too large, SchemaViolationError when it does not match the schema.
     A write that changes nothing keeps the version (1, 1.0 and true differ: their texts
@@ -201,11 +216,13 @@ def plan_write(
     """
     check_version(expected_version, stored.version)
     gone = expired(stored.expires, now) if stored.expires else None
+    where = (device, job, schema, checked)
     if not gone:
-        return _plan(stored, operation, device, job, schema, limits, actor, now, expire_in)
-    swept = _plan(stored, Delete(tuple(gone)), device, job, None, limits, EXPIRY_ACTOR, now, None)
+        return _plan(stored, operation, where, limits, actor, now, expire_in)
+    no_schema = (device, job, None, None)
+    swept = _plan(stored, Delete(tuple(gone)), no_schema, limits, EXPIRY_ACTOR, now, None)
     assert swept is not None  # the keys are there: removing them changes the bucket
-    plan = _plan(swept.stored(), operation, device, job, schema, limits, actor, now, expire_in)
+    plan = _plan(swept.stored(), operation, where, limits, actor, now, expire_in)
     if plan is None:
         return swept
     plan.swept = swept
@@ -215,14 +232,13 @@ def plan_write(
 def _plan(
     stored: StoredBucket,
     operation: Operation,
-    device: str,
-    job: str,
-    schema: str | None,
+    where: tuple[str, str, str | None, Checked | None],
     limits: Limits,
     actor: str,
     now: float,
     expire_in: Mapping[str, float] | None,
 ) -> WritePlan | None:
+    device, job, schema, checked = where  # ``checked``: see ``_check_schema``
     current = decode(stored.text) if stored.data is None else stored.data
     changes = operation_changes(current, operation)  # before ``current`` is consumed
     data = apply_operation(current, operation)
@@ -237,7 +253,7 @@ def _plan(
         return None
     size = check_size(text, limits)
     if schema is not None:
-        validate_against_schema(data, schema, job)
+        _check_schema(data, text, schema, job, checked)
     if expires != old_expires:  # a key whose expiry alone changed is a changed key too
         changes = _with_expiry_changes(changes, old_expires or {}, expires or {})
     version = stored.version + 1
@@ -287,6 +303,16 @@ def _plan(
     else:
         flat = is_flat(data)
     return WritePlan(row, data, history, forget, drop, grows, written, expires, flat=flat)
+
+
+def _check_schema(
+    data: JSONObject, text: str, schema: str, job: str, checked: Checked | None
+) -> None:
+    """Check the bucket against the schema, or take the verdict on it checked ahead."""
+    if checked is None or checked.schema != schema or checked.text != text:
+        validate_against_schema(data, schema, job)
+    elif checked.error is not None:
+        raise checked.error
 
 
 def _delta(changes: KeyChanges, operation: Operation, data: JSONObject) -> str:
