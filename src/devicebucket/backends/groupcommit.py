@@ -24,7 +24,7 @@ from typing import Final
 
 from ..core.model import Snapshot
 from ..core.operations import Operation
-from ..core.planner import StoredBucket
+from ..core.planner import Checked, StoredBucket
 
 __all__ = ["Pending", "ThreadState", "ThreadStates", "answer", "group_commit"]
 
@@ -37,6 +37,7 @@ class Pending:
     expected_version: int | None
     actor: str
     expire_in: Mapping[str, float] | None = None
+    checked: Checked | None = None  # its job bucket checked ahead (``core.ahead``)
     future: asyncio.Future[Snapshot] | None = None
     result: Snapshot | BaseException | None = None
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
+from functools import partial
 
+from ..core.ahead import in_turn, worth_checking_ahead
 from ..core.expiry import decode_expiries
 from ..core.limits import Limits
 from ..core.model import Snapshot
@@ -54,7 +56,9 @@ class OptimisticWrites:
                 *row, schema = read
                 stored = self._stored(device, key, *row)
                 where = (device, key, schema)
-                plan = self._plan(stored, operation, expected_version, where, actor, expire_in)
+                plan = await self._plan(
+                    stored, operation, expected_version, where, actor, expire_in
+                )
                 if plan is None:
                     return Snapshot(None, stored.version, stored.updated_at, stored.text)
                 if plan.drop_through is not None or plan.swept:
@@ -103,7 +107,7 @@ class OptimisticWrites:
         expiries = decode_expiries(expires)
         return StoredBucket(text, version, updated_at, None, expiries, head, kept_from or 0)
 
-    def _plan(
+    async def _plan(
         self,
         stored: StoredBucket,
         operation: Operation,
@@ -112,9 +116,12 @@ class OptimisticWrites:
         actor: str,
         expire_in: Mapping[str, float] | None,
     ) -> WritePlan | None:
-        """``where``: the device, the job ('' for none) and the job's schema."""
+        """``where``: the device, the job ('' for none) and the job's schema. A big job write
+        is planned on the thread for that (``core.ahead.in_turn``): checking its schema here
+        would hold the event loop, every request of this process, for as long."""
         device, job, schema = where
-        return plan_write(
+        plan = partial(
+            plan_write,
             stored,
             operation,
             expected_version,
@@ -126,6 +133,9 @@ class OptimisticWrites:
             now=time.time(),
             expire_in=expire_in,
         )
+        if schema is not None and worth_checking_ahead(len(stored.text), operation):
+            return await in_turn(plan)
+        return plan()
 
     def _near_quota(self, plan: WritePlan, others: int) -> bool:
         """Whether a growing write comes within 16 buckets' worth of the device's quota,
@@ -149,7 +159,9 @@ class OptimisticWrites:
                 row = await conn.fetchrow(f"{_SQL.select_for_write} FOR UPDATE", device, key)
                 stored = EMPTY if row is None else self._stored(device, key, *row)
                 where = (device, key, schema)
-                plan = self._plan(stored, operation, expected_version, where, actor, expire_in)
+                plan = await self._plan(
+                    stored, operation, expected_version, where, actor, expire_in
+                )
                 if plan is None:
                     return Snapshot(None, stored.version, stored.updated_at, stored.text)
                 head = stored.head

@@ -382,7 +382,11 @@ class SQLiteStore(SQLStore, BatchCommit):
         actor: str,
         expire_in: Mapping[str, float] | None = None,
     ) -> Snapshot:
-        mine = Pending(device, job or "", operation, expected_version, actor, expire_in)
+        key = job or ""
+        checked = (
+            None if job is None else await self._check_ahead(device, key, operation, expire_in)
+        )
+        mine = Pending(device, key, operation, expected_version, actor, expire_in, checked)
         return await group_commit(self._state, mine, self.max_batch, self._commit)
 
     async def _put_job(

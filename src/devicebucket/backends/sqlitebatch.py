@@ -23,15 +23,20 @@ from __future__ import annotations
 import sqlite3
 import time
 from abc import abstractmethod
+from collections.abc import Mapping
+from functools import partial
 from typing import Final
 
+from ..core.ahead import check_ahead, in_turn, worth_checking_ahead
 from ..core.crypto import KeyRing
 from ..core.errors import StoreUnavailableError
 from ..core.expiry import decode_expiries
 from ..core.limits import Limits
 from ..core.model import Snapshot
+from ..core.operations import Operation
 from ..core.planner import (
     DROP_EVERY,
+    Checked,
     HistoryRow,
     StoredBucket,
     WritePlan,
@@ -171,6 +176,7 @@ class BatchCommit:
             actor=pending.actor,
             now=now,
             expire_in=pending.expire_in,
+            checked=pending.checked,
         )
         if plan is None:
             if cached is None:  # unchanged: ``data`` is still what the text says
@@ -269,6 +275,56 @@ class BatchCommit:
         total: int = conn.execute(_SQL.device_bytes_besides, (device, job)).fetchone()[0]
         state.remember_others(device, job, total)
         return total
+
+    async def _check_ahead(
+        self, device: str, job: str, operation: Operation, expire_in: Mapping[str, float] | None
+    ) -> Checked | None:
+        """A big write to a job bucket checked against its job's schema before it joins a
+        batch, on the thread for that (``core.ahead``); None for a job without a schema or a
+        small write. What this connection last knew of the job and bucket decides, else a
+        read."""
+        state = self._state
+        if job in state.schemas and state.schemas[job] is None:
+            return None
+        cached = state.cache.get((device, job))
+        if cached is not None and job in state.schemas:
+            size = len(cached.text)
+        else:
+            try:
+                schema, size = self._conn().execute(_SQL.schema_and_size, (job, device)).fetchone()
+            except (sqlite3.Error, OSError):
+                return None  # the write itself meets the trouble and says so
+            if schema is None:
+                return None
+        if not worth_checking_ahead(size or 0, operation):
+            return None
+        return await in_turn(partial(self._check_ahead_now, device, job, operation, expire_in))
+
+    def _check_ahead_now(
+        self, device: str, job: str, operation: Operation, expire_in: Mapping[str, float] | None
+    ) -> Checked | None:
+        """On that thread, with its own connection: the schema and bucket as they are."""
+        try:
+            conn = self._conn()
+            found = conn.execute(_SQL.job_schema, (job,)).fetchone()
+            row = conn.execute(_SQL.select_for_write, (device, job)).fetchone()
+        except (sqlite3.Error, OSError):
+            return None  # the write itself meets the trouble and says so
+        if found is None or found[0] is None:
+            return None
+        text, version, updated_at, _, expires, *_ = row if row is not None else _NO_ROW
+        text = self._open(device, job, text, version)
+        stored = StoredBucket(text, version, updated_at, None, decode_expiries(expires))
+        return check_ahead(
+            stored,
+            operation,
+            device=device,
+            job=job,
+            schema=found[0],
+            limits=self.limits,
+            now=time.time(),
+            expire_in=expire_in,
+        )
 
     @staticmethod
     def _schema(conn: sqlite3.Connection, state: ThreadState, job: str) -> str | None:

@@ -227,6 +227,11 @@ class SQL:
         )
         self.insert_new_job = f"{self.insert_job} ON CONFLICT (job) DO NOTHING"
         self.job_schema = f"SELECT schema FROM jobs WHERE job = {p(1)}"
+        # A job's schema and the size of a device's bucket of it (``core.ahead``).
+        self.schema_and_size = (
+            f"SELECT ({self.job_schema}),"
+            f" (SELECT size FROM buckets WHERE device = {p(2)} AND job = {p(1)})"
+        )
         self.insert_token = f"INSERT INTO tokens VALUES ({p(1)}, {p(2)}, {p(3)}, {p(4)})"
         self.upsert_token = (
             f"{self.insert_token} ON CONFLICT (id) DO UPDATE SET device = excluded.device,"
