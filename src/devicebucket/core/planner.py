@@ -216,13 +216,13 @@ def plan_write(
     """
     check_version(expected_version, stored.version)
     gone = expired(stored.expires, now) if stored.expires else None
-    where = (device, job, schema, checked)
     if not gone:
-        return _plan(stored, operation, where, limits, actor, now, expire_in)
-    no_schema = (device, job, None, None)
-    swept = _plan(stored, Delete(tuple(gone)), no_schema, limits, EXPIRY_ACTOR, now, None)
+        return _plan(stored, operation, device, job, schema, checked, limits, actor, now, expire_in)
+    removal = Delete(tuple(gone))
+    swept = _plan(stored, removal, device, job, None, None, limits, EXPIRY_ACTOR, now, None)
     assert swept is not None  # the keys are there: removing them changes the bucket
-    plan = _plan(swept.stored(), operation, where, limits, actor, now, expire_in)
+    after = swept.stored()
+    plan = _plan(after, operation, device, job, schema, checked, limits, actor, now, expire_in)
     if plan is None:
         return swept
     plan.swept = swept
@@ -232,13 +232,15 @@ def plan_write(
 def _plan(
     stored: StoredBucket,
     operation: Operation,
-    where: tuple[str, str, str | None, Checked | None],
+    device: str,
+    job: str,
+    schema: str | None,
+    checked: Checked | None,
     limits: Limits,
     actor: str,
     now: float,
     expire_in: Mapping[str, float] | None,
 ) -> WritePlan | None:
-    device, job, schema, checked = where  # ``checked``: see ``_check_schema``
     current = decode(stored.text) if stored.data is None else stored.data
     changes = operation_changes(current, operation)  # before ``current`` is consumed
     data = apply_operation(current, operation)
