@@ -8,6 +8,7 @@ import gc
 import logging
 import os
 import secrets
+import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from typing import Final
@@ -47,6 +48,11 @@ SESSION_HOURS_ENV: Final = "DEVICEBUCKET_SESSION_HOURS"
 #: last collection (CPython's default, 700 up to 3.13, is crossed by the objects of the
 #: requests in flight alone: they were collected, and promoted, hundreds of times a second).
 YOUNG_OBJECTS: Final = 5_000
+#: How long a thread of a server's process keeps the interpreter while another waits for it
+#: (CPython's default: 5 ms). A big job write is checked on a thread of its own
+#: (``core.ahead``); the event loop took the interpreter back up to 5 ms late each time it
+#: waited for it, and another device's write took ~22 ms meanwhile instead of ~3.
+SWITCH_SECONDS: Final = 0.0005
 
 
 def _setting(name: str, default: int, least: int = 1) -> int:
@@ -190,12 +196,14 @@ def settle_heap() -> None:
     is frozen, so full collections no longer walk it (each walked ~50,000 objects, 25 ms,
     about once every 200 ms under load). Young objects are collected at ``YOUNG_OBJECTS``
     rather than CPython's 700. Together they took the time a worker spent collecting under 64
-    connections of PATCH from ~20 % to ~1 % (docs/benchmarks-log.md). Only the server's own
-    processes call this: a library does not set its host's collector."""
+    connections of PATCH from ~20 % to ~1 % (docs/benchmarks-log.md). Threads hand the
+    interpreter over every ``SWITCH_SECONDS``. Only the server's own processes call this: a
+    library does not set its host's collector or interpreter."""
     gc.collect()
     gc.freeze()
     _, middle, oldest = gc.get_threshold()
     gc.set_threshold(YOUNG_OBJECTS, middle, oldest)
+    sys.setswitchinterval(SWITCH_SECONDS)
 
 
 def app_from_env() -> Starlette:
