@@ -23,20 +23,14 @@ from __future__ import annotations
 import sqlite3
 import time
 from abc import abstractmethod
-from collections.abc import Mapping
-from functools import partial
 from typing import Final
 
-from ..core.ahead import check_ahead, in_turn, worth_checking_ahead
 from ..core.crypto import KeyRing
 from ..core.errors import StoreUnavailableError
 from ..core.expiry import decode_expiries
-from ..core.limits import Limits
 from ..core.model import Snapshot
-from ..core.operations import Operation
 from ..core.planner import (
     DROP_EVERY,
-    Checked,
     HistoryRow,
     StoredBucket,
     WritePlan,
@@ -45,14 +39,14 @@ from ..core.planner import (
 )
 from ..core.values import decode
 from .groupcommit import Pending, ThreadState, answer
+from .sqliteahead import AheadChecks
 from .sqlitefile import transaction
-from .statements import SQL
+from .statements import NO_BUCKET, SQL
 from .tables import HISTORY_ROW, SQLITE
 
 __all__ = ["BatchCommit"]
 
 _SQL: Final = SQL(SQLITE)
-_NO_ROW: Final = ("{}", 0, None, None, None, None, 0, None, None, 0, None)
 #: A connection removes old contents once at least this many rows have come ``forget_lag``
 #: rows behind the newest (at every batch with a lag of 0), or as soon as the bytes of newer
 #: contents have pushed any behind.
@@ -70,26 +64,15 @@ _COLUMNS: Final = len(HISTORY_ROW)  # the values of a history row
 _INSERT_ROWS: Final = ("", *(_SQL.insert_history_rows(n) for n in range(1, ROWS_AT_ONCE + 1)))
 
 
-class BatchCommit:
-    """The write half of ``SQLiteStore``."""
+class BatchCommit(AheadChecks):
+    """The write half of ``SQLiteStore`` (a big job write is checked ahead: ``AheadChecks``)."""
 
-    limits: Limits
     keys: KeyRing | None
     forget_lag: int  # rows
     forget_lag_bytes: int  # characters of contents
 
-    @property
-    @abstractmethod
-    def _state(self) -> ThreadState: ...
-
-    @abstractmethod
-    def _conn(self) -> sqlite3.Connection: ...
-
     @abstractmethod
     def _fail(self, exc: BaseException) -> StoreUnavailableError: ...
-
-    @abstractmethod
-    def _open(self, device: str, job: str | None, stored: str, version: int) -> str: ...
 
     @abstractmethod
     def _seal(self, device: str, job: str | None, text: str, version: int) -> str: ...
@@ -161,7 +144,7 @@ class BatchCommit:
             )
         else:
             row = conn.execute(_SQL.select_for_write, key).fetchone()
-            text, version, updated_at, _, expires, *ids = row if row is not None else _NO_ROW
+            text, version, updated_at, _, expires, *ids = row if row is not None else NO_BUCKET
             text = self._open(pending.device, pending.job, text, version)
             data = decode(text)  # the planner consumes it: kept for the cache if nothing changes
             stored = StoredBucket(text, version, updated_at, data, decode_expiries(expires), *ids)
@@ -275,56 +258,6 @@ class BatchCommit:
         total: int = conn.execute(_SQL.device_bytes_besides, (device, job)).fetchone()[0]
         state.remember_others(device, job, total)
         return total
-
-    async def _check_ahead(
-        self, device: str, job: str, operation: Operation, expire_in: Mapping[str, float] | None
-    ) -> Checked | None:
-        """A big write to a job bucket checked against its job's schema before it joins a
-        batch, on the thread for that (``core.ahead``); None for a job without a schema or a
-        small write. What this connection last knew of the job and bucket decides, else a
-        read."""
-        state = self._state
-        if job in state.schemas and state.schemas[job] is None:
-            return None
-        cached = state.cache.get((device, job))
-        if cached is not None and job in state.schemas:
-            size = len(cached.text)
-        else:
-            try:
-                schema, size = self._conn().execute(_SQL.schema_and_size, (job, device)).fetchone()
-            except (sqlite3.Error, OSError):
-                return None  # the write itself meets the trouble and says so
-            if schema is None:
-                return None
-        if not worth_checking_ahead(size or 0, operation):
-            return None
-        return await in_turn(partial(self._check_ahead_now, device, job, operation, expire_in))
-
-    def _check_ahead_now(
-        self, device: str, job: str, operation: Operation, expire_in: Mapping[str, float] | None
-    ) -> Checked | None:
-        """On that thread, with its own connection: the schema and bucket as they are."""
-        try:
-            conn = self._conn()
-            found = conn.execute(_SQL.job_schema, (job,)).fetchone()
-            row = conn.execute(_SQL.select_for_write, (device, job)).fetchone()
-        except (sqlite3.Error, OSError):
-            return None  # the write itself meets the trouble and says so
-        if found is None or found[0] is None:
-            return None
-        text, version, updated_at, _, expires, *_ = row if row is not None else _NO_ROW
-        text = self._open(device, job, text, version)
-        stored = StoredBucket(text, version, updated_at, None, decode_expiries(expires))
-        return check_ahead(
-            stored,
-            operation,
-            device=device,
-            job=job,
-            schema=found[0],
-            limits=self.limits,
-            now=time.time(),
-            expire_in=expire_in,
-        )
 
     @staticmethod
     def _schema(conn: sqlite3.Connection, state: ThreadState, job: str) -> str | None:

@@ -9,9 +9,11 @@ from ..core.model import DeviceInfo
 from ..core.planner import JobRow
 from .tables import HISTORY_ROW, MIGRATION_STEPS, Dialect
 
-__all__ = ["SQL", "Row", "device_info", "job_row"]
+__all__ = ["NO_BUCKET", "SQL", "Row", "device_info", "job_row"]
 
 _BUCKET_COLUMNS: Final = "device, job, data, version, keys, size, updated_at, expires, next_expiry"
+#: ``SQL.select_for_write``'s row for a bucket that is not there.
+NO_BUCKET: Final = ("{}", 0, None, None, None, None, 0, None, None, 0, None)
 
 
 class SQL:
