@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from functools import partial
 
-from ..core.ahead import in_turn, worth_checking_ahead
+from ..core.ahead import worth_checking_ahead
 from ..core.expiry import decode_expiries
 from ..core.limits import Limits
 from ..core.model import Snapshot
@@ -20,6 +20,7 @@ from ..core.planner import EMPTY, StoredBucket, WritePlan, check_quota, plan_wri
 from . import pgsql
 from .pgsql import PG as _SQL
 from .pgsql import Connection
+from .turns import in_turn
 
 __all__ = ["OptimisticWrites"]
 
@@ -117,7 +118,7 @@ class OptimisticWrites:
         expire_in: Mapping[str, float] | None,
     ) -> WritePlan | None:
         """``where``: the device, the job ('' for none) and the job's schema. A big job write
-        is planned on the thread for that (``core.ahead.in_turn``): checking its schema here
+        is planned on the thread for that (``backends.turns``): checking its schema here
         would hold the event loop, every request of this process, for as long."""
         device, job, schema = where
         plan = partial(
@@ -134,7 +135,7 @@ class OptimisticWrites:
             expire_in=expire_in,
         )
         if schema is not None and worth_checking_ahead(len(stored.text), operation):
-            return await in_turn(plan)
+            return await in_turn(device, plan)
         return plan()
 
     def _near_quota(self, plan: WritePlan, others: int) -> bool:

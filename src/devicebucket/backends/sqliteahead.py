@@ -1,7 +1,7 @@
 """How the SQLite store checks a big job write against its job's schema ahead of the write's
 batch (``core.ahead``): what its connection knows of the job and the bucket decides whether
-(else one read), and the check runs on the thread for that, with that thread's own
-connection, against the schema and the bucket as they are then."""
+(else one read), and the check runs on the thread for that (``turns``), with that thread's
+own connection, against the schema and the bucket as they are then."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Final
 
-from ..core.ahead import check_ahead, in_turn, worth_checking_ahead
+from ..core.ahead import check_ahead, worth_checking_ahead
 from ..core.expiry import decode_expiries
 from ..core.limits import Limits
 from ..core.operations import Operation
@@ -20,6 +20,7 @@ from ..core.planner import Checked, StoredBucket
 from .groupcommit import ThreadState
 from .statements import NO_BUCKET, SQL
 from .tables import SQLITE
+from .turns import in_turn
 
 __all__ = ["AheadChecks"]
 
@@ -45,7 +46,7 @@ class AheadChecks:
         self, device: str, job: str, operation: Operation, expire_in: Mapping[str, float] | None
     ) -> Checked | None:
         """A big write to a job bucket checked against its job's schema before it joins a
-        batch, on the thread for that (``core.ahead``); None for a job without a schema or a
+        batch, in its device's turn (``backends.turns``); None for a job without a schema or a
         small write. What this connection last knew of the job and bucket decides, else a
         read."""
         state = self._state
@@ -63,7 +64,8 @@ class AheadChecks:
                 return None
         if not worth_checking_ahead(size or 0, operation):
             return None
-        return await in_turn(partial(self._check_ahead_now, device, job, operation, expire_in))
+        check = partial(self._check_ahead_now, device, job, operation, expire_in)
+        return await in_turn(device, check)
 
     def _check_ahead_now(
         self, device: str, job: str, operation: Operation, expire_in: Mapping[str, float] | None

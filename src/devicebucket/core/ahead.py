@@ -5,7 +5,7 @@ serves every request, and on SQLite under the store's write lock, which every wr
 for. A bucket of a megabyte takes jsonschema about half a second: a device that set one key
 of such a bucket again and again held every other device's writes for as long each time.
 So the SQLite store checks a big job write ahead of its batch, on a thread of its own
-(:func:`in_turn`), against the bucket as it reads it then (:func:`check_ahead`); the planner
+(``backends.turns``), against the bucket as it reads it then (:func:`check_ahead`); the planner
 under the lock takes that verdict when it comes to the same text against the same schema
 (``planner.Checked``), and checks again only when the bucket moved in between. The
 PostgreSQL store, which holds no lock while it plans, plans a big job write on that thread.
@@ -15,12 +15,8 @@ time the hop to a thread would take.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import threading
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Final, TypeVar
+from collections.abc import Mapping
+from typing import Any, Final
 
 from .errors import DeviceBucketError, InvalidSchemaError, SchemaViolationError
 from .limits import Limits
@@ -28,9 +24,7 @@ from .operations import Merge, Operation, Replace
 from .planner import Checked, StoredBucket, plan_write
 from .schema import validate_against_schema
 
-__all__ = ["AHEAD_SIZE", "AHEAD_WEIGHT", "check_ahead", "in_turn", "worth_checking_ahead"]
-
-T = TypeVar("T")
+__all__ = ["AHEAD_SIZE", "AHEAD_WEIGHT", "check_ahead", "worth_checking_ahead"]
 
 #: A job write is checked ahead when its bucket's text is at least this long before it (in
 #: characters or bytes; about a millisecond of jsonschema's time) ...
@@ -102,19 +96,3 @@ def check_ahead(
     except (SchemaViolationError, InvalidSchemaError) as refused:
         return Checked(plan.row.text, schema, refused)
     return Checked(plan.row.text, schema, None)
-
-
-_pool: tuple[int, ThreadPoolExecutor] | None = None
-_pool_lock = threading.Lock()
-
-
-async def in_turn(work: Callable[[], T]) -> T:
-    """``work()`` on this process's one thread for big job writes: they take turns there, so
-    however many come at once, the event loop keeps its share of the interpreter (a thread
-    each would leave it a share each)."""
-    global _pool
-    with _pool_lock:
-        if _pool is None or _pool[0] != os.getpid():  # a forked child has no thread yet
-            _pool = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="devicebucket-ahead"))
-        pool = _pool[1]
-    return await asyncio.get_running_loop().run_in_executor(pool, work)
