@@ -6,10 +6,23 @@ from __future__ import annotations
 import pytest
 
 from devicebucket import Limits
-from devicebucket.core.ahead import AHEAD_SIZE, AHEAD_WEIGHT, check_ahead, worth_checking_ahead
-from devicebucket.core.errors import SchemaViolationError
+from devicebucket.core.ahead import (
+    AHEAD_SIZE,
+    AHEAD_WEIGHT,
+    check_ahead,
+    unchecked,
+    worth_checking_ahead,
+)
+from devicebucket.core.errors import InvalidValueError, SchemaViolationError
 from devicebucket.core.operations import Clear, Delete, Merge, Operation, Replace
-from devicebucket.core.planner import EMPTY, Checked, StoredBucket, WritePlan, plan_write
+from devicebucket.core.planner import (
+    EMPTY,
+    BucketMoved,
+    Checked,
+    StoredBucket,
+    WritePlan,
+    plan_write,
+)
 from devicebucket.core.schema import schema_text
 from devicebucket.core.values import encode
 
@@ -22,7 +35,7 @@ def stored(data: dict[str, object], version: int = 1) -> StoredBucket:
     return StoredBucket(encode(data), version, 1.0)
 
 
-def ahead(bucket: StoredBucket, operation: Operation, schema: str = ONE_OF_TWO) -> Checked | None:
+def ahead(bucket: StoredBucket, operation: Operation, schema: str = ONE_OF_TWO) -> Checked:
     return check_ahead(
         bucket, operation, device="d", job="j", schema=schema, limits=LIMITS, now=10.0
     )
@@ -87,16 +100,22 @@ def test_check_ahead_gives_the_planned_text_and_its_verdict() -> None:
     good = ahead(bucket, Merge({"x": 1}))
     assert good == Checked('{"keep":1,"x":1}', ONE_OF_TWO, None)
     bad = ahead(stored({"x": 1}), Merge({"y": 2}))
-    assert bad is not None
     assert bad.text == '{"x":1,"y":2}'
     assert isinstance(bad.error, SchemaViolationError)
     assert "nothing was written" in str(bad.error)
 
 
 def test_check_ahead_leaves_other_refusals_and_no_change_to_the_write() -> None:
-    assert ahead(stored({"x": 1}), Merge({"x": 1})) is None  # changes nothing
+    same = stored({"x": 1})
+    assert ahead(same, Merge({"x": 1})) == unchecked(ONE_OF_TWO)  # changes nothing
+    assert plan(stored({"x": 1}), Merge({"x": 1}), unchecked(ONE_OF_TWO)) is None
     too_big = Merge({"x": "a" * LIMITS.max_bucket_bytes})
-    assert ahead(EMPTY, too_big) is None  # the write itself is refused for its size
+    assert ahead(EMPTY, too_big) == unchecked(ONE_OF_TWO)  # refused for its size
+    with pytest.raises(InvalidValueError, match="limit"):
+        plan(EMPTY, too_big, unchecked(ONE_OF_TWO))
+    # A write checked as changing nothing that changes the bucket after all is checked again.
+    with pytest.raises(BucketMoved):
+        plan(stored({"x": 2}, version=2), Merge({"x": 1}), unchecked(ONE_OF_TWO))
 
 
 def test_the_planner_takes_the_verdict_for_the_same_text_and_schema() -> None:
@@ -114,19 +133,26 @@ def test_the_planner_takes_the_verdict_for_the_same_text_and_schema() -> None:
 
 def test_a_verdict_on_a_bucket_that_moved_since_is_not_taken() -> None:
     """Checked ahead against version 1, "y" alone matches; by the time the write plans, a
-    write of "x" made version 2, and "y" with it does not."""
+    write of "x" made version 2, and "y" with it does not: the write is to be checked
+    again, against version 2 (never under the lock)."""
     checked = ahead(stored({"keep": 1}, version=1), Merge({"y": 2}))
-    assert checked is not None
     assert checked.error is None
+    moved = stored({"keep": 1, "x": 1}, version=2)
+    with pytest.raises(BucketMoved):
+        plan(moved, Merge({"y": 2}), checked)
+    again = ahead(stored({"keep": 1, "x": 1}, version=2), Merge({"y": 2}))
+    assert isinstance(again.error, SchemaViolationError)
     with pytest.raises(SchemaViolationError, match="does not match"):
-        plan(stored({"keep": 1, "x": 1}, version=2), Merge({"y": 2}), checked)
+        plan(moved, Merge({"y": 2}), again)
+    # Without a verdict, the planner checks the bucket itself.
+    with pytest.raises(SchemaViolationError, match="does not match"):
+        plan(moved, Merge({"y": 2}), None)
 
 
 def test_a_verdict_against_another_schema_is_not_taken() -> None:
     checked = ahead(stored({"x": 1}), Merge({"y": 2}), schema=schema_text({"type": "object"}))
-    assert checked is not None
     assert checked.error is None
-    with pytest.raises(SchemaViolationError):
+    with pytest.raises(BucketMoved):
         plan(stored({"x": 1}), Merge({"y": 2}), checked)
 
 

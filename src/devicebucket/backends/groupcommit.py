@@ -19,14 +19,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from ..core.model import Snapshot
 from ..core.operations import Operation
 from ..core.planner import Checked, StoredBucket
 
-__all__ = ["Pending", "ThreadState", "ThreadStates", "answer", "group_commit"]
+__all__ = ["BucketTurn", "Pending", "ThreadState", "ThreadStates", "answer", "group_commit"]
 
 
 @dataclass(slots=True)
@@ -42,6 +42,14 @@ class Pending:
     result: Snapshot | BaseException | None = None
 
 
+@dataclass(slots=True)
+class BucketTurn:
+    """A bucket's big job writes on one thread, one at a time (``sqliteahead``)."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    writers: int = 0  # that hold the lock or wait for it
+
+
 _CACHE_BYTES = 16 * 1024 * 1024
 _MAX_OTHERS = 100_000  # devices whose other buckets' bytes a connection remembers
 
@@ -52,6 +60,7 @@ class ThreadState:
     buckets hold)."""
 
     __slots__ = (
+        "bucket_turns",
         "cache",
         "cache_bytes",
         "conn",
@@ -80,6 +89,8 @@ class ThreadState:
         self.cache: dict[tuple[str, str], StoredBucket] = {}
         self.cache_bytes = 0
         self.schemas: dict[str, str | None] = {}
+        # The buckets whose big job writes take turns here (``sqliteahead``).
+        self.bucket_turns: dict[tuple[str, str], BucketTurn] = {}
         self.data_version: int | None = None
         self.watched_version: int | None = None  # PRAGMA data_version, as watchers last saw
         self.lapped_at = 0.0  # when a leader last let the loop run (``time.monotonic``)

@@ -383,10 +383,14 @@ class SQLiteStore(SQLStore, BatchCommit):
         expire_in: Mapping[str, float] | None = None,
     ) -> Snapshot:
         key = job or ""
-        checked = (
-            None if job is None else await self._check_ahead(device, key, operation, expire_in)
-        )
-        mine = Pending(device, key, operation, expected_version, actor, expire_in, checked)
+        if job is not None and self._checks_ahead(device, key, operation):
+            return await self._write_checked(
+                device, key, operation, expected_version, actor, expire_in
+            )
+        mine = Pending(device, key, operation, expected_version, actor, expire_in)
+        return await group_commit(self._state, mine, self.max_batch, self._commit)
+
+    async def _batch(self, mine: Pending) -> Snapshot:
         return await group_commit(self._state, mine, self.max_batch, self._commit)
 
     async def _put_job(

@@ -24,13 +24,22 @@ from .operations import Merge, Operation, Replace
 from .planner import Checked, StoredBucket, plan_write
 from .schema import validate_against_schema
 
-__all__ = ["AHEAD_SIZE", "AHEAD_WEIGHT", "check_ahead", "worth_checking_ahead"]
+__all__ = [
+    "AHEAD_SIZE",
+    "AHEAD_TRIES",
+    "AHEAD_WEIGHT",
+    "check_ahead",
+    "unchecked",
+    "worth_checking_ahead",
+]
 
 #: A job write is checked ahead when its bucket's text is at least this long before it (in
 #: characters or bytes; about a millisecond of jsonschema's time) ...
 AHEAD_SIZE: Final = 4096
 #: ... or what it writes weighs this much: a value each, a string a value a 256 characters.
 AHEAD_WEIGHT: Final = 256
+#: A write whose bucket moved past its check this many times is checked under the lock.
+AHEAD_TRIES: Final = 3
 
 
 def worth_checking_ahead(size: int, operation: Operation) -> bool:
@@ -70,10 +79,11 @@ def check_ahead(
     limits: Limits,
     now: float,
     expire_in: Mapping[str, float] | None = None,
-) -> Checked | None:
+) -> Checked:
     """The bucket's text after ``operation`` on ``stored`` and its verdict against
-    ``schema``; None when the write changes nothing or is refused for another reason (the
-    write itself says so, under the lock). Consumes ``stored.data``."""
+    ``schema``. A write that changes nothing, or is refused for another reason, gets a
+    verdict on no text (:func:`unchecked`): the write itself says so, under the lock, and is
+    checked again if it changes the bucket after all. Consumes ``stored.data``."""
     try:
         plan = plan_write(
             stored,
@@ -88,11 +98,16 @@ def check_ahead(
             expire_in=expire_in,
         )
     except DeviceBucketError:
-        return None
+        return unchecked(schema)
     if plan is None:
-        return None
+        return unchecked(schema)
     try:
         validate_against_schema(plan.data, schema, job)
     except (SchemaViolationError, InvalidSchemaError) as refused:
         return Checked(plan.row.text, schema, refused)
     return Checked(plan.row.text, schema, None)
+
+
+def unchecked(schema: str) -> Checked:
+    """A verdict on no text, never taken (no bucket's text is empty)."""
+    return Checked("", schema, None)

@@ -37,6 +37,7 @@ from .values import JSONObject, check_size, decode, encode, is_flat
 __all__ = [
     "DROP_EVERY",
     "EMPTY",
+    "BucketMoved",
     "BucketRow",
     "Checked",
     "HistoryRow",
@@ -86,11 +87,16 @@ EMPTY: Final = StoredBucket("{}", 0, None)  # never changed: the planner reads i
 class Checked:
     """A job bucket's text checked against a schema ahead of its write (``core.ahead``), and
     the refusal it met (None: it matches). The planner takes the verdict for the same text
-    against the same schema."""
+    against the same schema, and raises BucketMoved for any other."""
 
     text: str
     schema: str
     error: SchemaViolationError | InvalidSchemaError | None
+
+
+class BucketMoved(Exception):  # noqa: N818 - what happened, not a failure of the caller's
+    """The bucket is no longer what a write's text was checked ahead against (another
+    writer came between): the write changes nothing; check it again."""
 
 
 # The rows and the plan are plain (not frozen) dataclasses: every write makes several, and a
@@ -206,7 +212,8 @@ def plan_write(
 
     ``job`` is '' for the device bucket; ``schema`` the text of the job's schema, if it has
     one; ``expire_in`` seconds for keys of a merge (``expiry.check_expire_in``); ``checked``
-    the verdict on a text checked ahead (``core.ahead``), taken if it is this one. Raises
+    the verdict on a text checked ahead (``core.ahead``): taken if it is this text, else
+    BucketMoved. Raises
     ConflictError when ``expected_version`` is not the stored version, InvalidValueError
     when the result is too large, SchemaViolationError when it does not match the schema.
     A write that changes nothing keeps the version (1, 1.0 and true differ: their texts
@@ -311,8 +318,10 @@ def _check_schema(
     data: JSONObject, text: str, schema: str, job: str, checked: Checked | None
 ) -> None:
     """Check the bucket against the schema, or take the verdict on it checked ahead."""
-    if checked is None or checked.schema != schema or checked.text != text:
+    if checked is None:
         validate_against_schema(data, schema, job)
+    elif checked.schema != schema or checked.text != text:
+        raise BucketMoved
     elif checked.error is not None:
         raise checked.error
 
