@@ -23,14 +23,8 @@ def recorder(done: list[str], name: str, gate: threading.Event | None = None) ->
     return work
 
 
-async def running(first: asyncio.Task[str], started: threading.Event) -> None:
-    """Until ``first``'s work runs (it holds the thread until its gate opens)."""
-    assert await asyncio.to_thread(started.wait, 10)
-    assert not first.done()
-
-
-async def test_a_device_with_many_checks_waits_for_its_own_not_others_for_it() -> None:
-    done: list[str] = []
+async def holding(done: list[str]) -> tuple[asyncio.Task[str], threading.Event]:
+    """Device "a"'s check "a1", running: it holds the thread until the gate returned opens."""
     started, gate = threading.Event(), threading.Event()
 
     def first() -> str:
@@ -38,7 +32,14 @@ async def test_a_device_with_many_checks_waits_for_its_own_not_others_for_it() -
         return recorder(done, "a1", gate)()
 
     a1 = asyncio.create_task(in_turn("a", first))
-    await running(a1, started)
+    assert await asyncio.to_thread(started.wait, 10)
+    assert not a1.done()
+    return a1, gate
+
+
+async def test_a_device_with_many_checks_waits_for_its_own_not_others_for_it() -> None:
+    done: list[str] = []
+    a1, gate = await holding(done)
     a_rest = [asyncio.create_task(in_turn("a", recorder(done, f"a{n}"))) for n in (2, 3, 4)]
     await asyncio.sleep(0)  # each task has put its work in line
     b1 = asyncio.create_task(in_turn("b", recorder(done, "b1")))
@@ -60,14 +61,7 @@ async def test_a_failed_check_raises_in_its_writer_and_the_next_runs() -> None:
 
 async def test_a_writer_that_stops_waiting_has_its_check_skipped() -> None:
     done: list[str] = []
-    started, gate = threading.Event(), threading.Event()
-
-    def first() -> str:
-        started.set()
-        return recorder(done, "a1", gate)()
-
-    a1 = asyncio.create_task(in_turn("a", first))
-    await running(a1, started)
+    a1, gate = await holding(done)
     gone = asyncio.create_task(in_turn("b", recorder(done, "b1")))
     await asyncio.sleep(0)
     gone.cancel()
