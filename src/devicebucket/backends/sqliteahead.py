@@ -103,6 +103,13 @@ class AheadChecks:
             if not turn.writers:
                 del turns[device, job]
 
+    def _read_bucket(self, conn: sqlite3.Connection, device: str, job: str) -> StoredBucket:
+        """The bucket's row as a write reads it (its text opened, not decoded)."""
+        row = conn.execute(_SQL.select_for_write, (device, job)).fetchone()
+        text, version, updated_at, _, expires, *ids = row if row is not None else NO_BUCKET
+        text = self._open(device, job, text, version)
+        return StoredBucket(text, version, updated_at, None, decode_expiries(expires), *ids)
+
     def _check_ahead_now(
         self, device: str, job: str, operation: Operation, expire_in: Mapping[str, float] | None
     ) -> Checked:
@@ -110,15 +117,12 @@ class AheadChecks:
         try:
             conn = self._conn()
             found = conn.execute(_SQL.job_schema, (job,)).fetchone()
-            row = conn.execute(_SQL.select_for_write, (device, job)).fetchone()
+            stored = self._read_bucket(conn, device, job)
         except (sqlite3.Error, OSError):
             return unchecked("")  # the write itself meets the trouble and says so
         schema = None if found is None else found[0]
         if schema is None:
             return unchecked("")  # none now: a schema given meanwhile is a bucket moved
-        text, version, updated_at, _, expires, *_ = row if row is not None else NO_BUCKET
-        text = self._open(device, job, text, version)
-        stored = StoredBucket(text, version, updated_at, None, decode_expiries(expires))
         return check_ahead(
             stored,
             operation,

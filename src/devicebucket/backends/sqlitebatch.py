@@ -27,7 +27,6 @@ from typing import Final
 
 from ..core.crypto import KeyRing
 from ..core.errors import StoreUnavailableError
-from ..core.expiry import decode_expiries
 from ..core.model import Snapshot
 from ..core.planner import (
     DROP_EVERY,
@@ -41,7 +40,7 @@ from ..core.values import decode
 from .groupcommit import Pending, ThreadState, answer
 from .sqliteahead import AheadChecks
 from .sqlitefile import transaction
-from .statements import NO_BUCKET, SQL
+from .statements import SQL
 from .tables import HISTORY_ROW, SQLITE
 
 __all__ = ["BatchCommit"]
@@ -143,11 +142,9 @@ class BatchCommit(AheadChecks):
                 cached.flat,
             )
         else:
-            row = conn.execute(_SQL.select_for_write, key).fetchone()
-            text, version, updated_at, _, expires, *ids = row if row is not None else NO_BUCKET
-            text = self._open(pending.device, pending.job, text, version)
-            data = decode(text)  # the planner consumes it: kept for the cache if nothing changes
-            stored = StoredBucket(text, version, updated_at, data, decode_expiries(expires), *ids)
+            stored = self._read_bucket(conn, pending.device, pending.job)
+            # The planner consumes it: kept for the cache if nothing changes.
+            data = stored.data = decode(stored.text)
         plan = plan_write(
             stored,
             pending.operation,

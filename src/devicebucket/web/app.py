@@ -50,8 +50,9 @@ SESSION_HOURS_ENV: Final = "DEVICEBUCKET_SESSION_HOURS"
 YOUNG_OBJECTS: Final = 5_000
 #: How long a thread of a server's process keeps the interpreter while another waits for it
 #: (CPython's default: 5 ms). A big job write is checked on a thread of its own
-#: (``core.ahead``); the event loop took the interpreter back up to 5 ms late each time it
-#: waited for it, and another device's write took ~22 ms meanwhile instead of ~3.
+#: (``core.ahead``, ``backends.turns``); the event loop took the interpreter back up to 5 ms
+#: late each time it waited for it, and another device's write took ~22 ms meanwhile
+#: instead of ~3.
 SWITCH_SECONDS: Final = 0.0005
 
 
